@@ -1,0 +1,54 @@
+# The front door. CMake is the build; these targets wrap it.
+#   make            build build/libbytepool.a and build/libbytepool.so
+#   make test       install missing Debian packages (as root), build, run the
+#                   unit suite in a normal and an ASan+UBSan build
+#   make demo       build and run examples/fanout
+#   make install PREFIX=/usr/local
+#   make clean
+
+BUILD    ?= build
+PREFIX   ?= /usr/local
+JOBS     ?= $(shell nproc)
+DEB_PKGS := cmake ninja-build gcc make libcmocka-dev pkg-config jq binutils
+GEN      := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
+
+.PHONY: all deps configure test test-normal test-asan demo install clean
+
+all: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+configure:
+	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) $(GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (run 'make deps' as root)"; exit 1; fi; \
+	fi
+
+test: deps
+	$(MAKE) test-normal
+	$(MAKE) test-asan
+
+test-normal: all
+	cd $(BUILD) && $(CTEST)
+
+test-asan:
+	@test -f $(BUILD)-asan/CMakeCache.txt || cmake -S . -B $(BUILD)-asan $(GEN) \
+	  -DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=address,undefined
+	cmake --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && $(CTEST)
+
+demo: deps all
+	$(BUILD)/examples/fanout
+
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan

@@ -1,0 +1,229 @@
+/*
+ * bytepool.h - tiered, reference-counted byte buffers for C11.
+ *
+ * This header is the reference manual. Conventions used throughout:
+ *
+ *  - Functions returning int return 0 on success or a positive errno value.
+ *  - Functions returning a pointer return NULL on failure and set errno.
+ *  - Error values: EINVAL  bad argument (NULL, a pointer the library does not
+ *                          own, a pointer into another pool, a bad config);
+ *                  EALREADY the buffer is free (double release, retain or put
+ *                          of a released buffer);
+ *                  EOVERFLOW the reference count would overflow;
+ *                  ENOMEM  the operating system refused memory.
+ *    A refused call changes nothing: the buffer and the pool stay as they
+ *    were. It is counted in the pool's `refused` statistic and reported to
+ *    the pool's error callback (or, when no pool can be named, to the
+ *    process-wide handler of bp_set_error_handler()).
+ *  - "Thread-safe" means any thread may call the function at any time on
+ *    the same object; exceptions are stated.
+ */
+#ifndef BYTEPOOL_H
+#define BYTEPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BP_VERSION_MAJOR 0
+#define BP_VERSION_MINOR 1
+#define BP_VERSION_PATCH 0
+
+#if defined(BP_BUILDING) && defined(__GNUC__)
+#define BP_API __attribute__((visibility("default")))
+#else
+#define BP_API
+#endif
+
+/* ===================================================================== */
+/* Version                                                               */
+/* ===================================================================== */
+
+/* The run-time version as "MAJOR.MINOR.PATCH"; a static string. */
+BP_API const char *bp_version(void);
+
+/* ===================================================================== */
+/* Tier sets                                                             */
+/* ===================================================================== */
+
+/* Powers of two from 128 B to 2 MiB: 15 tiers (the seed's SizePowerOfTwo).
+ * Returns a static array; stores its length in *n when n is not NULL. */
+BP_API const size_t *bp_sizes_pow2(size_t *n);
+
+/* 1K 4K 16K 32K 64K 128K (the seed's SizeStream). Static, as above. */
+BP_API const size_t *bp_sizes_stream(size_t *n);
+
+/* ===================================================================== */
+/* Pools                                                                 */
+/* ===================================================================== */
+
+typedef struct bp_pool bp_pool;
+
+#define BP_MAX_TIERS 64            /* at most this many tiers per pool */
+#define BP_MAX_TIER_SIZE (1u << 30) /* the largest allowed tier: 1 GiB */
+#define BP_RECENT_DEFAULT 256      /* recent lengths kept by default */
+
+/* bp_config.flags */
+#define BP_CHECKED 0x1u   /* poison free buffers, check canaries, abort on misuse */
+#define BP_NO_RECENT 0x2u /* do not record requested lengths */
+
+/* Called for every refused call: err is the errno value returned, op the
+ * function name ("bp_put", ...), ptr the pointer passed (may be NULL). It
+ * runs on the calling thread and must not call back into the pool. */
+typedef void (*bp_error_fn)(void *ctx, int err, const char *op, const void *ptr);
+
+/* Pool configuration. All-zero means defaults; a field left 0 takes its
+ * default. Environment variables override the defaults (not a non-zero
+ * field): see the README's table. */
+typedef struct bp_config {
+    const size_t *sizes;  /* tier sizes, any order; NULL: bp_sizes_pow2() */
+    size_t nsizes;        /* number of entries in sizes */
+    size_t tcache_bytes;  /* per thread and tier, bytes a thread cache may hold
+                             (default 256 KiB, env BYTEPOOL_TCACHE_BYTES) */
+    size_t idle_bytes;    /* bytes of wholly free segments a pool keeps mapped;
+                             beyond it they go back to the OS at once
+                             (default 8 MiB, env BYTEPOOL_IDLE_BYTES) */
+    unsigned decay_ms;    /* wholly free segments idle this long are returned
+                             to the OS (default 1000, env BYTEPOOL_DECAY_MS) */
+    unsigned flags;       /* BP_CHECKED, BP_NO_RECENT; env BYTEPOOL_CHECKED=1
+                             adds BP_CHECKED */
+    size_t recent_window; /* recent lengths kept; 0: BP_RECENT_DEFAULT */
+    bp_error_fn on_error; /* refused-call callback, may be NULL */
+    void *error_ctx;      /* first argument of on_error */
+} bp_config;
+
+/* Creates a pool. cfg may be NULL (defaults). Tier sizes must be non-zero,
+ * distinct, at most BP_MAX_TIER_SIZE, and at most BP_MAX_TIERS of them.
+ * Returns NULL with errno EINVAL for a bad config, ENOMEM when out of memory.
+ * The caller owns the pool and ends it with bp_pool_destroy(). Thread-safe. */
+BP_API bp_pool *bp_pool_new(const bp_config *cfg);
+
+/* Ends the caller's ownership of the pool and returns how many buffers are
+ * still referenced (leaks). Those buffers stay valid and may still be
+ * retained and released from any thread; the pool's memory goes back to the
+ * OS as the last of them is released. After this call the pool handle must
+ * not be passed to any function. Must not run concurrently with other calls
+ * that pass this pool handle. Buffers other threads keep in their caches
+ * for this pool are handed back by those threads at their next slow-path
+ * call or at thread exit. NULL returns 0. */
+BP_API size_t bp_pool_destroy(bp_pool *pool);
+
+/* Prewarms a tier (the seed's Alloc): makes `count` buffers of the tier
+ * serving `size` ready in the pool, mapping memory now rather than on the
+ * first gets. Returns 0, EINVAL (NULL pool, size 0 or above the largest
+ * tier), or ENOMEM (the pool keeps what it had). Thread-safe. */
+BP_API int bp_pool_reserve(bp_pool *pool, size_t size, size_t count);
+
+/* Returns idle memory to the OS: flushes the calling thread's caches of this
+ * pool, unmaps wholly free segments and releases the pages of free buffers
+ * of page size and above. Returns the bytes given back. Thread-safe. */
+BP_API size_t bp_pool_trim(bp_pool *pool);
+
+/* ===================================================================== */
+/* Buffers                                                               */
+/* ===================================================================== */
+
+/* Returns a buffer of at least len bytes with reference count 1, from the
+ * smallest tier >= len; its capacity (bp_cap) is exactly the tier size.
+ * len above the largest tier is served by a direct mapping of exactly len
+ * bytes, counted as discarded. Buffers are 64-byte aligned, page-aligned for
+ * tiers of 4 KiB and up. Contents are unspecified. Returns NULL with errno
+ * EINVAL (NULL pool or len 0) or ENOMEM. Thread-safe. */
+BP_API void *bp_get(bp_pool *pool, size_t len);
+
+/* Drops one reference of the buffer containing p (any pointer inside it);
+ * at zero the buffer goes back to the pool. Returns 0, EINVAL (NULL pool,
+ * p NULL, foreign, or of another pool) or EALREADY (the buffer is free).
+ * Thread-safe; the caller must own the reference it drops. */
+BP_API int bp_put(bp_pool *pool, void *p);
+
+/* Adds one reference to the buffer containing p (any pointer inside it) and
+ * returns p; returns NULL with errno EINVAL (p not in a buffer of any pool),
+ * EALREADY (the buffer is free) or EOVERFLOW. Thread-safe. */
+BP_API void *bp_retain(void *p);
+
+/* Drops one reference like bp_put, finding the pool from the address.
+ * Returns 0, EINVAL or EALREADY. Thread-safe. */
+BP_API int bp_release(void *p);
+
+/* The reference count of the buffer containing p; 0 when p is not inside a
+ * live buffer. A snapshot: other threads may change it. Thread-safe. */
+BP_API size_t bp_refcount(const void *p);
+
+/* Bytes from p to the end of the live buffer containing p; 0 when p is not
+ * inside a live buffer. Thread-safe. */
+BP_API size_t bp_cap(const void *p);
+
+/* ===================================================================== */
+/* Statistics                                                            */
+/* ===================================================================== */
+
+typedef struct bp_tier_stats {
+    size_t size;    /* the tier size in bytes */
+    uint64_t get;   /* buffers handed out by this tier */
+    uint64_t put;   /* buffers that came back to this tier */
+    uint64_t hits;  /* gets served from a thread cache */
+    uint64_t live;  /* buffers of this tier now referenced (get - put) */
+    uint64_t carved; /* buffers of this tier that exist (live or idle) */
+} bp_tier_stats;
+
+typedef struct bp_stats {
+    uint64_t total_get;     /* gets served by a tier (seed total_get) */
+    uint64_t total_put;     /* buffers returned to a tier (seed total_put) */
+    uint64_t discarded;     /* oversize gets plus oversize final releases */
+    uint64_t hits;          /* gets served from a thread cache */
+    uint64_t refused;       /* calls refused for bad input */
+    uint64_t outstanding;   /* buffers referenced now, oversize included */
+    uint64_t bytes_live;    /* capacity of the referenced buffers */
+    uint64_t bytes_idle;    /* capacity of free buffers kept for reuse */
+    uint64_t bytes_mapped;  /* bytes mapped from the OS, headers included */
+    uint64_t segments;      /* segments mapped (oversize buffers included) */
+    uint64_t os_returned;   /* bytes given back to the OS so far */
+    size_t ntiers;          /* entries used in tiers[] */
+    bp_tier_stats tiers[BP_MAX_TIERS]; /* ascending size */
+} bp_stats;
+
+/* Fills *out with a snapshot of the pool's statistics. Counters are summed
+ * over threads, so a snapshot taken during traffic is approximate. Returns 0
+ * or EINVAL (NULL argument). Thread-safe. */
+BP_API int bp_pool_stats(bp_pool *pool, bp_stats *out);
+
+/* Copies up to max tier sizes, ascending, to out (the seed's
+ * GetAvailableSizes) and returns the tier count; out may be NULL when max is
+ * 0. NULL pool returns 0. Thread-safe. */
+BP_API size_t bp_pool_sizes(const bp_pool *pool, size_t *out, size_t max);
+
+/* The number of discarded (oversize) operations (seed GetDiscardedCount).
+ * NULL pool returns 0. Thread-safe. */
+BP_API uint64_t bp_pool_discarded(const bp_pool *pool);
+
+/* Copies the most recent requested lengths, oldest first, to out and returns
+ * how many were copied: every get with len > 0, oversize included, up to the
+ * pool's window (default 256). When max is smaller than what is kept, the
+ * newest max lengths. Order is exact within a thread; across threads it is
+ * the order in which threads published their batches. Thread-safe. */
+BP_API size_t bp_pool_recent_lengths(bp_pool *pool, size_t *out, size_t max);
+
+/* The statistics as JSON with exactly the seed's GetPoolStats keys:
+ * {"pools":{"<size>":{"get":N,"put":N},...},"discarded":N,"total_get":N,
+ *  "total_put":N,"recent_lengths":[...]}. Returns a malloc'd string the
+ * caller frees, or NULL with errno EINVAL or ENOMEM. Thread-safe. */
+BP_API char *bp_pool_stats_json(bp_pool *pool);
+
+/* Process-wide handler for refused calls that name no pool (bp_retain,
+ * bp_release, bp_refcount of a pointer the library does not own). NULL
+ * removes it. Returns the previous handler. Thread-safe. */
+BP_API bp_error_fn bp_set_error_handler(bp_error_fn fn, void *ctx);
+
+/* Refused calls that could not be charged to any pool, process-wide. */
+BP_API uint64_t bp_refused_unowned(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BYTEPOOL_H */

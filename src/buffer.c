@@ -1,0 +1,296 @@
+/*
+ * buffer.c - get, put, retain, release, refcount, cap.
+ *
+ * Fast paths first: a get pops the thread's bin for the tier, a put of the
+ * only reference pushes onto it; neither does an atomic read-modify-write
+ * (the count is 1, so only the caller may touch it). Everything else - an
+ * empty or full bin, a shared count, oversize, checked or destroyed pools,
+ * bad input - goes to cold, out-of-line functions below.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+static _Atomic uint64_t refused_unowned;
+static _Atomic(bp_error_fn) global_handler;
+static void *_Atomic global_ctx;
+
+bp_error_fn bp_set_error_handler(bp_error_fn fn, void *ctx) {
+    st_rel(&global_ctx, ctx);
+    return atomic_exchange(&global_handler, fn);
+}
+
+uint64_t bp_refused_unowned(void) { return ld_rlx(&refused_unowned); }
+
+int bp__refuse(bp_pool *pool, int err, const char *op, const void *p) {
+    if (pool) {
+        atomic_fetch_add_explicit(&pool->refused, 1, memory_order_relaxed);
+        if (pool->on_error)
+            pool->on_error(pool->error_ctx, err, op, p);
+    } else {
+        atomic_fetch_add_explicit(&refused_unowned, 1, memory_order_relaxed);
+        bp_error_fn fn = ld_acq(&global_handler);
+        if (fn)
+            fn(ld_acq(&global_ctx), err, op, p);
+    }
+    errno = err;
+    return err;
+}
+
+/* Stages a requested length in the thread's cache (see stats.c). */
+static inline void stage_len(bp_tcache *tc, size_t len) {
+    uint64_t s = ld_rlx(&tc->seq);
+    st_rlx(&tc->stage[s & (BP_STAGE - 1)], len);
+    st_rel(&tc->seq, s + 1);
+    if (BP_UNLIKELY(s + 1 == tc->lim))
+        bp__tc_publish_locked(tc);
+}
+
+/* ---- get ------------------------------------------------------------------ */
+
+BP_COLD static void *get_oversize(bp_pool *pool, size_t len) {
+    bp__pool_lock(pool);
+    bp_seg *seg = bp__seg_new_oversize(pool, len);
+    bp__pool_unlock(pool);
+    if (!seg)
+        return NULL;
+    seg->reqlen[0] = (uint32_t)(len > UINT32_MAX ? UINT32_MAX : len);
+    st_rel(&seg->rc[0], 1);
+    atomic_fetch_add_explicit(&pool->discarded, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pool->over_live, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pool->over_bytes, len, memory_order_relaxed);
+    bp__record(pool, len);
+    return seg->base;
+}
+
+/* Checked and destroyed pools: straight to the depot, under the lock. */
+BP_COLD static void *get_uncached(bp_pool *pool, uint32_t t, size_t len) {
+    bp_centry e;
+    bp__pool_lock(pool);
+    uint32_t got = bp__depot_take(pool, t, &e, 1);
+    if (got) {
+        pool->retired[t].get++;
+        pool->retired[t].miss++;
+        if (pool->record)
+            bp__record_locked(pool, &len, 1);
+    }
+    bp__pool_unlock(pool);
+    if (!got)
+        return NULL;
+    bp_seg *seg = bp__seg_of_rc(e.rc);
+    uint32_t idx = (uint32_t)(e.rc - seg->rc);
+    if (seg->reqlen)
+        bp__checked_on_get(seg, idx, len);
+    st_rel(e.rc, 1);
+    return e.p;
+}
+
+BP_COLD static void *get_slow(bp_pool *pool, size_t len) {
+    if (!pool || len == 0)
+        return bp__refuse(pool, EINVAL, "bp_get", NULL), NULL;
+    if (len > pool->max_len)
+        return get_oversize(pool, len);
+    uint32_t t = bp__tier_of(pool, len);
+    bp_tcache *tc = bp__tc_fast(pool);
+    if (!tc)
+        tc = bp__tc_slow(pool);
+    if (!tc)
+        return get_uncached(pool, t, len);
+    bp_bin *bin = &tc->bins[t];
+    void *p;
+    if (bin->n) { /* the slot was cold, the bin was not */
+        bp_centry *e = &bin->e[--bin->n];
+        st_rlx(e->rc, 1);
+        p = e->p;
+    } else {
+        p = bp__tc_refill(tc, t);
+        if (!p)
+            return NULL; /* errno is ENOMEM */
+        bump(&tc->ctr[t].miss);
+    }
+    bump(&tc->ctr[t].get);
+    stage_len(tc, len);
+    return p;
+}
+
+void *bp_get(bp_pool *pool, size_t len) {
+    if (BP_UNLIKELY(!pool || len - 1 >= pool->max_len))
+        return get_slow(pool, len);
+    bp_tcache *tc = bp__tc_fast(pool);
+    if (BP_UNLIKELY(!tc))
+        return get_slow(pool, len);
+    uint32_t t = bp__tier_of(pool, len);
+    bp_bin *bin = &tc->bins[t];
+    if (BP_UNLIKELY(bin->n == 0))
+        return get_slow(pool, len);
+    bp_centry *e = &bin->e[--bin->n];
+    st_rlx(e->rc, 1);
+    bump(&tc->ctr[t].get);
+    stage_len(tc, len);
+    return e->p;
+}
+
+/* ---- returning a buffer to its pool --------------------------------------- */
+
+/* The count of slot idx has just reached 0: the buffer goes home. */
+void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
+    bp_pool *pool = seg->pool;
+    if (bp__seg_is_oversize(seg)) {
+        atomic_fetch_add_explicit(&pool->discarded, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&pool->over_live, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&pool->over_bytes, seg->size, memory_order_relaxed);
+        bp__pool_lock(pool);
+        bp__seg_free(seg);
+        bp__pool_maybe_free(pool);
+        return;
+    }
+    uint32_t t = seg->tier;
+    if (seg->reqlen)
+        bp__checked_on_free(seg, idx, "release");
+    bp_tcache *tc = bp__tc_fast(pool);
+    if (!tc || (ld_rlx(&pool->flags) & BPF_SLOW))
+        tc = bp__tc_slow(pool);
+    bp_centry e = {bp__seg_buf(seg, idx), &seg->rc[idx]};
+    if (!tc) {
+        bp__pool_lock(pool);
+        pool->retired[t].put++;
+        bp__depot_give(pool, t, &e, 1);
+        bp__pool_maybe_free(pool);
+        return;
+    }
+    bp_bin *bin = &tc->bins[t];
+    if (bin->n == bin->max) {
+        if (!bin->max) {
+            bp__pool_lock(pool);
+            bp__depot_give(pool, t, &e, 1);
+            bp__pool_unlock(pool);
+            bump(&tc->ctr[t].put);
+            return;
+        }
+        bp__tc_flush_bin(tc, t, bin->max / 2);
+    }
+    bin->e[bin->n++] = e;
+    bump(&tc->ctr[t].put);
+}
+
+/* Finds the slot of p, refusing what is not inside a buffer of `expect`
+ * (any pool when expect is NULL and any_pool is true). */
+static _Atomic uint32_t *locate(bp_pool *expect, bool any_pool, const void *p, const char *op,
+                                bp_seg **segp, uint32_t *idxp) {
+    bp_seg *seg = p ? bp__seg_of(p) : NULL;
+    if (!seg || (!any_pool && seg->pool != expect)) {
+        bp__refuse(expect, EINVAL, op, p);
+        return NULL;
+    }
+    size_t in;
+    uint32_t idx = bp__slot_of(seg, p, &in);
+    if (idx == UINT32_MAX) {
+        bp__refuse(seg->pool, EINVAL, op, p);
+        return NULL;
+    }
+    *segp = seg;
+    *idxp = idx;
+    return &seg->rc[idx];
+}
+
+BP_COLD static int drop_slow(bp_pool *expect, bool any_pool, void *p, const char *op) {
+    bp_seg *seg;
+    uint32_t idx;
+    _Atomic uint32_t *rc = locate(expect, any_pool, p, op, &seg, &idx);
+    if (!rc)
+        return errno;
+    uint32_t v = ld_acq(rc);
+    for (;;) {
+        if (v == 0) {
+            if (seg->reqlen && !bp__seg_is_oversize(seg))
+                bp__abort("bytepool: %s(%p): buffer %p is already free (double release)", op,
+                          p, (void *)bp__seg_buf(seg, idx));
+            return bp__refuse(seg->pool, EALREADY, op, p);
+        }
+        if (atomic_compare_exchange_weak_explicit(rc, &v, v - 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            break;
+    }
+    if (v == 1)
+        bp__buffer_free_slow(seg, idx);
+    return 0;
+}
+
+/* The shared fast path of bp_put and bp_release: the caller holds the only
+ * reference, so the count goes 1 -> 0 with a plain store. */
+static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p) {
+    size_t in;
+    uint32_t idx = bp__slot_of(seg, p, &in);
+    if (BP_UNLIKELY(idx == UINT32_MAX))
+        return -1;
+    _Atomic uint32_t *rc = &seg->rc[idx];
+    if (BP_UNLIKELY(ld_acq(rc) != 1))
+        return -1;
+    bp_tcache *tc = bp__tc_fast(pool);
+    if (BP_UNLIKELY(!tc))
+        return -1;
+    bp_bin *bin = &tc->bins[seg->tier]; /* oversize: the full extra bin */
+    if (BP_UNLIKELY(bin->n == bin->max))
+        return -1;
+    st_rlx(rc, 0);
+    bin->e[bin->n++] = (bp_centry){(uint8_t *)p - in, rc};
+    bump(&tc->ctr[seg->tier].put);
+    return 0;
+}
+
+int bp_put(bp_pool *pool, void *p) {
+    bp_seg *seg = bp__seg_of(p);
+    if (BP_LIKELY(seg && seg->pool == pool) && BP_LIKELY(drop_fast(pool, seg, p) == 0))
+        return 0;
+    return drop_slow(pool, false, p, "bp_put");
+}
+
+int bp_release(void *p) {
+    bp_seg *seg = bp__seg_of(p);
+    if (BP_LIKELY(seg != NULL)) {
+        bp_pool *pool = seg->pool;
+        if (BP_LIKELY(!(ld_rlx(&pool->flags) & BPF_SLOW)) && drop_fast(pool, seg, p) == 0)
+            return 0;
+    }
+    return drop_slow(NULL, true, p, "bp_release");
+}
+
+/* ---- references ----------------------------------------------------------- */
+
+void *bp_retain(void *p) {
+    bp_seg *seg;
+    uint32_t idx;
+    _Atomic uint32_t *rc = locate(NULL, true, p, "bp_retain", &seg, &idx);
+    if (BP_UNLIKELY(!rc))
+        return NULL;
+    uint32_t v = ld_rlx(rc);
+    do {
+        if (BP_UNLIKELY(v == 0 || v >= BP_RC_MAX)) {
+            if (v == 0 && seg->reqlen && !bp__seg_is_oversize(seg))
+                bp__abort("bytepool: bp_retain(%p): buffer %p is free", p,
+                          (void *)bp__seg_buf(seg, idx));
+            bp__refuse(seg->pool, v ? EOVERFLOW : EALREADY, "bp_retain", p);
+            return NULL;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(rc, &v, v + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return p;
+}
+
+size_t bp_refcount(const void *p) {
+    bp_seg *seg = bp__seg_of(p);
+    size_t in;
+    uint32_t idx;
+    if (!seg || (idx = bp__slot_of(seg, p, &in)) == UINT32_MAX)
+        return 0;
+    return ld_acq(&seg->rc[idx]);
+}
+
+size_t bp_cap(const void *p) {
+    bp_seg *seg = bp__seg_of(p);
+    size_t in;
+    uint32_t idx;
+    if (!seg || (idx = bp__slot_of(seg, p, &in)) == UINT32_MAX)
+        return 0;
+    return ld_acq(&seg->rc[idx]) ? seg->size - in : 0;
+}

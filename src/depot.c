@@ -1,0 +1,149 @@
+/*
+ * depot.c - the pool's shared store of free buffers, one per tier.
+ *
+ * Free buffers stay in their segment's free stack (slot indices in the
+ * header, never in the buffer, so free memory can be poisoned or given back
+ * to the OS). A tier keeps a list of segments with room: free slots or
+ * slots never carved. A segment whose carved slots are all free is "empty":
+ * it is unmapped when the pool holds more empty bytes than idle_bytes, when
+ * it has been empty for decay_ms, or on trim. Every function here runs with
+ * the pool lock held.
+ */
+#include "internal.h"
+
+static void partial_add(bp_depot *d, bp_seg *seg) {
+    if (seg->in_partial)
+        return;
+    seg->in_partial = true;
+    seg->pprev = NULL;
+    seg->pnext = d->partial;
+    if (d->partial)
+        d->partial->pprev = seg;
+    d->partial = seg;
+}
+
+static void partial_remove(bp_depot *d, bp_seg *seg) {
+    if (!seg->in_partial)
+        return;
+    seg->in_partial = false;
+    if (seg->pprev)
+        seg->pprev->pnext = seg->pnext;
+    else
+        d->partial = seg->pnext;
+    if (seg->pnext)
+        seg->pnext->pprev = seg->pprev;
+}
+
+static bool seg_empty(const bp_seg *seg) { return seg->ncarved && seg->nfree == seg->ncarved; }
+
+/* May this empty segment go back to the OS? Not below the reserve floor,
+ * unless the pool is being destroyed. */
+static bool may_release(const bp_pool *pool, const bp_seg *seg) {
+    const bp_depot *d = &pool->depot[seg->tier];
+    return !pool->user_ref || d->carved - seg->ncarved >= d->reserved;
+}
+
+static void seg_release(bp_pool *pool, bp_seg *seg) {
+    bp_depot *d = &pool->depot[seg->tier];
+    partial_remove(d, seg);
+    pool->empty_bytes -= seg->map_bytes;
+    d->carved -= seg->ncarved;
+    bp__seg_free(seg);
+}
+
+uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n) {
+    bp_depot *d = &pool->depot[tier];
+    uint32_t got = 0;
+    while (got < n) {
+        bp_seg *seg = d->partial;
+        if (!seg) {
+            seg = bp__seg_new_tier(pool, tier);
+            if (!seg)
+                break;
+            partial_add(d, seg);
+        }
+        if (seg_empty(seg))
+            pool->empty_bytes -= seg->map_bytes;
+        while (got < n && seg->nfree) {
+            uint32_t idx = seg->freestk[--seg->nfree];
+            out[got].p = bp__seg_buf(seg, idx);
+            out[got].rc = &seg->rc[idx];
+            got++;
+        }
+        if (seg->ncold > seg->nfree)
+            seg->ncold = seg->nfree;
+        while (got < n && seg->ncarved < seg->nslots) {
+            uint32_t idx = seg->ncarved++;
+            out[got].p = bp__seg_buf(seg, idx);
+            out[got].rc = &seg->rc[idx];
+            d->carved++;
+            got++;
+        }
+        if (!seg->nfree && seg->ncarved == seg->nslots)
+            partial_remove(d, seg);
+    }
+    return got;
+}
+
+/* Returns a slot to its segment; the segment may become empty. */
+static void give_one(bp_pool *pool, bp_depot *d, bp_seg *seg, uint32_t idx) {
+    seg->freestk[seg->nfree++] = idx;
+    partial_add(d, seg);
+    if (seg_empty(seg)) {
+        seg->empty_since_ms = bp__os_now_ms();
+        pool->empty_bytes += seg->map_bytes;
+        if ((pool->empty_bytes > pool->idle_bytes || !pool->user_ref) && may_release(pool, seg))
+            seg_release(pool, seg);
+    }
+}
+
+void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in, uint32_t n) {
+    bp_depot *d = &pool->depot[tier];
+    for (uint32_t i = 0; i < n; i++) {
+        bp_seg *seg = bp__seg_of_rc(in[i].rc);
+        give_one(pool, d, seg, (uint32_t)(in[i].rc - seg->rc));
+    }
+}
+
+size_t bp__depot_trim(bp_pool *pool, bool all_empty) {
+    size_t returned = 0;
+    size_t page = bp__os_page();
+    for (uint32_t t = 0; t < pool->ntiers; t++) {
+        bp_depot *d = &pool->depot[t];
+        bp_seg *next;
+        for (bp_seg *seg = d->partial; seg; seg = next) {
+            next = seg->pnext;
+            if (seg_empty(seg) && all_empty && may_release(pool, seg)) {
+                returned += seg->map_bytes;
+                seg_release(pool, seg);
+                continue;
+            }
+            if (seg->stride < page || seg->reqlen) /* checked: keep the poison */
+                continue;
+            for (uint32_t i = seg->ncold; i < seg->nfree; i++) {
+                if (bp__os_decommit(bp__seg_buf(seg, seg->freestk[i]), seg->stride) != 0)
+                    break;
+                returned += seg->stride;
+                pool->os_returned += seg->stride;
+                seg->ncold = i + 1;
+            }
+        }
+    }
+    return returned;
+}
+
+void bp__depot_decay(bp_pool *pool) {
+    uint64_t now = bp__os_now_ms();
+    if (now < pool->next_decay_ms)
+        return;
+    pool->next_decay_ms = now + pool->decay_ms / 2 + 1;
+    for (uint32_t t = 0; t < pool->ntiers; t++) {
+        bp_seg *next;
+        for (bp_seg *seg = pool->depot[t].partial; seg; seg = next) {
+            next = seg->pnext;
+            if (seg_empty(seg) && now - seg->empty_since_ms >= pool->decay_ms &&
+                may_release(pool, seg))
+                seg_release(pool, seg);
+        }
+    }
+}

@@ -1,0 +1,298 @@
+/*
+ * internal.h - the library's shared types and its inline fast paths.
+ *
+ * Memory comes in segments: mappings aligned to BP_CHUNK (1 MiB) whose header
+ * holds, per buffer, a reference count and a free-stack entry, so buffers
+ * carry no header and a 4096-byte request is served from the 4096 tier. A
+ * radix map (segmap.c) turns any address into its segment in O(1). Each
+ * thread keeps one cache per pool (tcache.c) with a bounded bin per tier;
+ * bins refill from and flush to the pool's depot (depot.c) in batches.
+ * Never installed; every non-static name is bp__ and hidden.
+ */
+#ifndef BP_INTERNAL_H
+#define BP_INTERNAL_H
+
+#include "bytepool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BP_HIDDEN __attribute__((visibility("hidden")))
+#define BP_COLD __attribute__((cold, noinline))
+#define BP_LIKELY(x) __builtin_expect(!!(x), 1)
+#define BP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define BP_TLS __thread __attribute__((tls_model("initial-exec")))
+
+/* Relaxed single-writer counters: readable by other threads, no RMW. */
+#define ld_rlx(p) atomic_load_explicit((p), memory_order_relaxed)
+#define st_rlx(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+#define ld_acq(p) atomic_load_explicit((p), memory_order_acquire)
+#define st_rel(p, v) atomic_store_explicit((p), (v), memory_order_release)
+#define bump(p) st_rlx((p), ld_rlx(p) + 1)
+
+/* ---- sizes ------------------------------------------------------------ */
+
+#define BP_CHUNK_SHIFT 20
+#define BP_CHUNK ((size_t)1 << BP_CHUNK_SHIFT)
+#define BP_ADDR_BITS 47 /* user address space covered by the map */
+#define BP_MAP_LEAF_BITS 13
+#define BP_MAP_TOP_BITS (BP_ADDR_BITS - BP_CHUNK_SHIFT - BP_MAP_LEAF_BITS)
+#define BP_ALIGN_MIN 64        /* every buffer is at least this aligned */
+#define BP_SEG_PAYLOAD BP_CHUNK /* aim: about this many bytes of buffers */
+#define BP_STAGE 32 /* recent lengths a thread stages before publishing */
+#define BP_TLD_SLOTS 256
+#define BP_CLASS_MAX_SHIFT 10
+#define BP_RC_MAX (UINT32_MAX - 1)
+
+/* ---- segments ----------------------------------------------------------- */
+
+typedef struct bp_seg bp_seg;
+typedef struct bp_pool bp_pool;
+typedef struct bp_tcache bp_tcache;
+typedef struct bp_tld bp_tld;
+
+struct bp_seg {
+    bp_pool *pool;   /* owner; fixed for the segment's life */
+    uint8_t *base;   /* first buffer */
+    uint64_t magic;  /* index = mulhi(offset, magic); 0 for oversize */
+    size_t stride;   /* distance between buffers */
+    size_t size;     /* capacity of each buffer */
+    uint32_t nslots; /* buffers the segment can hold */
+    uint32_t tier;   /* tier index; pool->ntiers for oversize */
+    /* below: owned by the pool lock */
+    uint32_t ncarved; /* slots handed out at least once */
+    uint32_t nfree;   /* entries in freestk (free buffers in the depot) */
+    uint32_t ncold;   /* freestk[0..ncold) have had their pages released */
+    bool in_partial;
+    uint32_t *freestk; /* free slot indices, LIFO */
+    uint32_t *reqlen;  /* checked mode: requested length per slot */
+    size_t map_bytes;  /* the whole mapping */
+    uint64_t empty_since_ms;
+    bp_seg *next, *prev;   /* pool's list of all segments */
+    bp_seg *pnext, *pprev; /* tier's list of segments with room */
+    _Atomic uint32_t rc[]; /* reference count per slot; 0 means free */
+};
+
+/* ---- thread caches -------------------------------------------------------- */
+
+typedef struct bp_centry {
+    uint8_t *p;
+    _Atomic uint32_t *rc;
+} bp_centry;
+
+typedef struct bp_bin {
+    uint32_t n;   /* entries held; owner thread only */
+    uint32_t max; /* bound derived from tcache_bytes */
+    bp_centry *e;
+} bp_bin;
+
+typedef struct bp_tctr { /* per thread and tier; written by the owner only */
+    _Atomic uint64_t get, put, miss;
+} bp_tctr;
+
+struct bp_tcache {
+    bp_pool *pool;
+    bp_tld *tld;
+    bp_tcache *tnext;         /* the thread's list */
+    bp_tcache *pnext, *pprev; /* the pool's list (pool lock) */
+    _Atomic uint64_t seq;     /* lengths staged so far */
+    uint64_t lim;             /* seq at which the stage must be published */
+    uint64_t pub;             /* seq already published (pool lock) */
+    _Atomic size_t stage[BP_STAGE];
+    bp_tctr *ctr;
+    bp_bin bins[];
+};
+
+typedef struct bp_tslot {
+    uint64_t id; /* pool id; 0 never matches */
+    bp_tcache *tc;
+} bp_tslot;
+
+struct bp_tld {
+    bp_tslot slot[BP_TLD_SLOTS];
+    bp_tcache *tcs;
+    uint64_t epoch; /* bp__dead_epoch last swept */
+    bool live;      /* false for the shared empty sentinel */
+};
+
+/* ---- pools -------------------------------------------------------------- */
+
+#define BPF_DEAD 0x1u
+#define BPF_CHECKED 0x2u
+#define BPF_SLOW (BPF_DEAD | BPF_CHECKED)
+
+typedef struct bp_depot {
+    bp_seg *partial; /* segments with a free or uncarved slot */
+    uint64_t carved; /* buffers that exist in this tier */
+    uint64_t reserved; /* bp_pool_reserve floor: carved buffers kept mapped */
+    uint32_t batch;    /* buffers moved per refill/flush */
+    uint32_t bin_max;
+} bp_depot;
+
+typedef struct bp_retired { /* counters of caches that have gone */
+    uint64_t get, put, miss;
+} bp_retired;
+
+struct bp_pool {
+    /* read-mostly, used by the fast paths */
+    uint64_t id;
+    _Atomic uint32_t flags;
+    uint32_t slot;
+    size_t max_len; /* largest tier */
+    uint32_t cshift;
+    uint32_t ntiers;
+    const uint8_t *ctab; /* class -> first candidate tier */
+    size_t sizes[BP_MAX_TIERS];
+
+    /* configuration */
+    size_t tcache_bytes, idle_bytes;
+    unsigned decay_ms;
+    bool record;
+    bp_error_fn on_error;
+    void *error_ctx;
+
+    /* slow-path state, under lock */
+    pthread_mutex_t lock;
+    bp_seg *segs;
+    bp_tcache *tcs;
+    bool user_ref; /* false once bp_pool_destroy has run */
+    uint64_t next_decay_ms;
+    uint64_t empty_bytes; /* wholly free segments kept mapped */
+    uint64_t mapped, nsegs, os_returned;
+    size_t *ring; /* recent lengths: ring of window entries */
+    size_t window, ring_head, ring_len;
+    bp_retired retired[BP_MAX_TIERS];
+    bp_depot depot[BP_MAX_TIERS];
+    bp_pool *gnext, *gprev; /* process-wide list, for fork */
+
+    /* slow-path counters, atomic RMW */
+    _Atomic uint64_t discarded, refused, over_live, over_bytes;
+};
+
+/* ---- the segment map ---------------------------------------------------- */
+
+extern _Atomic(bp_seg *) *_Atomic bp__segmap[1u << BP_MAP_TOP_BITS] BP_HIDDEN;
+
+/* The segment containing p, or NULL for memory the library does not own. */
+static inline bp_seg *bp__seg_of(const void *p) {
+    uintptr_t c = (uintptr_t)p >> BP_CHUNK_SHIFT;
+    if (BP_UNLIKELY(c >> (BP_MAP_TOP_BITS + BP_MAP_LEAF_BITS)))
+        return NULL;
+    _Atomic(bp_seg *) *leaf = ld_acq(&bp__segmap[c >> BP_MAP_LEAF_BITS]);
+    if (BP_UNLIKELY(!leaf))
+        return NULL;
+    return ld_acq(&leaf[c & ((1u << BP_MAP_LEAF_BITS) - 1)]);
+}
+
+/* Slot index of p in seg, or UINT32_MAX when p is not inside a buffer
+ * (header, padding between buffers, past the last slot). */
+static inline uint32_t bp__slot_of(const bp_seg *seg, const void *p, size_t *off_in) {
+    uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)seg->base);
+    uint64_t idx = (uint64_t)(((unsigned __int128)off * seg->magic) >> 64);
+    if (BP_UNLIKELY(idx >= seg->nslots))
+        return UINT32_MAX;
+    uint64_t in = off - idx * seg->stride;
+    if (BP_UNLIKELY(in >= seg->size))
+        return UINT32_MAX;
+    *off_in = in;
+    return (uint32_t)idx;
+}
+
+/* ---- the thread's caches -------------------------------------------------- */
+
+extern BP_TLS bp_tld *bp__tld BP_HIDDEN;
+extern _Atomic uint64_t bp__dead_epoch BP_HIDDEN;
+
+/* The calling thread's cache for pool, or NULL (slow path). */
+static inline bp_tcache *bp__tc_fast(const bp_pool *pool) {
+    const bp_tslot *s = &bp__tld->slot[pool->slot];
+    return BP_LIKELY(s->id == pool->id) ? s->tc : NULL;
+}
+
+/* The tier serving len, for 1 <= len <= pool->max_len. */
+static inline uint32_t bp__tier_of(const bp_pool *pool, size_t len) {
+    uint64_t v = len - 1;
+    int b = 64 - __builtin_clzll(v | 1);
+    int sh = b - (int)pool->cshift;
+    sh = sh > 0 ? sh : 0;
+    uint32_t t = pool->ctab[((uint64_t)sh << pool->cshift) | (v >> sh)];
+    while (len > pool->sizes[t]) /* at most once unless tiers are very close */
+        t++;
+    return t;
+}
+
+/* ---- internal functions (hidden) ------------------------------------------ */
+
+/* os.c */
+BP_HIDDEN void *bp__os_map(size_t size, size_t align);
+BP_HIDDEN void bp__os_unmap(void *p, size_t size);
+BP_HIDDEN int bp__os_decommit(void *p, size_t size);
+BP_HIDDEN size_t bp__os_page(void);
+BP_HIDDEN uint64_t bp__os_now_ms(void);
+
+/* segmap.c */
+BP_HIDDEN int bp__segmap_add(bp_seg *seg);
+BP_HIDDEN void bp__segmap_remove(bp_seg *seg);
+
+/* segment.c */
+BP_HIDDEN bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier);
+BP_HIDDEN bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len);
+BP_HIDDEN void bp__seg_free(bp_seg *seg);
+static inline uint8_t *bp__seg_buf(const bp_seg *seg, uint32_t idx) {
+    return seg->base + (size_t)idx * seg->stride;
+}
+static inline bool bp__seg_is_oversize(const bp_seg *seg) { return seg->magic == 0; }
+static inline bp_seg *bp__seg_of_rc(const _Atomic uint32_t *rc) {
+    return (bp_seg *)((uintptr_t)rc & ~(uintptr_t)(BP_CHUNK - 1));
+}
+
+/* tier.c */
+BP_HIDDEN int bp__tiers_build(bp_pool *pool, const size_t *sizes, size_t n);
+
+/* depot.c (all under pool->lock) */
+BP_HIDDEN uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n);
+BP_HIDDEN void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in, uint32_t n);
+BP_HIDDEN size_t bp__depot_trim(bp_pool *pool, bool all_empty);
+BP_HIDDEN void bp__depot_decay(bp_pool *pool);
+
+/* tcache.c */
+BP_HIDDEN bp_tcache *bp__tc_slow(bp_pool *pool);
+BP_HIDDEN bp_tcache *bp__tc_find(const bp_pool *pool); /* no creation */
+BP_HIDDEN void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep);
+BP_HIDDEN void *bp__tc_refill(bp_tcache *tc, uint32_t tier);
+BP_HIDDEN void bp__tc_retire(bp_tcache *tc); /* pool lock held */
+BP_HIDDEN void bp__tc_publish(bp_tcache *tc); /* pool lock held */
+BP_HIDDEN void bp__tc_publish_locked(bp_tcache *tc);
+BP_HIDDEN void bp__tld_sweep(void);
+BP_HIDDEN void bp__tc_drop_current(bp_pool *pool);
+BP_HIDDEN void bp__fork_prepare(void);
+BP_HIDDEN void bp__fork_parent(void);
+BP_HIDDEN void bp__fork_child(void);
+
+/* pool.c */
+BP_HIDDEN void bp__pool_lock(bp_pool *pool);
+BP_HIDDEN void bp__pool_unlock(bp_pool *pool);
+BP_HIDDEN void bp__pool_maybe_free(bp_pool *pool); /* lock held; may unlock+free */
+BP_HIDDEN void bp__registry_lock(void);
+BP_HIDDEN void bp__registry_unlock(void);
+BP_HIDDEN bp_pool *bp__registry_first(void);
+
+/* stats.c */
+BP_HIDDEN void bp__record_locked(bp_pool *pool, const size_t *lens, size_t n);
+BP_HIDDEN void bp__record(bp_pool *pool, size_t len);
+
+/* buffer.c */
+BP_HIDDEN int bp__refuse(bp_pool *pool, int err, const char *op, const void *p);
+BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx); /* rc already 0 */
+
+/* checked.c */
+BP_HIDDEN void bp__checked_on_get(bp_seg *seg, uint32_t idx, size_t len);
+BP_HIDDEN void bp__checked_on_free(bp_seg *seg, uint32_t idx, const char *op);
+BP_HIDDEN _Noreturn void bp__abort(const char *fmt, ...);
+BP_HIDDEN bool bp__env_flag(const char *name);
+BP_HIDDEN size_t bp__env_size(const char *name, size_t dflt);
+
+#endif /* BP_INTERNAL_H */

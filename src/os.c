@@ -1,0 +1,72 @@
+/*
+ * os.c - the one door to the operating system: aligned mappings, returning
+ * pages, the page size and a coarse clock. Everything else asks here, so a
+ * port or a fault-injection hook touches this file only. Aligned mappings
+ * over-map by the alignment and cut the excess off both ends, because mmap
+ * itself promises only page alignment.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Test builds can make the k-th OS call fail (issue: fault injection). */
+BP_HIDDEN _Atomic long bp__os_fail_countdown = 0;
+
+static bool os_should_fail(void) {
+    long k = ld_rlx(&bp__os_fail_countdown);
+    if (BP_LIKELY(k == 0))
+        return false;
+    return atomic_fetch_sub(&bp__os_fail_countdown, 1) == 1;
+}
+
+void *bp__os_map(size_t size, size_t align) {
+    if (os_should_fail()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t span = size + align;
+    if (span < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint8_t *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = start - (uintptr_t)raw;
+    size_t tail = span - head - size;
+    if (head)
+        munmap(raw, head);
+    if (tail)
+        munmap((uint8_t *)start + size, tail);
+    return (void *)start;
+}
+
+void bp__os_unmap(void *p, size_t size) {
+    if (p)
+        munmap(p, size);
+}
+
+int bp__os_decommit(void *p, size_t size) {
+    if (os_should_fail())
+        return ENOMEM;
+    return madvise(p, size, MADV_DONTNEED) == 0 ? 0 : errno;
+}
+
+size_t bp__os_page(void) {
+    static size_t page;
+    if (!page)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    return page;
+}
+
+uint64_t bp__os_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}

@@ -1,0 +1,188 @@
+/*
+ * pool.c - pool life cycle: creation from a config, destruction that lets
+ * live buffers outlive the handle, reserve (prewarm) and trim, and the
+ * process-wide registry fork() needs to find every pool's lock.
+ *
+ * A destroyed pool is freed by whichever thread drops its last hold: the
+ * user's handle, a segment (live or cached buffers), or a thread cache.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BIN_MAX 64 /* entries per thread-cache bin, at most */
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static bp_pool *registry;
+static _Atomic uint64_t next_id;
+
+void bp__registry_lock(void) { pthread_mutex_lock(&registry_mu); }
+void bp__registry_unlock(void) { pthread_mutex_unlock(&registry_mu); }
+bp_pool *bp__registry_first(void) { return registry; }
+void bp__pool_lock(bp_pool *pool) { pthread_mutex_lock(&pool->lock); }
+void bp__pool_unlock(bp_pool *pool) { pthread_mutex_unlock(&pool->lock); }
+
+static void pool_release_memory(bp_pool *pool) {
+    free((void *)pool->ctab);
+    free(pool->ring);
+    pthread_mutex_destroy(&pool->lock);
+    free(pool);
+}
+
+void bp__pool_maybe_free(bp_pool *pool) {
+    bool gone = !pool->user_ref && !pool->segs && !pool->tcs;
+    bp__pool_unlock(pool);
+    if (!gone)
+        return;
+    /* Nothing can reach the pool any more: no handle, buffer or cache. */
+    bp__registry_lock();
+    if (pool->gprev)
+        pool->gprev->gnext = pool->gnext;
+    else
+        registry = pool->gnext;
+    if (pool->gnext)
+        pool->gnext->gprev = pool->gprev;
+    bp__registry_unlock();
+    pool_release_memory(pool);
+}
+
+static int apply_config(bp_pool *pool, const bp_config *cfg) {
+    static const bp_config zero;
+    if (!cfg)
+        cfg = &zero;
+    if (cfg->flags & ~(unsigned)(BP_CHECKED | BP_NO_RECENT))
+        return EINVAL;
+    if (cfg->sizes == NULL && cfg->nsizes != 0)
+        return EINVAL;
+    int err = bp__tiers_build(pool, cfg->sizes, cfg->nsizes);
+    if (err)
+        return err;
+    pool->tcache_bytes = cfg->tcache_bytes ? cfg->tcache_bytes
+                                           : bp__env_size("BYTEPOOL_TCACHE_BYTES", 256 * 1024);
+    pool->idle_bytes =
+        cfg->idle_bytes ? cfg->idle_bytes : bp__env_size("BYTEPOOL_IDLE_BYTES", 8u << 20);
+    pool->decay_ms =
+        cfg->decay_ms ? cfg->decay_ms : (unsigned)bp__env_size("BYTEPOOL_DECAY_MS", 1000);
+    pool->record = !(cfg->flags & BP_NO_RECENT);
+    pool->window = cfg->recent_window ? cfg->recent_window : BP_RECENT_DEFAULT;
+    if (pool->window > ((size_t)1 << 24))
+        return EINVAL;
+    pool->on_error = cfg->on_error;
+    pool->error_ctx = cfg->error_ctx;
+    if ((cfg->flags & BP_CHECKED) || bp__env_flag("BYTEPOOL_CHECKED"))
+        st_rlx(&pool->flags, BPF_CHECKED);
+    for (uint32_t t = 0; t < pool->ntiers; t++) {
+        size_t cap = pool->tcache_bytes / pool->sizes[t];
+        bp_depot *d = &pool->depot[t];
+        d->bin_max = (uint32_t)(cap < BIN_MAX ? cap : BIN_MAX);
+        d->batch = d->bin_max > 1 ? d->bin_max / 2 : 1;
+    }
+    pool->ring = calloc(pool->window, sizeof(size_t));
+    return pool->ring ? 0 : ENOMEM;
+}
+
+bp_pool *bp_pool_new(const bp_config *cfg) {
+    bp_pool *pool = calloc(1, sizeof(*pool));
+    if (!pool) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    int err = apply_config(pool, cfg);
+    if (err) {
+        free((void *)pool->ctab);
+        free(pool->ring);
+        free(pool);
+        errno = err;
+        return NULL;
+    }
+    pthread_mutex_init(&pool->lock, NULL);
+    pool->id = atomic_fetch_add(&next_id, 1) + 1;
+    pool->slot = (uint32_t)(pool->id % BP_TLD_SLOTS);
+    pool->user_ref = true;
+    pool->next_decay_ms = bp__os_now_ms() + pool->decay_ms;
+    bp__registry_lock();
+    pool->gnext = registry;
+    if (registry)
+        registry->gprev = pool;
+    registry = pool;
+    bp__registry_unlock();
+    return pool;
+}
+
+static uint64_t outstanding_locked(bp_pool *pool) {
+    uint64_t get = 0, put = 0;
+    for (uint32_t t = 0; t < pool->ntiers; t++) {
+        get += pool->retired[t].get;
+        put += pool->retired[t].put;
+        for (bp_tcache *tc = pool->tcs; tc; tc = tc->pnext) {
+            get += ld_rlx(&tc->ctr[t].get);
+            put += ld_rlx(&tc->ctr[t].put);
+        }
+    }
+    return (get > put ? get - put : 0) + ld_rlx(&pool->over_live);
+}
+
+size_t bp_pool_destroy(bp_pool *pool) {
+    if (!pool)
+        return 0;
+    bp__tc_drop_current(pool);
+    bp__pool_lock(pool);
+    atomic_fetch_or(&pool->flags, BPF_DEAD);
+    pool->user_ref = false;
+    size_t leaks = (size_t)outstanding_locked(pool);
+    bp__depot_trim(pool, true);
+    atomic_fetch_add(&bp__dead_epoch, 1); /* other threads sweep their caches */
+    bp__pool_maybe_free(pool);
+    return leaks;
+}
+
+int bp_pool_reserve(bp_pool *pool, size_t size, size_t count) {
+    if (!pool || size == 0 || size > pool->max_len)
+        return EINVAL;
+    uint32_t t = bp__tier_of(pool, size);
+    bp_centry chunk[64];
+    size_t page = bp__os_page();
+    int err = 0;
+    bp__pool_lock(pool);
+    bp_depot *d = &pool->depot[t];
+    while (count) {
+        uint32_t want = count < 64 ? (uint32_t)count : 64;
+        uint32_t got = bp__depot_take(pool, t, chunk, want);
+        bool touch = !(ld_rlx(&pool->flags) & BPF_CHECKED); /* keep poison */
+        for (uint32_t i = 0; touch && i < got; i++) /* fault the pages in now */
+            for (size_t off = 0; off < pool->sizes[t]; off += page)
+                chunk[i].p[off] = 0;
+        d->reserved += got;
+        bp__depot_give(pool, t, chunk, got);
+        count -= got;
+        if (got < want) {
+            err = ENOMEM;
+            break;
+        }
+    }
+    bp__pool_unlock(pool);
+    return err;
+}
+
+size_t bp_pool_trim(bp_pool *pool) {
+    if (!pool)
+        return 0;
+    bp_tcache *tc = bp__tc_find(pool);
+    if (tc) {
+        for (uint32_t t = 0; t < pool->ntiers; t++)
+            if (tc->bins[t].n)
+                bp__tc_flush_bin(tc, t, 0);
+    }
+    bp__pool_lock(pool);
+    size_t n = bp__depot_trim(pool, true);
+    bp__pool_unlock(pool);
+    return n;
+}
+
+const char *bp_version(void) {
+#define BP_STR2(x) #x
+#define BP_STR(x) BP_STR2(x)
+    return BP_STR(BP_VERSION_MAJOR) "." BP_STR(BP_VERSION_MINOR) "." BP_STR(BP_VERSION_PATCH);
+}

@@ -1,0 +1,261 @@
+/*
+ * tcache.c - per-thread caches.
+ *
+ * A thread has one bp_tld (reached through an initial-exec TLS pointer that
+ * starts at an empty sentinel whose slots never match) and one bp_tcache
+ * per pool it uses, found through a direct-mapped slot keyed by the pool's
+ * unique id. Only the owner thread touches a cache's bins, so the fast paths
+ * need no atomic read-modify-write; other threads read its counters and
+ * staged lengths with relaxed/acquire loads. A cache leaves its pool at
+ * thread exit, after fork in the child (for the threads that did not
+ * survive), and, for destroyed pools, when its thread next takes a slow
+ * path (a process-wide epoch says a sweep is due).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bp_tld empty_tld;
+BP_TLS bp_tld *bp__tld = &empty_tld;
+_Atomic uint64_t bp__dead_epoch;
+
+static pthread_key_t tld_key;
+static pthread_once_t tld_once = PTHREAD_ONCE_INIT;
+
+static void tld_exit(void *arg);
+
+static void tld_init_once(void) {
+    pthread_key_create(&tld_key, tld_exit);
+    pthread_atfork(bp__fork_prepare, bp__fork_parent, bp__fork_child);
+}
+
+static bp_tld *tld_get(void) {
+    bp_tld *tld = bp__tld;
+    if (BP_LIKELY(tld->live))
+        return tld;
+    pthread_once(&tld_once, tld_init_once);
+    tld = calloc(1, sizeof(*tld));
+    if (!tld)
+        return NULL;
+    tld->live = true;
+    tld->epoch = ld_acq(&bp__dead_epoch);
+    pthread_setspecific(tld_key, tld);
+    bp__tld = tld;
+    return tld;
+}
+
+static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
+    uint32_t n = pool->ntiers + 1; /* the extra bin is always full: oversize */
+    size_t entries = 0;
+    for (uint32_t t = 0; t < pool->ntiers; t++)
+        entries += pool->depot[t].bin_max;
+    size_t bytes = sizeof(bp_tcache) + n * sizeof(bp_bin) + n * sizeof(bp_tctr) +
+                   entries * sizeof(bp_centry);
+    bp_tcache *tc = calloc(1, bytes);
+    if (!tc)
+        return NULL;
+    tc->pool = pool;
+    tc->tld = tld;
+    tc->ctr = (bp_tctr *)&tc->bins[n];
+    bp_centry *e = (bp_centry *)&tc->ctr[n];
+    for (uint32_t t = 0; t < pool->ntiers; t++) {
+        tc->bins[t].e = e;
+        tc->bins[t].max = pool->depot[t].bin_max;
+        e += tc->bins[t].max;
+    }
+    tc->lim = pool->record ? BP_STAGE : UINT64_MAX;
+    return tc;
+}
+
+static void slot_clear(bp_tld *tld, const bp_pool *pool) {
+    bp_tslot *s = &tld->slot[pool->slot];
+    if (s->id == pool->id)
+        *s = (bp_tslot){0, NULL};
+}
+
+bp_tcache *bp__tc_slow(bp_pool *pool) {
+    if (bp__tld->live && bp__tld->epoch != ld_acq(&bp__dead_epoch))
+        bp__tld_sweep();
+    if (ld_rlx(&pool->flags) & BPF_SLOW)
+        return NULL; /* checked and dead pools bypass caches */
+    bp_tld *tld = tld_get();
+    if (!tld)
+        return NULL;
+    bp_tcache *tc = bp__tc_find(pool);
+    if (!tc) {
+        tc = tc_new(pool, tld);
+        if (!tc)
+            return NULL;
+        bp__pool_lock(pool);
+        tc->pnext = pool->tcs;
+        if (pool->tcs)
+            pool->tcs->pprev = tc;
+        pool->tcs = tc;
+        bp__pool_unlock(pool);
+        tc->tnext = tld->tcs;
+        tld->tcs = tc;
+    }
+    tld->slot[pool->slot] = (bp_tslot){pool->id, tc};
+    return tc;
+}
+
+bp_tcache *bp__tc_find(const bp_pool *pool) {
+    bp_tcache *tc = bp__tld->tcs;
+    while (tc && tc->pool != pool)
+        tc = tc->tnext;
+    return tc;
+}
+
+void bp__tc_publish(bp_tcache *tc) {
+    bp_pool *pool = tc->pool;
+    uint64_t seq = ld_rlx(&tc->seq);
+    if (pool->record) {
+        size_t buf[BP_STAGE];
+        size_t n = 0;
+        for (uint64_t i = tc->pub; i < seq; i++)
+            buf[n++] = ld_rlx(&tc->stage[i & (BP_STAGE - 1)]);
+        bp__record_locked(pool, buf, n);
+        tc->pub = seq;
+        tc->lim = seq + BP_STAGE;
+    }
+}
+
+void bp__tc_publish_locked(bp_tcache *tc) {
+    bp__pool_lock(tc->pool);
+    bp__tc_publish(tc);
+    bp__depot_decay(tc->pool);
+    bp__pool_unlock(tc->pool);
+}
+
+void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep) {
+    bp_bin *bin = &tc->bins[tier];
+    uint32_t give = bin->n - keep;
+    bp__pool_lock(tc->pool);
+    bp__depot_give(tc->pool, tier, bin->e, give); /* the oldest, coldest ones */
+    bp__depot_decay(tc->pool);
+    bp__pool_unlock(tc->pool);
+    memmove(bin->e, bin->e + give, keep * sizeof(bp_centry));
+    bin->n = keep;
+}
+
+void *bp__tc_refill(bp_tcache *tc, uint32_t tier) {
+    bp_pool *pool = tc->pool;
+    bp_bin *bin = &tc->bins[tier];
+    uint32_t want = pool->depot[tier].batch;
+    bp_centry one;
+    bp__pool_lock(pool);
+    uint32_t got = bin->max ? bp__depot_take(pool, tier, bin->e, want)
+                            : bp__depot_take(pool, tier, &one, 1);
+    bp__depot_decay(pool);
+    bp__pool_unlock(pool);
+    if (!got)
+        return NULL;
+    bp_centry *e = bin->max ? &bin->e[got - 1] : &one;
+    bin->n = bin->max ? got - 1 : 0;
+    st_rlx(e->rc, 1);
+    return e->p;
+}
+
+void bp__tc_retire(bp_tcache *tc) {
+    bp_pool *pool = tc->pool;
+    for (uint32_t t = 0; t < pool->ntiers; t++) {
+        bp__depot_give(pool, t, tc->bins[t].e, tc->bins[t].n);
+        tc->bins[t].n = 0;
+        pool->retired[t].get += ld_rlx(&tc->ctr[t].get);
+        pool->retired[t].put += ld_rlx(&tc->ctr[t].put);
+        pool->retired[t].miss += ld_rlx(&tc->ctr[t].miss);
+    }
+    bp__tc_publish(tc);
+    if (tc->pprev)
+        tc->pprev->pnext = tc->pnext;
+    else
+        pool->tcs = tc->pnext;
+    if (tc->pnext)
+        tc->pnext->pprev = tc->pprev;
+}
+
+/* Retires tc from its pool and frees it; the caller unlinks it from its tld. */
+static void tc_leave(bp_tcache *tc) {
+    bp_pool *pool = tc->pool;
+    bp__pool_lock(pool);
+    bp__tc_retire(tc);
+    bp__pool_maybe_free(pool); /* unlocks */
+    free(tc);
+}
+
+void bp__tld_sweep(void) {
+    bp_tld *tld = bp__tld;
+    if (!tld->live)
+        return;
+    tld->epoch = ld_acq(&bp__dead_epoch);
+    bp_tcache **link = &tld->tcs;
+    while (*link) {
+        bp_tcache *tc = *link;
+        if (ld_acq(&tc->pool->flags) & BPF_DEAD) {
+            *link = tc->tnext;
+            slot_clear(tld, tc->pool);
+            tc_leave(tc);
+        } else {
+            link = &tc->tnext;
+        }
+    }
+}
+
+void bp__tc_drop_current(bp_pool *pool) {
+    bp_tld *tld = bp__tld;
+    if (!tld->live)
+        return;
+    for (bp_tcache **link = &tld->tcs; *link; link = &(*link)->tnext) {
+        bp_tcache *tc = *link;
+        if (tc->pool == pool) {
+            *link = tc->tnext;
+            slot_clear(tld, pool);
+            bp__pool_lock(pool);
+            bp__tc_retire(tc);
+            bp__pool_unlock(pool);
+            free(tc);
+            return;
+        }
+    }
+}
+
+static void tld_exit(void *arg) {
+    bp_tld *tld = arg;
+    bp__tld = &empty_tld; /* calls from later destructors start afresh */
+    while (tld->tcs) {
+        bp_tcache *tc = tld->tcs;
+        tld->tcs = tc->tnext;
+        tc_leave(tc);
+    }
+    free(tld);
+}
+
+/* fork(): the child inherits every pool with its lock released and takes
+ * back what the caches of the threads that did not follow it held. */
+void bp__fork_prepare(void) {
+    bp__registry_lock();
+    for (bp_pool *p = bp__registry_first(); p; p = p->gnext)
+        bp__pool_lock(p);
+}
+
+void bp__fork_parent(void) {
+    for (bp_pool *p = bp__registry_first(); p; p = p->gnext)
+        bp__pool_unlock(p);
+    bp__registry_unlock();
+}
+
+void bp__fork_child(void) {
+    bp_tld *self = bp__tld;
+    for (bp_pool *p = bp__registry_first(); p; p = p->gnext) {
+        bp_tcache *next;
+        for (bp_tcache *tc = p->tcs; tc; tc = next) {
+            next = tc->pnext;
+            if (tc->tld != self)
+                bp__tc_retire(tc); /* its thread is gone; the memory is leaked */
+        }
+        bp__pool_unlock(p);
+    }
+    bp__registry_unlock();
+}

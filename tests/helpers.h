@@ -1,0 +1,73 @@
+/* helpers.h - shared test helpers: cmocka includes, a death-test runner
+ * (fork, run a body in the child, check it aborted with a message), and
+ * small process-memory readers. */
+#ifndef BP_TEST_HELPERS_H
+#define BP_TEST_HELPERS_H
+
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bytepool.h"
+
+/* Runs body(arg) in a child process with stderr captured. Returns the
+ * child's wait status; the first bytes of its stderr go to msg. */
+static inline int run_in_child(void (*body)(void *), void *arg, char *msg, size_t msglen) {
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 2);
+        body(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    ssize_t n;
+    while ((n = read(fds[0], msg + got, msglen - 1 - got)) > 0 && got < msglen - 1)
+        got += (size_t)n;
+    msg[got] = 0;
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
+}
+
+#define assert_child_aborted(status) \
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT)
+
+/* Resident set size of this process, in bytes. */
+static inline size_t rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static inline bp_pool *new_pool_sizes(const size_t *sizes, size_t n) {
+    bp_config cfg = {0};
+    cfg.sizes = sizes;
+    cfg.nsizes = n;
+    return bp_pool_new(&cfg);
+}
+
+#endif

@@ -1,0 +1,126 @@
+/* test_buffer.c - get/put: capacities, alignment, reuse, oversize. */
+#include "helpers.h"
+
+static void request_of_4096_gets_the_4096_tier(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    void *p = bp_get(pool, 4096);
+    assert_non_null(p);
+    assert_int_equal(bp_cap(p), 4096);
+    assert_int_equal((uintptr_t)p % 4096, 0);
+    memset(p, 0xab, 4096);
+    assert_int_equal(bp_put(pool, p), 0);
+    bp_pool_destroy(pool);
+}
+
+static void buffers_are_aligned_and_writable(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    size_t n;
+    const size_t *s = bp_sizes_pow2(&n);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *p = bp_get(pool, s[i]);
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % 64, 0);
+        if (s[i] >= 4096)
+            assert_int_equal((uintptr_t)p % 4096, 0);
+        memset(p, (int)i, s[i]);
+        assert_int_equal(p[s[i] - 1], (uint8_t)i);
+        assert_int_equal(bp_refcount(p), 1);
+        assert_int_equal(bp_put(pool, p), 0);
+        assert_int_equal(bp_refcount(p), 0);
+    }
+    bp_pool_destroy(pool);
+}
+
+static void live_buffers_never_overlap(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    enum { N = 3000 };
+    uint8_t **v = calloc(N, sizeof(*v));
+    for (size_t i = 0; i < N; i++) {
+        size_t len = 1 + (i * 7919) % 70000;
+        v[i] = bp_get(pool, len);
+        assert_non_null(v[i]);
+        memset(v[i], (int)(i & 0xff), len);
+    }
+    for (size_t i = 0; i < N; i++) {
+        size_t len = 1 + (i * 7919) % 70000;
+        for (size_t k = 0; k < len; k += 997)
+            assert_int_equal(v[i][k], (uint8_t)(i & 0xff));
+        assert_int_equal(v[i][len - 1], (uint8_t)(i & 0xff));
+        assert_int_equal(bp_put(pool, v[i]), 0);
+    }
+    free(v);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+static void put_buffer_is_reused(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    void *a = bp_get(pool, 1000);
+    assert_int_equal(bp_put(pool, a), 0);
+    void *b = bp_get(pool, 1000);
+    assert_ptr_equal(a, b); /* LIFO thread cache */
+    bp_put(pool, b);
+    bp_pool_destroy(pool);
+}
+
+static void oversize_is_exact_refcounted_and_discarded(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    size_t len = (2u << 20) + 12345;
+    uint8_t *p = bp_get(pool, len);
+    assert_non_null(p);
+    assert_int_equal(bp_cap(p), len);
+    assert_int_equal(bp_refcount(p), 1);
+    memset(p, 1, len);
+    assert_int_equal(bp_pool_discarded(pool), 1);
+    assert_ptr_equal(bp_retain(p + 100), p + 100);
+    assert_int_equal(bp_refcount(p + len - 1), 2);
+    assert_int_equal(bp_release(p + 5), 0);
+    assert_int_equal(bp_pool_discarded(pool), 1);
+    assert_int_equal(bp_put(pool, p), 0);
+    assert_int_equal(bp_pool_discarded(pool), 2); /* counted again on final release */
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.total_get, 0);
+    assert_int_equal(st.total_put, 0);
+    assert_int_equal(st.outstanding, 0);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+static void many_gets_span_many_segments(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    enum { N = 20000 };
+    void **v = malloc(N * sizeof(void *));
+    for (size_t i = 0; i < N; i++) {
+        v[i] = bp_get(pool, 128);
+        assert_non_null(v[i]);
+        *(size_t *)v[i] = i;
+    }
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(*(size_t *)v[i], i);
+        assert_int_equal(bp_put(pool, v[i]), 0);
+    }
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.tiers[0].get, N);
+    assert_int_equal(st.tiers[0].put, N);
+    assert_true(st.segments >= 2);
+    free(v);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(request_of_4096_gets_the_4096_tier),
+        cmocka_unit_test(buffers_are_aligned_and_writable),
+        cmocka_unit_test(live_buffers_never_overlap),
+        cmocka_unit_test(put_buffer_is_reused),
+        cmocka_unit_test(oversize_is_exact_refcounted_and_discarded),
+        cmocka_unit_test(many_gets_span_many_segments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
