@@ -141,29 +141,25 @@ size_t bp_pool_destroy(bp_pool *pool) {
 int bp_pool_reserve(bp_pool *pool, size_t size, size_t count) {
     if (!pool || size == 0 || size > pool->max_len)
         return EINVAL;
+    if (count == 0)
+        return 0;
     uint32_t t = bp__tier_of(pool, size);
-    bp_centry chunk[64];
+    bp_centry *all = count < UINT32_MAX ? malloc(count * sizeof(bp_centry)) : NULL;
+    if (!all)
+        return ENOMEM;
     size_t page = bp__os_page();
-    int err = 0;
+    bool touch = !(ld_rlx(&pool->flags) & BPF_CHECKED); /* keep the poison */
     bp__pool_lock(pool);
-    bp_depot *d = &pool->depot[t];
-    while (count) {
-        uint32_t want = count < 64 ? (uint32_t)count : 64;
-        uint32_t got = bp__depot_take(pool, t, chunk, want);
-        bool touch = !(ld_rlx(&pool->flags) & BPF_CHECKED); /* keep poison */
-        for (uint32_t i = 0; touch && i < got; i++) /* fault the pages in now */
-            for (size_t off = 0; off < pool->sizes[t]; off += page)
-                chunk[i].p[off] = 0;
-        d->reserved += got;
-        bp__depot_give(pool, t, chunk, got);
-        count -= got;
-        if (got < want) {
-            err = ENOMEM;
-            break;
-        }
-    }
+    /* Hold all of them at once, so each is a distinct buffer, then give back. */
+    uint32_t got = bp__depot_take(pool, t, all, (uint32_t)count);
+    for (uint32_t i = 0; touch && i < got; i++) /* fault the pages in now */
+        for (size_t off = 0; off < pool->sizes[t]; off += page)
+            all[i].p[off] = 0;
+    pool->depot[t].reserved += got;
+    bp__depot_give(pool, t, all, got);
     bp__pool_unlock(pool);
-    return err;
+    free(all);
+    return got == count ? 0 : ENOMEM;
 }
 
 size_t bp_pool_trim(bp_pool *pool) {

@@ -1,0 +1,192 @@
+/* test_misuse.c - every refused input: the errno value, nothing changed,
+ * counted in the stats, reported to the callback. */
+#include "helpers.h"
+
+typedef struct seen {
+    int calls, err;
+    const char *op;
+    const void *ptr;
+} seen;
+
+static void on_error(void *ctx, int err, const char *op, const void *ptr) {
+    seen *s = ctx;
+    s->calls++;
+    s->err = err;
+    s->op = op;
+    s->ptr = ptr;
+}
+
+static bp_pool *pool_with_callback(seen *s) {
+    bp_config cfg = {0};
+    cfg.on_error = on_error;
+    cfg.error_ctx = s;
+    return bp_pool_new(&cfg);
+}
+
+static uint64_t refused(bp_pool *pool) {
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    return st.refused;
+}
+
+static void get_zero_and_null_pool_are_einval(void **state) {
+    (void)state;
+    seen s = {0};
+    bp_pool *pool = pool_with_callback(&s);
+    errno = 0;
+    assert_null(bp_get(pool, 0));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(s.calls, 1);
+    assert_string_equal(s.op, "bp_get");
+    errno = 0;
+    assert_null(bp_get(NULL, 10));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(refused(pool), 1);
+    bp_pool_destroy(pool);
+}
+
+static void null_foreign_and_stack_pointers_are_einval(void **state) {
+    (void)state;
+    seen s = {0};
+    bp_pool *pool = pool_with_callback(&s);
+    char stack[64];
+    char *heap = malloc(64);
+    void *bad[] = {NULL, stack, heap, (void *)(uintptr_t)0x10, (void *)~(uintptr_t)0};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(bp_put(pool, bad[i]), EINVAL);
+        assert_ptr_equal(s.ptr, bad[i]);
+        assert_int_equal(s.err, EINVAL);
+        assert_int_equal(bp_release(bad[i]), EINVAL);
+        errno = 0;
+        assert_null(bp_retain(bad[i]));
+        assert_int_equal(errno, EINVAL);
+        assert_int_equal(bp_refcount(bad[i]), 0);
+        assert_int_equal(bp_cap(bad[i]), 0);
+    }
+    assert_int_equal(s.calls, 5); /* only the bp_put calls name this pool */
+    assert_int_equal(refused(pool), 5);
+    free(heap);
+    bp_pool_destroy(pool);
+}
+
+static int unowned_calls;
+static void on_unowned(void *ctx, int err, const char *op, const void *ptr) {
+    (void)ctx;
+    (void)ptr;
+    assert_int_equal(err, EINVAL);
+    assert_string_equal(op, "bp_release");
+    unowned_calls++;
+}
+
+static void unowned_refusals_go_to_the_global_handler(void **state) {
+    (void)state;
+    uint64_t before = bp_refused_unowned();
+    int x;
+    assert_null(bp_set_error_handler(on_unowned, NULL));
+    assert_int_equal(bp_release(&x), EINVAL);
+    assert_ptr_equal(bp_set_error_handler(NULL, NULL), on_unowned);
+    assert_int_equal(unowned_calls, 1);
+    assert_int_equal(bp_refused_unowned(), before + 1);
+}
+
+static void double_release_is_ealready_and_harmless(void **state) {
+    (void)state;
+    seen s = {0};
+    bp_pool *pool = pool_with_callback(&s);
+    uint8_t *p = bp_get(pool, 256);
+    assert_int_equal(bp_put(pool, p), 0);
+    assert_int_equal(bp_put(pool, p), EALREADY);
+    assert_int_equal(s.err, EALREADY);
+    assert_int_equal(bp_release(p + 10), EALREADY);
+    errno = 0;
+    assert_null(bp_retain(p));
+    assert_int_equal(errno, EALREADY);
+    assert_int_equal(refused(pool), 3);
+    /* the pool did not take the buffer twice: two gets give two buffers */
+    void *a = bp_get(pool, 256), *b = bp_get(pool, 256);
+    assert_ptr_not_equal(a, b);
+    bp_put(pool, a);
+    bp_put(pool, b);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.total_get, 3);
+    assert_int_equal(st.total_put, 3);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+static void release_past_zero_with_retains_is_refused(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    void *p = bp_get(pool, 64);
+    bp_retain(p);
+    assert_int_equal(bp_release(p), 0);
+    assert_int_equal(bp_release(p), 0);
+    assert_int_equal(bp_release(p), EALREADY);
+    assert_int_equal(bp_refcount(p), 0);
+    bp_pool_destroy(pool);
+}
+
+static void put_into_the_wrong_pool_is_einval_and_untouched(void **state) {
+    (void)state;
+    seen s = {0};
+    bp_pool *a = bp_pool_new(NULL);
+    bp_pool *b = pool_with_callback(&s);
+    uint8_t *p = bp_get(a, 1000);
+    memset(p, 7, 1000);
+    assert_int_equal(bp_put(b, p), EINVAL);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(refused(b), 1);
+    assert_int_equal(refused(a), 0);
+    assert_int_equal(bp_refcount(p), 1);
+    assert_int_equal(p[999], 7);
+    assert_int_equal(bp_put(a, p), 0);
+    assert_int_equal(bp_put(NULL, p), EINVAL);
+    assert_int_equal(bp_pool_destroy(a), 0);
+    assert_int_equal(bp_pool_destroy(b), 0);
+}
+
+static void padding_and_header_pointers_are_einval(void **state) {
+    (void)state;
+    const size_t sizes[] = {100};
+    bp_pool *pool = new_pool_sizes(sizes, 1);
+    uint8_t *p = bp_get(pool, 100);
+    assert_int_equal(bp_retain(p + 100) == NULL, 1); /* padding up to the 128 stride */
+    assert_int_equal(bp_release(p + 120), EINVAL);
+    uint8_t *hdr = (uint8_t *)((uintptr_t)p & ~(uintptr_t)((1u << 20) - 1));
+    assert_int_equal(bp_release(hdr), EINVAL);
+    assert_int_equal(bp_refcount(p), 1);
+    assert_int_equal(bp_put(pool, p), 0);
+    bp_pool_destroy(pool);
+}
+
+static void bad_arguments_elsewhere(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    assert_int_equal(bp_pool_stats(NULL, NULL), EINVAL);
+    assert_int_equal(bp_pool_stats(pool, NULL), EINVAL);
+    assert_int_equal(bp_pool_reserve(NULL, 10, 1), EINVAL);
+    assert_int_equal(bp_pool_reserve(pool, 0, 1), EINVAL);
+    assert_int_equal(bp_pool_reserve(pool, (4u << 20), 1), EINVAL);
+    errno = 0;
+    assert_null(bp_pool_stats_json(NULL));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(bp_pool_recent_lengths(NULL, NULL, 5), 0);
+    assert_int_equal(bp_pool_discarded(NULL), 0);
+    assert_int_equal(bp_pool_trim(NULL), 0);
+    assert_int_equal(bp_pool_destroy(NULL), 0);
+    bp_pool_destroy(pool);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(get_zero_and_null_pool_are_einval),
+        cmocka_unit_test(null_foreign_and_stack_pointers_are_einval),
+        cmocka_unit_test(unowned_refusals_go_to_the_global_handler),
+        cmocka_unit_test(double_release_is_ealready_and_harmless),
+        cmocka_unit_test(release_past_zero_with_retains_is_refused),
+        cmocka_unit_test(put_into_the_wrong_pool_is_einval_and_untouched),
+        cmocka_unit_test(padding_and_header_pointers_are_einval),
+        cmocka_unit_test(bad_arguments_elsewhere),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

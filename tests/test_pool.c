@@ -1,0 +1,152 @@
+/* test_pool.c - destroy with live buffers, reserve, trim, decay, bounds. */
+#include "helpers.h"
+
+#include <pthread.h>
+
+static void destroy_returns_live_count_and_defers_freeing(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    uint8_t *a = bp_get(pool, 1000), *b = bp_get(pool, 100000), *big = bp_get(pool, 3u << 20);
+    bp_put(pool, bp_get(pool, 1000)); /* something cached too */
+    memset(a, 1, 1000);
+    assert_int_equal(bp_pool_destroy(pool), 3);
+    /* still valid, still refcounted */
+    assert_int_equal(a[999], 1);
+    memset(b, 2, 100000);
+    assert_int_equal(bp_cap(b), 131072);
+    assert_ptr_equal(bp_retain(a), a);
+    assert_int_equal(bp_release(a), 0);
+    assert_int_equal(bp_release(a), 0);
+    assert_int_equal(bp_release(b), 0);
+    assert_int_equal(bp_release(big), 0);
+    /* the memory is gone: the addresses are no longer the library's */
+    assert_int_equal(bp_refcount(a), 0);
+    assert_int_equal(bp_release(b), EINVAL);
+    assert_int_equal(bp_release(big), EINVAL);
+}
+
+static void destroy_of_an_idle_pool_unmaps_everything(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    uint8_t *p = bp_get(pool, 5000);
+    bp_put(pool, p);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+    assert_int_equal(bp_refcount(p), 0);
+    assert_int_equal(bp_release(p), EINVAL); /* segment unmapped, map cleared */
+}
+
+static void reserve_prewarms_a_tier(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    assert_int_equal(bp_pool_reserve(pool, 3000, 100), 0);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.tiers[5].size, 4096);
+    assert_true(st.tiers[5].carved >= 100);
+    assert_true(st.bytes_idle >= 100 * 4096);
+    uint64_t mapped = st.bytes_mapped;
+    void *v[100];
+    for (int i = 0; i < 100; i++)
+        v[i] = bp_get(pool, 4000);
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.bytes_mapped, mapped); /* no new mapping was needed */
+    for (int i = 0; i < 100; i++)
+        bp_put(pool, v[i]);
+    bp_pool_trim(pool); /* trim keeps the reserve mapped */
+    bp_pool_stats(pool, &st);
+    assert_true(st.tiers[5].carved >= 100);
+    bp_pool_destroy(pool);
+}
+
+static void trim_gives_memory_back(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    enum { N = 400 };
+    static uint8_t *v[N];
+    size_t before = rss_bytes();
+    for (int i = 0; i < N; i++) {
+        v[i] = bp_get(pool, 200000); /* 256 KiB tier: 100 MiB in all */
+        memset(v[i], 1, 200000);
+    }
+    size_t peak = rss_bytes();
+    assert_true(peak - before > 60u << 20);
+    for (int i = 0; i < N; i++)
+        bp_put(pool, v[i]);
+    size_t back = bp_pool_trim(pool);
+    size_t after = rss_bytes();
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    (void)back; /* most went back already on put: idle_bytes bounds empty segments */
+    assert_true(after < before + (peak - before) / 10); /* within 10% of the peak growth */
+    assert_true(st.bytes_mapped < (8u << 20) + (2u << 20));
+    assert_true(st.os_returned >= 60u << 20);
+    bp_pool_destroy(pool);
+}
+
+static void trim_releases_pages_of_partly_used_segments(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    enum { N = 200 };
+    static uint8_t *v[N];
+    for (int i = 0; i < N; i++) {
+        v[i] = bp_get(pool, 65536);
+        memset(v[i], 1, 65536);
+    }
+    for (int i = 1; i < N; i++) /* keep v[0]: its segment is not empty */
+        bp_put(pool, v[i]);
+    size_t peak = rss_bytes();
+    assert_true(bp_pool_trim(pool) >= 100 * 65536);
+    assert_true(rss_bytes() < peak - 5u * (1u << 20));
+    assert_int_equal(v[0][65535], 1);
+    bp_put(pool, v[0]);
+    bp_pool_destroy(pool);
+}
+
+static void idle_bytes_bound_unmaps_empty_segments(void **state) {
+    (void)state;
+    bp_config cfg = {0};
+    cfg.idle_bytes = 1; /* keep no empty segment */
+    cfg.tcache_bytes = 1; /* and no thread cache */
+    bp_pool *pool = bp_pool_new(&cfg);
+    void *p = bp_get(pool, 100000);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.segments, 1);
+    bp_put(pool, p);
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.segments, 0);
+    assert_int_equal(st.bytes_mapped, 0);
+    bp_pool_destroy(pool);
+}
+
+static void decay_returns_segments_idle_long_enough(void **state) {
+    (void)state;
+    bp_config cfg = {0};
+    cfg.decay_ms = 30;
+    cfg.tcache_bytes = 1;
+    bp_pool *pool = bp_pool_new(&cfg);
+    void *a = bp_get(pool, 100000), *b = bp_get(pool, 1000);
+    bp_put(pool, a);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.segments, 2);
+    usleep(120 * 1000);
+    bp_put(pool, b); /* a slow-path call runs the decay */
+    bp_put(pool, bp_get(pool, 1000));
+    bp_pool_stats(pool, &st);
+    assert_true(st.segments <= 1);
+    bp_pool_destroy(pool);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(destroy_returns_live_count_and_defers_freeing),
+        cmocka_unit_test(destroy_of_an_idle_pool_unmaps_everything),
+        cmocka_unit_test(reserve_prewarms_a_tier),
+        cmocka_unit_test(trim_gives_memory_back),
+        cmocka_unit_test(trim_releases_pages_of_partly_used_segments),
+        cmocka_unit_test(idle_bytes_bound_unmaps_empty_segments),
+        cmocka_unit_test(decay_returns_segments_idle_long_enough),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

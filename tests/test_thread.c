@@ -1,0 +1,172 @@
+/* test_thread.c - many threads: the seed's concurrent case, cross-thread
+ * release, thread exit with cached and live buffers, many pools. */
+#include "helpers.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+static bp_pool *shared;
+
+static void *get_put_50(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 50; i++) {
+        uint8_t *p = bp_get(shared, 100 + (size_t)i);
+        p[0] = 1;
+        bp_put(shared, p);
+    }
+    return NULL;
+}
+
+static void ten_threads_times_fifty(void **state) {
+    (void)state;
+    shared = bp_pool_new(NULL);
+    pthread_t th[10];
+    for (int i = 0; i < 10; i++)
+        pthread_create(&th[i], NULL, get_put_50, NULL);
+    for (int i = 0; i < 10; i++)
+        pthread_join(th[i], NULL);
+    bp_stats st;
+    bp_pool_stats(shared, &st);
+    assert_int_equal(st.total_get, 500);
+    assert_int_equal(st.total_put, 500);
+    size_t out[512];
+    assert_int_equal(bp_pool_recent_lengths(shared, out, 512), 256);
+    assert_int_equal(bp_pool_destroy(shared), 0);
+}
+
+/* A producer hands buffers to a consumer that releases them. */
+enum { QN = 64, HANDOFFS = 20000 };
+static void *_Atomic queue[QN];
+
+static void *consumer(void *arg) {
+    size_t got = 0, bad = 0;
+    while (got < HANDOFFS) {
+        for (int i = 0; i < QN; i++) {
+            uint8_t *p = atomic_exchange(&queue[i], NULL);
+            if (!p)
+                continue;
+            if (p[0] != (uint8_t)(p[1] ^ 0x5a))
+                bad++;
+            if (bp_release(p) != 0)
+                bad++;
+            got++;
+        }
+    }
+    *(size_t *)arg = bad;
+    return NULL;
+}
+
+static void cross_thread_release_balances(void **state) {
+    (void)state;
+    shared = bp_pool_new(NULL);
+    size_t bad = 1;
+    pthread_t c;
+    pthread_create(&c, NULL, consumer, &bad);
+    for (size_t i = 0; i < HANDOFFS; i++) {
+        uint8_t *p = bp_get(shared, 64 + (i % 9000));
+        assert_non_null(p);
+        p[1] = (uint8_t)i;
+        p[0] = (uint8_t)(i ^ 0x5a);
+        void *expect = NULL;
+        int slot = (int)(i % QN);
+        while (!atomic_compare_exchange_weak(&queue[slot], &expect, p))
+            expect = NULL;
+    }
+    pthread_join(c, NULL);
+    assert_int_equal(bad, 0);
+    bp_stats st;
+    bp_pool_stats(shared, &st);
+    assert_int_equal(st.total_get, HANDOFFS);
+    assert_int_equal(st.total_put, HANDOFFS);
+    assert_int_equal(st.outstanding, 0);
+    assert_int_equal(bp_pool_destroy(shared), 0);
+}
+
+static void *hold_and_exit(void *arg) {
+    void **live = arg;
+    for (int i = 0; i < 100; i++) /* fill this thread's caches */
+        bp_put(shared, bp_get(shared, 1000));
+    for (int i = 0; i < 10; i++)
+        live[i] = bp_get(shared, 3000);
+    return NULL;
+}
+
+static void thread_exit_flushes_caches_and_live_buffers_survive(void **state) {
+    (void)state;
+    shared = bp_pool_new(NULL);
+    void *live[10];
+    pthread_t th;
+    pthread_create(&th, NULL, hold_and_exit, live);
+    pthread_join(th, NULL);
+    bp_stats st;
+    bp_pool_stats(shared, &st);
+    assert_int_equal(st.total_get, 110);
+    assert_int_equal(st.total_put, 100);
+    assert_int_equal(st.outstanding, 10);
+    for (int i = 0; i < 10; i++) { /* released after their creator exited */
+        memset(live[i], 3, 3000);
+        assert_int_equal(bp_release(live[i]), 0);
+    }
+    bp_pool_stats(shared, &st);
+    assert_int_equal(st.outstanding, 0);
+    assert_int_equal(bp_pool_destroy(shared), 0);
+}
+
+static void *many_short_pools(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 300; i++) {
+        bp_pool *p = bp_pool_new(NULL);
+        void *a = bp_get(p, 100), *b = bp_get(p, 10000);
+        bp_put(p, a);
+        if (bp_pool_destroy(p) != 1) /* b is still referenced */
+            return (void *)1;
+        if (bp_release(b) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void hundreds_of_short_lived_pools(void **state) {
+    (void)state;
+    pthread_t th[2];
+    void *r[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, many_short_pools, NULL);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], &r[i]);
+        assert_null(r[i]);
+    }
+}
+
+static void pools_keep_their_own_caches(void **state) {
+    (void)state;
+    bp_pool *pools[300];
+    for (int i = 0; i < 300; i++) { /* more pools than thread slots */
+        pools[i] = bp_pool_new(NULL);
+        bp_put(pools[i], bp_get(pools[i], 200));
+    }
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 300; i++) {
+            void *p = bp_get(pools[i], 200);
+            assert_int_equal(bp_put(pools[(i + 1) % 300], p), EINVAL);
+            assert_int_equal(bp_put(pools[i], p), 0);
+        }
+    for (int i = 0; i < 300; i++) {
+        bp_stats st;
+        bp_pool_stats(pools[i], &st);
+        assert_int_equal(st.total_get, 4);
+        assert_int_equal(st.total_put, 4);
+        assert_int_equal(bp_pool_destroy(pools[i]), 0);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ten_threads_times_fifty),
+        cmocka_unit_test(cross_thread_release_balances),
+        cmocka_unit_test(thread_exit_flushes_caches_and_live_buffers_survive),
+        cmocka_unit_test(hundreds_of_short_lived_pools),
+        cmocka_unit_test(pools_keep_their_own_caches),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
