@@ -1,0 +1,116 @@
+/* test_checked.c - checked mode: poison, canaries, aborts that name the
+ * operation and the buffer; BYTEPOOL_CHECKED=1 turns it on. */
+#include "helpers.h"
+
+static bp_pool *checked_pool(void) {
+    bp_config cfg = {0};
+    cfg.flags = BP_CHECKED;
+    return bp_pool_new(&cfg);
+}
+
+static void write_after_release(void *arg) {
+    (void)arg;
+    bp_pool *pool = checked_pool();
+    uint8_t *p = bp_get(pool, 100);
+    bp_put(pool, p);
+    p[5] = 1; /* use after release */
+    bp_get(pool, 100);
+}
+
+static void use_after_release_aborts_with_a_message(void **state) {
+    (void)state;
+    char msg[512];
+    int st = run_in_child(write_after_release, NULL, msg, sizeof msg);
+    assert_child_aborted(st);
+    assert_non_null(strstr(msg, "use after release"));
+    assert_non_null(strstr(msg, "bp_get"));
+    assert_non_null(strstr(msg, "offset 5"));
+}
+
+static void overrun(void *arg) {
+    (void)arg;
+    bp_pool *pool = checked_pool();
+    uint8_t *p = bp_get(pool, 100); /* tier 128: a 16-byte canary at 100 */
+    p[100] = 0;
+    bp_release(p);
+}
+
+static void overrun_past_requested_length_aborts(void **state) {
+    (void)state;
+    char msg[512];
+    int st = run_in_child(overrun, NULL, msg, sizeof msg);
+    assert_child_aborted(st);
+    assert_non_null(strstr(msg, "written past its requested length 100"));
+    assert_non_null(strstr(msg, "release"));
+}
+
+static void double_release(void *arg) {
+    (void)arg;
+    bp_pool *pool = checked_pool();
+    void *p = bp_get(pool, 1000);
+    bp_put(pool, p);
+    bp_put(pool, p);
+}
+
+static void double_release_aborts_naming_the_buffer(void **state) {
+    (void)state;
+    char msg[512];
+    int st = run_in_child(double_release, NULL, msg, sizeof msg);
+    assert_child_aborted(st);
+    assert_non_null(strstr(msg, "bp_put"));
+    assert_non_null(strstr(msg, "double release"));
+}
+
+static void env_enables_checked(void *arg) {
+    (void)arg;
+    setenv("BYTEPOOL_CHECKED", "1", 1);
+    bp_pool *pool = bp_pool_new(NULL); /* no flag: the environment turns it on */
+    void *p = bp_get(pool, 64);
+    bp_release(p);
+    bp_release(p);
+}
+
+static void environment_variable_turns_checked_mode_on(void **state) {
+    (void)state;
+    char msg[512];
+    int st = run_in_child(env_enables_checked, NULL, msg, sizeof msg);
+    assert_child_aborted(st);
+    assert_non_null(strstr(msg, "double release"));
+}
+
+static void correct_use_passes_checked_mode(void **state) {
+    (void)state;
+    bp_pool *pool = checked_pool();
+    for (int round = 0; round < 3; round++) {
+        uint8_t *v[50];
+        for (size_t i = 0; i < 50; i++) {
+            size_t len = 1 + i * 1000;
+            v[i] = bp_get(pool, len);
+            assert_non_null(v[i]);
+            memset(v[i], 0x11, len); /* the whole requested length is writable */
+            assert_ptr_equal(bp_retain(v[i]), v[i]);
+            assert_int_equal(bp_release(v[i]), 0);
+        }
+        for (size_t i = 0; i < 50; i++)
+            assert_int_equal(bp_put(pool, v[i]), 0);
+    }
+    /* refusals that name no live buffer still return errors in checked mode */
+    int x;
+    assert_int_equal(bp_put(pool, &x), EINVAL);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.total_get, 150);
+    assert_int_equal(st.total_put, 150);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(use_after_release_aborts_with_a_message),
+        cmocka_unit_test(overrun_past_requested_length_aborts),
+        cmocka_unit_test(double_release_aborts_naming_the_buffer),
+        cmocka_unit_test(environment_variable_turns_checked_mode_on),
+        cmocka_unit_test(correct_use_passes_checked_mode),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
