@@ -106,9 +106,9 @@ BP_COLD static void *get_slow(bp_pool *pool, size_t len) {
         p = bp__tc_refill(tc, t);
         if (!p)
             return NULL; /* errno is ENOMEM */
-        bump(&tc->ctr[t].miss);
+        bump(&tc->bins[t].miss);
     }
-    bump(&tc->ctr[t].get);
+    bump(&tc->bins[t].get);
     stage_len(tc, len);
     return p;
 }
@@ -116,18 +116,20 @@ BP_COLD static void *get_slow(bp_pool *pool, size_t len) {
 void *bp_get(bp_pool *pool, size_t len) {
     if (BP_UNLIKELY(!pool || len - 1 >= pool->max_len))
         return get_slow(pool, len);
-    bp_tcache *tc = bp__tc_fast(pool);
-    if (BP_UNLIKELY(!tc))
+    const bp_tslot *slot = bp__tslot(pool);
+    if (BP_UNLIKELY(slot->id != pool->id))
         return get_slow(pool, len);
-    uint32_t t = bp__tier_of(pool, len);
-    bp_bin *bin = &tc->bins[t];
-    if (BP_UNLIKELY(bin->n == 0))
+    bp_tcache *tc = slot->tc;
+    bp_bin *bin = &tc->bins[bp__tier_of(pool, len)];
+    uint32_t n = bin->n;
+    if (BP_UNLIKELY(n == 0))
         return get_slow(pool, len);
-    bp_centry *e = &bin->e[--bin->n];
-    st_rlx(e->rc, 1);
-    bump(&tc->ctr[t].get);
+    bp_centry e = bin->e[n - 1];
+    bin->n = n - 1;
+    st_rlx(e.rc, 1);
+    bump(&bin->get);
     stage_len(tc, len);
-    return e->p;
+    return e.p;
 }
 
 /* ---- returning a buffer to its pool --------------------------------------- */
@@ -164,13 +166,13 @@ void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
             bp__pool_lock(pool);
             bp__depot_give(pool, t, &e, 1);
             bp__pool_unlock(pool);
-            bump(&tc->ctr[t].put);
+            bump(&tc->bins[t].put);
             return;
         }
         bp__tc_flush_bin(tc, t, bin->max / 2);
     }
     bin->e[bin->n++] = e;
-    bump(&tc->ctr[t].put);
+    bump(&tc->bins[t].put);
 }
 
 /* Finds the slot of p, refusing what is not inside a buffer of `expect`
@@ -216,56 +218,62 @@ BP_COLD static int drop_slow(bp_pool *expect, bool any_pool, void *p, const char
     return 0;
 }
 
-/* The shared fast path of bp_put and bp_release: the caller holds the only
- * reference, so the count goes 1 -> 0 with a plain store. */
-static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p) {
+/* Drops one reference of p, which the caller has found in seg. The caller
+ * holding the only reference makes the count go 1 -> 0 with a plain store
+ * and pushes the buffer onto its bin; a shared count is decremented with one
+ * CAS. Anything unusual returns -1 for the slow path to sort out. */
+static inline int drop_fast(bp_seg *seg, const void *p) {
     size_t in;
     uint32_t idx = bp__slot_of(seg, p, &in);
     if (BP_UNLIKELY(idx == UINT32_MAX))
         return -1;
     _Atomic uint32_t *rc = &seg->rc[idx];
-    if (BP_UNLIKELY(ld_acq(rc) != 1))
-        return -1;
-    bp_tcache *tc = bp__tc_fast(pool);
-    if (BP_UNLIKELY(!tc))
-        return -1;
-    bp_bin *bin = &tc->bins[seg->tier]; /* oversize: the full extra bin */
-    if (BP_UNLIKELY(bin->n == bin->max))
+    uint32_t v = ld_acq(rc);
+    if (v > 1)
+        return atomic_compare_exchange_strong_explicit(rc, &v, v - 1, memory_order_release,
+                                                       memory_order_relaxed)
+                   ? 0
+                   : -1;
+    bp_pool *pool = seg->pool;
+    const bp_tslot *slot = bp__tslot(pool);
+    if (BP_UNLIKELY(slot->id != pool->id) || BP_UNLIKELY(v != 1))
+        return -1; /* checked and destroyed pools never match a slot */
+    bp_bin *bin = &slot->tc->bins[seg->tier]; /* oversize: the full extra bin */
+    uint32_t n = bin->n;
+    if (BP_UNLIKELY(n == bin->max))
         return -1;
     st_rlx(rc, 0);
-    bin->e[bin->n++] = (bp_centry){(uint8_t *)p - in, rc};
-    bump(&tc->ctr[seg->tier].put);
+    bin->e[n] = (bp_centry){(uint8_t *)p - in, rc};
+    bin->n = n + 1;
+    bump(&bin->put);
     return 0;
 }
 
 int bp_put(bp_pool *pool, void *p) {
     bp_seg *seg = bp__seg_of(p);
-    if (BP_LIKELY(seg && seg->pool == pool) && BP_LIKELY(drop_fast(pool, seg, p) == 0))
+    if (BP_LIKELY(seg && seg->pool == pool) && BP_LIKELY(drop_fast(seg, p) == 0))
         return 0;
     return drop_slow(pool, false, p, "bp_put");
 }
 
 int bp_release(void *p) {
     bp_seg *seg = bp__seg_of(p);
-    if (BP_LIKELY(seg != NULL)) {
-        bp_pool *pool = seg->pool;
-        if (BP_LIKELY(!(ld_rlx(&pool->flags) & BPF_SLOW)) && drop_fast(pool, seg, p) == 0)
-            return 0;
-    }
+    if (BP_LIKELY(seg != NULL) && BP_LIKELY(drop_fast(seg, p) == 0))
+        return 0;
     return drop_slow(NULL, true, p, "bp_release");
 }
 
 /* ---- references ----------------------------------------------------------- */
 
-void *bp_retain(void *p) {
+BP_COLD static void *retain_slow(void *p) {
     bp_seg *seg;
     uint32_t idx;
     _Atomic uint32_t *rc = locate(NULL, true, p, "bp_retain", &seg, &idx);
-    if (BP_UNLIKELY(!rc))
+    if (!rc)
         return NULL;
     uint32_t v = ld_rlx(rc);
     do {
-        if (BP_UNLIKELY(v == 0 || v >= BP_RC_MAX)) {
+        if (v == 0 || v >= BP_RC_MAX) {
             if (v == 0 && seg->reqlen && !bp__seg_is_oversize(seg))
                 bp__abort("bytepool: bp_retain(%p): buffer %p is free", p,
                           (void *)bp__seg_buf(seg, idx));
@@ -275,6 +283,21 @@ void *bp_retain(void *p) {
     } while (!atomic_compare_exchange_weak_explicit(rc, &v, v + 1, memory_order_relaxed,
                                                     memory_order_relaxed));
     return p;
+}
+
+void *bp_retain(void *p) {
+    bp_seg *seg = bp__seg_of(p);
+    size_t in;
+    uint32_t idx;
+    if (BP_UNLIKELY(!seg) || BP_UNLIKELY((idx = bp__slot_of(seg, p, &in)) == UINT32_MAX))
+        return retain_slow(p);
+    _Atomic uint32_t *rc = &seg->rc[idx];
+    uint32_t v = ld_rlx(rc);
+    if (BP_LIKELY(v - 1 < BP_RC_MAX - 1) &&
+        BP_LIKELY(atomic_compare_exchange_strong_explicit(rc, &v, v + 1, memory_order_relaxed,
+                                                          memory_order_relaxed)))
+        return p;
+    return retain_slow(p);
 }
 
 size_t bp_refcount(const void *p) {

@@ -83,15 +83,13 @@ typedef struct bp_centry {
     _Atomic uint32_t *rc;
 } bp_centry;
 
-typedef struct bp_bin {
+typedef struct __attribute__((aligned(64))) bp_bin { /* one line: no false sharing */
     uint32_t n;   /* entries held; owner thread only */
     uint32_t max; /* bound derived from tcache_bytes */
     bp_centry *e;
-} bp_bin;
-
-typedef struct bp_tctr { /* per thread and tier; written by the owner only */
+    /* counters of this thread and tier: written by the owner only */
     _Atomic uint64_t get, put, miss;
-} bp_tctr;
+} bp_bin;
 
 struct bp_tcache {
     bp_pool *pool;
@@ -102,7 +100,6 @@ struct bp_tcache {
     uint64_t lim;             /* seq at which the stage must be published */
     uint64_t pub;             /* seq already published (pool lock) */
     _Atomic size_t stage[BP_STAGE];
-    bp_tctr *ctr;
     bp_bin bins[];
 };
 
@@ -132,6 +129,10 @@ typedef struct bp_depot {
     uint32_t bin_max;
 } bp_depot;
 
+typedef struct bp_octave {
+    uint32_t base, shift;
+} bp_octave;
+
 typedef struct bp_retired { /* counters of caches that have gone */
     uint64_t get, put, miss;
 } bp_retired;
@@ -145,6 +146,7 @@ struct bp_pool {
     uint32_t cshift;
     uint32_t ntiers;
     const uint8_t *ctab; /* class -> first candidate tier */
+    bp_octave oct[64];   /* per octave of len-1: class = base + (v >> shift) */
     size_t sizes[BP_MAX_TIERS];
 
     /* configuration */
@@ -177,11 +179,12 @@ struct bp_pool {
 extern _Atomic(bp_seg *) *_Atomic bp__segmap[1u << BP_MAP_TOP_BITS] BP_HIDDEN;
 
 /* The segment containing p, or NULL for memory the library does not own. */
+/* Addresses above the mapped range alias lower ones here; bp__slot_of then
+ * refuses them, because their offset from the segment's base is huge. */
 static inline bp_seg *bp__seg_of(const void *p) {
     uintptr_t c = (uintptr_t)p >> BP_CHUNK_SHIFT;
-    if (BP_UNLIKELY(c >> (BP_MAP_TOP_BITS + BP_MAP_LEAF_BITS)))
-        return NULL;
-    _Atomic(bp_seg *) *leaf = ld_acq(&bp__segmap[c >> BP_MAP_LEAF_BITS]);
+    _Atomic(bp_seg *) *leaf =
+        ld_acq(&bp__segmap[(c >> BP_MAP_LEAF_BITS) & ((1u << BP_MAP_TOP_BITS) - 1)]);
     if (BP_UNLIKELY(!leaf))
         return NULL;
     return ld_acq(&leaf[c & ((1u << BP_MAP_LEAF_BITS) - 1)]);
@@ -206,19 +209,22 @@ static inline uint32_t bp__slot_of(const bp_seg *seg, const void *p, size_t *off
 extern BP_TLS bp_tld *bp__tld BP_HIDDEN;
 extern _Atomic uint64_t bp__dead_epoch BP_HIDDEN;
 
+/* The calling thread's slot for pool; it is the pool's when s->id matches. */
+static inline const bp_tslot *bp__tslot(const bp_pool *pool) {
+    return &bp__tld->slot[pool->slot];
+}
+
 /* The calling thread's cache for pool, or NULL (slow path). */
 static inline bp_tcache *bp__tc_fast(const bp_pool *pool) {
-    const bp_tslot *s = &bp__tld->slot[pool->slot];
+    const bp_tslot *s = bp__tslot(pool);
     return BP_LIKELY(s->id == pool->id) ? s->tc : NULL;
 }
 
 /* The tier serving len, for 1 <= len <= pool->max_len. */
 static inline uint32_t bp__tier_of(const bp_pool *pool, size_t len) {
     uint64_t v = len - 1;
-    int b = 64 - __builtin_clzll(v | 1);
-    int sh = b - (int)pool->cshift;
-    sh = sh > 0 ? sh : 0;
-    uint32_t t = pool->ctab[((uint64_t)sh << pool->cshift) | (v >> sh)];
+    const bp_octave *o = &pool->oct[63 - __builtin_clzll(v | 1)];
+    uint32_t t = pool->ctab[o->base + (v >> o->shift)];
     while (len > pool->sizes[t]) /* at most once unless tiers are very close */
         t++;
     return t;

@@ -117,8 +117,8 @@ static uint64_t outstanding_locked(bp_pool *pool) {
         get += pool->retired[t].get;
         put += pool->retired[t].put;
         for (bp_tcache *tc = pool->tcs; tc; tc = tc->pnext) {
-            get += ld_rlx(&tc->ctr[t].get);
-            put += ld_rlx(&tc->ctr[t].put);
+            get += ld_rlx(&tc->bins[t].get);
+            put += ld_rlx(&tc->bins[t].put);
         }
     }
     return (get > put ? get - put : 0) + ld_rlx(&pool->over_live);

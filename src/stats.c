@@ -18,12 +18,16 @@
 void bp__record_locked(bp_pool *pool, const size_t *lens, size_t n) {
     if (!pool->record)
         return;
-    for (size_t i = 0; i < n; i++) {
-        pool->ring[pool->ring_head] = lens[i];
-        pool->ring_head = pool->ring_head + 1 == pool->window ? 0 : pool->ring_head + 1;
-        if (pool->ring_len < pool->window)
-            pool->ring_len++;
+    if (n > pool->window) { /* only the newest window lengths can stay */
+        lens += n - pool->window;
+        n = pool->window;
     }
+    size_t room = pool->window - pool->ring_head; /* copy in at most two runs */
+    size_t first = n < room ? n : room;
+    memcpy(pool->ring + pool->ring_head, lens, first * sizeof(size_t));
+    memcpy(pool->ring, lens + first, (n - first) * sizeof(size_t));
+    pool->ring_head = (pool->ring_head + n) % pool->window;
+    pool->ring_len = pool->ring_len + n < pool->window ? pool->ring_len + n : pool->window;
 }
 
 void bp__record(bp_pool *pool, size_t len) {
@@ -96,9 +100,9 @@ int bp_pool_stats(bp_pool *pool, bp_stats *out) {
         ts->get = pool->retired[t].get;
         ts->put = pool->retired[t].put;
         for (bp_tcache *tc = pool->tcs; tc; tc = tc->pnext) {
-            ts->get += ld_rlx(&tc->ctr[t].get);
-            ts->put += ld_rlx(&tc->ctr[t].put);
-            miss += ld_rlx(&tc->ctr[t].miss);
+            ts->get += ld_rlx(&tc->bins[t].get);
+            ts->put += ld_rlx(&tc->bins[t].put);
+            miss += ld_rlx(&tc->bins[t].miss);
         }
         ts->hits = ts->get > miss ? ts->get - miss : 0;
         ts->live = ts->get > ts->put ? ts->get - ts->put : 0;

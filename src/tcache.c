@@ -51,15 +51,13 @@ static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
     size_t entries = 0;
     for (uint32_t t = 0; t < pool->ntiers; t++)
         entries += pool->depot[t].bin_max;
-    size_t bytes = sizeof(bp_tcache) + n * sizeof(bp_bin) + n * sizeof(bp_tctr) +
-                   entries * sizeof(bp_centry);
+    size_t bytes = sizeof(bp_tcache) + n * sizeof(bp_bin) + entries * sizeof(bp_centry);
     bp_tcache *tc = calloc(1, bytes);
     if (!tc)
         return NULL;
     tc->pool = pool;
     tc->tld = tld;
-    tc->ctr = (bp_tctr *)&tc->bins[n];
-    bp_centry *e = (bp_centry *)&tc->ctr[n];
+    bp_centry *e = (bp_centry *)&tc->bins[n];
     for (uint32_t t = 0; t < pool->ntiers; t++) {
         tc->bins[t].e = e;
         tc->bins[t].max = pool->depot[t].bin_max;
@@ -114,7 +112,7 @@ void bp__tc_publish(bp_tcache *tc) {
     if (pool->record) {
         size_t buf[BP_STAGE];
         size_t n = 0;
-        for (uint64_t i = tc->pub; i < seq; i++)
+        for (uint64_t i = tc->pub; i < seq; i++) /* owner thread or lock: plain copy */
             buf[n++] = ld_rlx(&tc->stage[i & (BP_STAGE - 1)]);
         bp__record_locked(pool, buf, n);
         tc->pub = seq;
@@ -163,9 +161,9 @@ void bp__tc_retire(bp_tcache *tc) {
     for (uint32_t t = 0; t < pool->ntiers; t++) {
         bp__depot_give(pool, t, tc->bins[t].e, tc->bins[t].n);
         tc->bins[t].n = 0;
-        pool->retired[t].get += ld_rlx(&tc->ctr[t].get);
-        pool->retired[t].put += ld_rlx(&tc->ctr[t].put);
-        pool->retired[t].miss += ld_rlx(&tc->ctr[t].miss);
+        pool->retired[t].get += ld_rlx(&tc->bins[t].get);
+        pool->retired[t].put += ld_rlx(&tc->bins[t].put);
+        pool->retired[t].miss += ld_rlx(&tc->bins[t].miss);
     }
     bp__tc_publish(tc);
     if (tc->pprev)

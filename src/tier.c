@@ -96,6 +96,12 @@ int bp__tiers_build(bp_pool *pool, const size_t *sizes, size_t n) {
             t++;
         tab[class_of(v, cs)] = (uint8_t)t;
     }
+    for (int o = 0; o < 64; o++) { /* v in octave o has bit length o + 1 */
+        int sh = o + 1 - (int)cs;
+        sh = sh > 0 ? sh : 0;
+        pool->oct[o].shift = (uint32_t)sh;
+        pool->oct[o].base = (uint32_t)((uint64_t)sh << cs);
+    }
     memcpy(pool->sizes, s, n * sizeof(size_t));
     pool->ntiers = (uint32_t)n;
     pool->max_len = s[n - 1];

@@ -1,0 +1,43 @@
+/*
+ * icount - fixed operation loops for instruction counting. Run it under
+ * `valgrind --tool=callgrind` at two iteration counts; the difference in
+ * total instructions divided by the difference in iterations is the cost
+ * of one operation, free of start-up and set-up.
+ *
+ *   icount getput|retain|getput_norec SIZE ITERATIONS
+ */
+#include <bytepool.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv) {
+    if (argc != 4) {
+        fprintf(stderr, "usage: icount getput|retain|getput_norec SIZE ITERATIONS\n");
+        return 2;
+    }
+    size_t size = strtoull(argv[2], NULL, 10);
+    long n = atol(argv[3]);
+    bp_config cfg = {0};
+    if (!strcmp(argv[1], "getput_norec"))
+        cfg.flags = BP_NO_RECENT;
+    bp_pool *pool = bp_pool_new(&cfg);
+    void *p = bp_get(pool, size); /* warm the thread cache */
+    bp_put(pool, p);
+    if (!strcmp(argv[1], "retain")) {
+        p = bp_get(pool, size);
+        for (long i = 0; i < n; i++) {
+            bp_retain(p);
+            bp_release(p);
+        }
+        bp_put(pool, p);
+    } else {
+        for (long i = 0; i < n; i++) {
+            p = bp_get(pool, size);
+            __asm__ volatile("" : : "r"(p) : "memory");
+            bp_put(pool, p);
+        }
+    }
+    return (int)bp_pool_destroy(pool);
+}
