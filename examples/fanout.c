@@ -132,8 +132,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nthreads; i++)
         pthread_create(&cs[i].th, NULL, consume, &cs[i]);
 
-    printf("fanout: 1 producer -> %d consumers, records %zu..%zu bytes, %.1f s\n", nthreads, lo,
-           hi, seconds);
+    printf("fanout: 1 producer -> %d consumers, records %zu..%zu bytes, %.1f s\n", nthreads, lo, hi,
+           seconds);
     uint64_t records = 0, bytes = 0;
     double start = now_s(), end = start + seconds;
     while (now_s() < end) {
@@ -172,8 +172,8 @@ int main(int argc, char **argv) {
         slices += cs[i].slices;
         bad += cs[i].bad;
     }
-    printf("records %" PRIu64 " (%.0f/s), %.1f MiB/s produced, %" PRIu64
-           " slices checked, %" PRIu64 " bad\n",
+    printf("records %" PRIu64 " (%.0f/s), %.1f MiB/s produced, %" PRIu64 " slices checked, %" PRIu64
+           " bad\n",
            records, (double)records / took, (double)bytes / took / (1 << 20), slices, bad);
 
     bp_stats st;
@@ -187,8 +187,8 @@ int main(int argc, char **argv) {
                ts->put, 100.0 * (double)ts->hits / (double)ts->get, ts->live);
     }
     printf("discarded %" PRIu64 ", mapped %.1f MiB, idle %.1f MiB, refused %" PRIu64 "\n",
-           st.discarded, (double)st.bytes_mapped / (1 << 20),
-           (double)st.bytes_idle / (1 << 20), st.refused);
+           st.discarded, (double)st.bytes_mapped / (1 << 20), (double)st.bytes_idle / (1 << 20),
+           st.refused);
 
     char *js = bp_pool_stats_json(pool);
     printf("\nstats json: %s\n", js);

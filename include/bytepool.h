@@ -64,9 +64,9 @@ BP_API const size_t *bp_sizes_stream(size_t *n);
 
 typedef struct bp_pool bp_pool;
 
-#define BP_MAX_TIERS 64            /* at most this many tiers per pool */
+#define BP_MAX_TIERS 64             /* at most this many tiers per pool */
 #define BP_MAX_TIER_SIZE (1u << 30) /* the largest allowed tier: 1 GiB */
-#define BP_RECENT_DEFAULT 256      /* recent lengths kept by default */
+#define BP_RECENT_DEFAULT 256       /* recent lengths kept by default */
 
 /* bp_config.flags */
 #define BP_CHECKED 0x1u   /* poison free buffers, check canaries, abort on misuse */
@@ -164,27 +164,27 @@ BP_API size_t bp_cap(const void *p);
 /* ===================================================================== */
 
 typedef struct bp_tier_stats {
-    size_t size;    /* the tier size in bytes */
-    uint64_t get;   /* buffers handed out by this tier */
-    uint64_t put;   /* buffers that came back to this tier */
-    uint64_t hits;  /* gets served from a thread cache */
-    uint64_t live;  /* buffers of this tier now referenced (get - put) */
+    size_t size;     /* the tier size in bytes */
+    uint64_t get;    /* buffers handed out by this tier */
+    uint64_t put;    /* buffers that came back to this tier */
+    uint64_t hits;   /* gets served from a thread cache */
+    uint64_t live;   /* buffers of this tier now referenced (get - put) */
     uint64_t carved; /* buffers of this tier that exist (live or idle) */
 } bp_tier_stats;
 
 typedef struct bp_stats {
-    uint64_t total_get;     /* gets served by a tier (seed total_get) */
-    uint64_t total_put;     /* buffers returned to a tier (seed total_put) */
-    uint64_t discarded;     /* oversize gets plus oversize final releases */
-    uint64_t hits;          /* gets served from a thread cache */
-    uint64_t refused;       /* calls refused for bad input */
-    uint64_t outstanding;   /* buffers referenced now, oversize included */
-    uint64_t bytes_live;    /* capacity of the referenced buffers */
-    uint64_t bytes_idle;    /* capacity of free buffers kept for reuse */
-    uint64_t bytes_mapped;  /* bytes mapped from the OS, headers included */
-    uint64_t segments;      /* segments mapped (oversize buffers included) */
-    uint64_t os_returned;   /* bytes given back to the OS so far */
-    size_t ntiers;          /* entries used in tiers[] */
+    uint64_t total_get;                /* gets served by a tier (seed total_get) */
+    uint64_t total_put;                /* buffers returned to a tier (seed total_put) */
+    uint64_t discarded;                /* oversize gets plus oversize final releases */
+    uint64_t hits;                     /* gets served from a thread cache */
+    uint64_t refused;                  /* calls refused for bad input */
+    uint64_t outstanding;              /* buffers referenced now, oversize included */
+    uint64_t bytes_live;               /* capacity of the referenced buffers */
+    uint64_t bytes_idle;               /* capacity of free buffers kept for reuse */
+    uint64_t bytes_mapped;             /* bytes mapped from the OS, headers included */
+    uint64_t segments;                 /* segments mapped (oversize buffers included) */
+    uint64_t os_returned;              /* bytes given back to the OS so far */
+    size_t ntiers;                     /* entries used in tiers[] */
     bp_tier_stats tiers[BP_MAX_TIERS]; /* ascending size */
 } bp_stats;
 

@@ -205,8 +205,8 @@ BP_COLD static int drop_slow(bp_pool *expect, bool any_pool, void *p, const char
     for (;;) {
         if (v == 0) {
             if (seg->reqlen && !bp__seg_is_oversize(seg))
-                bp__abort("bytepool: %s(%p): buffer %p is already free (double release)", op,
-                          p, (void *)bp__seg_buf(seg, idx));
+                bp__abort("bytepool: %s(%p): buffer %p is already free (double release)", op, p,
+                          (void *)bp__seg_buf(seg, idx));
             return bp__refuse(seg->pool, EALREADY, op, p);
         }
         if (atomic_compare_exchange_weak_explicit(rc, &v, v - 1, memory_order_acq_rel,
@@ -237,7 +237,7 @@ static inline int drop_fast(bp_seg *seg, const void *p) {
     bp_pool *pool = seg->pool;
     const bp_tslot *slot = bp__tslot(pool);
     if (BP_UNLIKELY(slot->id != pool->id) || BP_UNLIKELY(v != 1))
-        return -1; /* checked and destroyed pools never match a slot */
+        return -1;                            /* checked and destroyed pools never match a slot */
     bp_bin *bin = &slot->tc->bins[seg->tier]; /* oversize: the full extra bin */
     uint32_t n = bin->n;
     if (BP_UNLIKELY(n == bin->max))

@@ -40,9 +40,9 @@
 #define BP_ADDR_BITS 47 /* user address space covered by the map */
 #define BP_MAP_LEAF_BITS 13
 #define BP_MAP_TOP_BITS (BP_ADDR_BITS - BP_CHUNK_SHIFT - BP_MAP_LEAF_BITS)
-#define BP_ALIGN_MIN 64        /* every buffer is at least this aligned */
+#define BP_ALIGN_MIN 64         /* every buffer is at least this aligned */
 #define BP_SEG_PAYLOAD BP_CHUNK /* aim: about this many bytes of buffers */
-#define BP_STAGE 32 /* recent lengths a thread stages before publishing */
+#define BP_STAGE 32             /* recent lengths a thread stages before publishing */
 #define BP_TLD_SLOTS 256
 #define BP_CLASS_MAX_SHIFT 10
 #define BP_RC_MAX (UINT32_MAX - 1)
@@ -84,8 +84,8 @@ typedef struct bp_centry {
 } bp_centry;
 
 typedef struct __attribute__((aligned(64))) bp_bin { /* one line: no false sharing */
-    uint32_t n;   /* entries held; owner thread only */
-    uint32_t max; /* bound derived from tcache_bytes */
+    uint32_t n;                                      /* entries held; owner thread only */
+    uint32_t max;                                    /* bound derived from tcache_bytes */
     bp_centry *e;
     /* counters of this thread and tier: written by the owner only */
     _Atomic uint64_t get, put, miss;
@@ -122,8 +122,8 @@ struct bp_tld {
 #define BPF_SLOW (BPF_DEAD | BPF_CHECKED)
 
 typedef struct bp_depot {
-    bp_seg *partial; /* segments with a free or uncarved slot */
-    uint64_t carved; /* buffers that exist in this tier */
+    bp_seg *partial;   /* segments with a free or uncarved slot */
+    uint64_t carved;   /* buffers that exist in this tier */
     uint64_t reserved; /* bp_pool_reserve floor: carved buffers kept mapped */
     uint32_t batch;    /* buffers moved per refill/flush */
     uint32_t bin_max;
@@ -210,9 +210,7 @@ extern BP_TLS bp_tld *bp__tld BP_HIDDEN;
 extern _Atomic uint64_t bp__dead_epoch BP_HIDDEN;
 
 /* The calling thread's slot for pool; it is the pool's when s->id matches. */
-static inline const bp_tslot *bp__tslot(const bp_pool *pool) {
-    return &bp__tld->slot[pool->slot];
-}
+static inline const bp_tslot *bp__tslot(const bp_pool *pool) { return &bp__tld->slot[pool->slot]; }
 
 /* The calling thread's cache for pool, or NULL (slow path). */
 static inline bp_tcache *bp__tc_fast(const bp_pool *pool) {
@@ -269,7 +267,7 @@ BP_HIDDEN bp_tcache *bp__tc_slow(bp_pool *pool);
 BP_HIDDEN bp_tcache *bp__tc_find(const bp_pool *pool); /* no creation */
 BP_HIDDEN void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep);
 BP_HIDDEN void *bp__tc_refill(bp_tcache *tc, uint32_t tier);
-BP_HIDDEN void bp__tc_retire(bp_tcache *tc); /* pool lock held */
+BP_HIDDEN void bp__tc_retire(bp_tcache *tc);  /* pool lock held */
 BP_HIDDEN void bp__tc_publish(bp_tcache *tc); /* pool lock held */
 BP_HIDDEN void bp__tc_publish_locked(bp_tcache *tc);
 BP_HIDDEN void bp__tld_sweep(void);

@@ -59,8 +59,8 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     int err = bp__tiers_build(pool, cfg->sizes, cfg->nsizes);
     if (err)
         return err;
-    pool->tcache_bytes = cfg->tcache_bytes ? cfg->tcache_bytes
-                                           : bp__env_size("BYTEPOOL_TCACHE_BYTES", 256 * 1024);
+    pool->tcache_bytes =
+        cfg->tcache_bytes ? cfg->tcache_bytes : bp__env_size("BYTEPOOL_TCACHE_BYTES", 256 * 1024);
     pool->idle_bytes =
         cfg->idle_bytes ? cfg->idle_bytes : bp__env_size("BYTEPOOL_IDLE_BYTES", 8u << 20);
     pool->decay_ms =

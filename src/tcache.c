@@ -144,8 +144,8 @@ void *bp__tc_refill(bp_tcache *tc, uint32_t tier) {
     uint32_t want = pool->depot[tier].batch;
     bp_centry one;
     bp__pool_lock(pool);
-    uint32_t got = bin->max ? bp__depot_take(pool, tier, bin->e, want)
-                            : bp__depot_take(pool, tier, &one, 1);
+    uint32_t got =
+        bin->max ? bp__depot_take(pool, tier, bin->e, want) : bp__depot_take(pool, tier, &one, 1);
     bp__depot_decay(pool);
     bp__pool_unlock(pool);
     if (!got)

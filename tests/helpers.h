@@ -48,8 +48,7 @@ static inline int run_in_child(void (*body)(void *), void *arg, char *msg, size_
     return status;
 }
 
-#define assert_child_aborted(status) \
-    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT)
+#define assert_child_aborted(status) assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT)
 
 /* Resident set size of this process, in bytes. */
 static inline size_t rss_bytes(void) {

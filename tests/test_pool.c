@@ -105,7 +105,7 @@ static void trim_releases_pages_of_partly_used_segments(void **state) {
 static void idle_bytes_bound_unmaps_empty_segments(void **state) {
     (void)state;
     bp_config cfg = {0};
-    cfg.idle_bytes = 1; /* keep no empty segment */
+    cfg.idle_bytes = 1;   /* keep no empty segment */
     cfg.tcache_bytes = 1; /* and no thread cache */
     bp_pool *pool = bp_pool_new(&cfg);
     void *p = bp_get(pool, 100000);
