@@ -59,6 +59,64 @@ BP_API const size_t *bp_sizes_pow2(size_t *n);
 BP_API const size_t *bp_sizes_stream(size_t *n);
 
 /* ===================================================================== */
+/* Rings                                                                 */
+/* ===================================================================== */
+
+/* A fixed-capacity ring of fixed-size elements that overwrites its oldest
+ * element when full (the seed's RingQueue and LockedRingQueue).
+ *  - BP_RING_LOCKFREE: pushes never block (one atomic ticket, per-slot
+ *    sequence numbers); a snapshot taken during pushes holds only values
+ *    really pushed, whole, in push order. A value whose slot is lapped by a
+ *    whole ring of newer pushes while it is being written is dropped (never
+ *    torn). No pop or peek.
+ *  - BP_RING_LOCKED: a mutex; adds pop and peek.
+ * All functions are thread-safe for both kinds. */
+typedef struct bp_ring bp_ring;
+typedef enum bp_ring_kind { BP_RING_LOCKFREE = 0, BP_RING_LOCKED = 1 } bp_ring_kind;
+
+/* Creates a ring of `capacity` elements of `elem_size` bytes. Returns NULL
+ * with errno EINVAL (capacity or elem_size 0, elem_size above 4096, an
+ * unknown kind) or ENOMEM. Free it with bp_ring_free(). */
+BP_API bp_ring *bp_ring_new(size_t capacity, size_t elem_size, bp_ring_kind kind);
+
+/* Frees the ring. NULL is ignored. Not concurrently with other calls. */
+BP_API void bp_ring_free(bp_ring *r);
+
+/* Appends a copy of *elem; when full, the oldest element is overwritten. */
+BP_API void bp_ring_push(bp_ring *r, const void *elem);
+
+/* Copies the newest min(max, len) elements, oldest first, to out; returns
+ * how many were copied. */
+BP_API size_t bp_ring_snapshot(bp_ring *r, void *out, size_t max);
+
+/* Removes the oldest element into *out (out may be NULL to drop it).
+ * Returns 0, EAGAIN when empty, ENOTSUP for the lock-free kind, EINVAL for
+ * a NULL ring. */
+BP_API int bp_ring_pop(bp_ring *r, void *out);
+
+/* Like bp_ring_pop without removing. */
+BP_API int bp_ring_peek(bp_ring *r, void *out);
+
+BP_API size_t bp_ring_len(bp_ring *r);   /* elements held now */
+BP_API size_t bp_ring_cap(bp_ring *r);   /* the capacity */
+BP_API bool bp_ring_is_full(bp_ring *r); /* len == cap */
+BP_API bool bp_ring_is_empty(bp_ring *r);
+BP_API void bp_ring_clear(bp_ring *r); /* forget every element */
+
+/* Typed conveniences for rings of size_t (elem_size sizeof(size_t)). */
+BP_API void bp_ring_push_size(bp_ring *r, size_t v);
+BP_API size_t bp_ring_snapshot_sizes(bp_ring *r, size_t *out, size_t max);
+
+/* A user-supplied recorder of requested lengths (the seed's WithRingQueue).
+ * push is called with the pool lock held, in batches, from any thread; read
+ * must copy up to max lengths, oldest first, and return the count. */
+typedef struct bp_recorder {
+    void *ctx;
+    void (*push)(void *ctx, size_t len);
+    size_t (*read)(void *ctx, size_t *out, size_t max);
+} bp_recorder;
+
+/* ===================================================================== */
 /* Pools                                                                 */
 /* ===================================================================== */
 
@@ -95,6 +153,10 @@ typedef struct bp_config {
     size_t recent_window; /* recent lengths kept; 0: BP_RECENT_DEFAULT */
     bp_error_fn on_error; /* refused-call callback, may be NULL */
     void *error_ctx;      /* first argument of on_error */
+    bp_ring_kind recorder_kind;   /* ring keeping recent lengths (seed
+                                     WithRingQueueType); default lock-free */
+    const bp_recorder *recorder;  /* replaces the ring (seed WithRingQueue);
+                                     must outlive the pool */
 } bp_config;
 
 /* Creates a pool. cfg may be NULL (defaults). Tier sizes must be non-zero,
@@ -222,6 +284,8 @@ BP_API bp_error_fn bp_set_error_handler(bp_error_fn fn, void *ctx);
 
 /* Refused calls that could not be charged to any pool, process-wide. */
 BP_API uint64_t bp_refused_unowned(void);
+
+
 
 #ifdef __cplusplus
 }

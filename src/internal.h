@@ -164,8 +164,9 @@ struct bp_pool {
     uint64_t next_decay_ms;
     uint64_t empty_bytes; /* wholly free segments kept mapped */
     uint64_t mapped, nsegs, os_returned;
-    size_t *ring; /* recent lengths: ring of window entries */
-    size_t window, ring_head, ring_len;
+    bp_ring *ring;         /* recent lengths, unless a user recorder */
+    bp_recorder recorder;  /* user recorder; push NULL when unused */
+    size_t window;
     bp_retired retired[BP_MAX_TIERS];
     bp_depot depot[BP_MAX_TIERS];
     bp_pool *gnext, *gprev; /* process-wide list, for fork */

@@ -26,7 +26,7 @@ void bp__pool_unlock(bp_pool *pool) { pthread_mutex_unlock(&pool->lock); }
 
 static void pool_release_memory(bp_pool *pool) {
     free((void *)pool->ctab);
-    free(pool->ring);
+    bp_ring_free(pool->ring);
     pthread_mutex_destroy(&pool->lock);
     free(pool);
 }
@@ -79,7 +79,17 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
         d->bin_max = (uint32_t)(cap < BIN_MAX ? cap : BIN_MAX);
         d->batch = d->bin_max > 1 ? d->bin_max / 2 : 1;
     }
-    pool->ring = calloc(pool->window, sizeof(size_t));
+    if (cfg->recorder) {
+        if (!cfg->recorder->push || !cfg->recorder->read)
+            return EINVAL;
+        pool->recorder = *cfg->recorder;
+        return 0;
+    }
+    if (cfg->recorder_kind != BP_RING_LOCKFREE && cfg->recorder_kind != BP_RING_LOCKED)
+        return EINVAL;
+    if (!pool->record)
+        return 0;
+    pool->ring = bp_ring_new(pool->window, sizeof(size_t), cfg->recorder_kind);
     return pool->ring ? 0 : ENOMEM;
 }
 
@@ -92,7 +102,7 @@ bp_pool *bp_pool_new(const bp_config *cfg) {
     int err = apply_config(pool, cfg);
     if (err) {
         free((void *)pool->ctab);
-        free(pool->ring);
+        bp_ring_free(pool->ring);
         free(pool);
         errno = err;
         return NULL;

@@ -18,16 +18,17 @@
 void bp__record_locked(bp_pool *pool, const size_t *lens, size_t n) {
     if (!pool->record)
         return;
+    if (pool->recorder.push) {
+        for (size_t i = 0; i < n; i++)
+            pool->recorder.push(pool->recorder.ctx, lens[i]);
+        return;
+    }
     if (n > pool->window) { /* only the newest window lengths can stay */
         lens += n - pool->window;
         n = pool->window;
     }
-    size_t room = pool->window - pool->ring_head; /* copy in at most two runs */
-    size_t first = n < room ? n : room;
-    memcpy(pool->ring + pool->ring_head, lens, first * sizeof(size_t));
-    memcpy(pool->ring, lens + first, (n - first) * sizeof(size_t));
-    pool->ring_head = (pool->ring_head + n) % pool->window;
-    pool->ring_len = pool->ring_len + n < pool->window ? pool->ring_len + n : pool->window;
+    for (size_t i = 0; i < n; i++)
+        bp_ring_push(pool->ring, &lens[i]);
 }
 
 void bp__record(bp_pool *pool, size_t len) {
@@ -49,7 +50,7 @@ size_t bp_pool_recent_lengths(bp_pool *pool, size_t *out, size_t max) {
     if (!pool || !out || !max || !pool->record)
         return 0;
     bp__pool_lock(pool);
-    size_t cap = pool->ring_len;
+    size_t cap = pool->window;
     for (bp_tcache *tc = pool->tcs; tc; tc = tc->pnext)
         cap += (size_t)(ld_acq(&tc->seq) - tc->pub) + BP_STAGE;
     size_t *all = malloc(cap * sizeof(size_t) + 1);
@@ -58,10 +59,10 @@ size_t bp_pool_recent_lengths(bp_pool *pool, size_t *out, size_t max) {
         errno = ENOMEM;
         return 0;
     }
-    size_t n = 0;
-    size_t start = (pool->ring_head + pool->window - pool->ring_len) % pool->window;
-    for (size_t i = 0; i < pool->ring_len; i++)
-        all[n++] = pool->ring[(start + i) % pool->window];
+    size_t n = pool->recorder.read ? pool->recorder.read(pool->recorder.ctx, all, pool->window)
+                                   : bp_ring_snapshot(pool->ring, all, pool->window);
+    if (n > pool->window)
+        n = pool->window;
     /* The calling thread's stage goes last: its gets are the newest it knows. */
     bp_tcache *mine = NULL;
     for (bp_tcache *tc = pool->tcs; tc; tc = tc->pnext) {

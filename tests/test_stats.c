@@ -138,6 +138,65 @@ static void json_has_exactly_the_seed_keys(void **state) {
     bp_pool_destroy(pool);
 }
 
+static void locked_recorder_keeps_the_same_lengths(void **state) {
+    (void)state;
+    bp_config cfg = {0};
+    cfg.recorder_kind = BP_RING_LOCKED;
+    bp_pool *pool = bp_pool_new(&cfg);
+    for (size_t len = 1; len <= 300; len++)
+        bp_put(pool, bp_get(pool, len));
+    size_t out[300];
+    assert_int_equal(bp_pool_recent_lengths(pool, out, 300), 256);
+    assert_int_equal(out[0], 45);
+    assert_int_equal(out[255], 300);
+    bp_pool_destroy(pool);
+    cfg.recorder_kind = (bp_ring_kind)9;
+    errno = 0;
+    assert_null(bp_pool_new(&cfg));
+    assert_int_equal(errno, EINVAL);
+}
+
+typedef struct my_rec {
+    size_t n, last[8];
+} my_rec;
+
+static void my_push(void *ctx, size_t len) {
+    my_rec *r = ctx;
+    r->last[r->n++ % 8] = len;
+}
+
+static size_t my_read(void *ctx, size_t *out, size_t max) {
+    my_rec *r = ctx; /* the newest min(8, n), oldest first */
+    size_t k = r->n < 8 ? r->n : 8;
+    k = k < max ? k : max;
+    for (size_t i = 0; i < k; i++)
+        out[i] = r->last[(r->n - k + i) % 8];
+    return k;
+}
+
+static void user_recorder_replaces_the_ring(void **state) {
+    (void)state;
+    my_rec rec = {0};
+    bp_recorder r = {&rec, my_push, my_read};
+    bp_config cfg = {0};
+    cfg.recorder = &r;
+    bp_pool *pool = bp_pool_new(&cfg);
+    for (size_t len = 1; len <= 40; len++) /* 32 get published to the recorder */
+        bp_put(pool, bp_get(pool, len));
+    assert_int_equal(rec.n, 32);
+    size_t out[64];
+    size_t n = bp_pool_recent_lengths(pool, out, 64); /* recorder's 8 + 8 staged */
+    assert_int_equal(n, 16);
+    assert_int_equal(out[0], 25);
+    assert_int_equal(out[15], 40);
+    bp_pool_destroy(pool);
+    bp_recorder half = {&rec, my_push, NULL};
+    cfg.recorder = &half;
+    errno = 0;
+    assert_null(bp_pool_new(&cfg));
+    assert_int_equal(errno, EINVAL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(recent_lengths_track_requests_in_order),
@@ -146,6 +205,8 @@ int main(void) {
         cmocka_unit_test(window_and_no_recent_are_honoured),
         cmocka_unit_test(per_tier_counters_and_bytes),
         cmocka_unit_test(json_has_exactly_the_seed_keys),
+        cmocka_unit_test(locked_recorder_keeps_the_same_lengths),
+        cmocka_unit_test(user_recorder_replaces_the_ring),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
