@@ -287,6 +287,52 @@ BP_API uint64_t bp_refused_unowned(void);
 
 
 
+/* ===================================================================== */
+/* Object pool (the seed's Pool[T])                                      */
+/* ===================================================================== */
+
+/* Fixed-size objects with the buffer pool's thread caching. Objects are
+ * 64-byte aligned and never poisoned (checked mode does not apply). */
+typedef struct bp_objpool bp_objpool;
+
+typedef struct bp_objpool_config {
+    size_t obj_size;                     /* bytes per object, 1 .. 1 GiB */
+    void (*init)(void *obj, void *arg);  /* once per fresh object; may be NULL.
+                                            Runs with the pool lock held: it
+                                            must not call this object pool */
+    void (*reset)(void *obj, void *arg); /* on every put, before the object is
+                                            reusable; may be NULL */
+    void *arg;                           /* passed to init and reset */
+    size_t tcache_bytes;                 /* as in bp_config; 0: default */
+} bp_objpool_config;
+
+typedef struct bp_obj_stats {
+    uint64_t get, put, hits; /* gets, puts, gets served from a thread cache */
+    uint64_t live;           /* objects handed out and not put back */
+    uint64_t created;        /* objects initialised so far */
+    uint64_t refused;        /* refused puts */
+} bp_obj_stats;
+
+/* Creates an object pool. NULL with errno EINVAL (NULL cfg, obj_size 0 or
+ * too large) or ENOMEM. Thread-safe. */
+BP_API bp_objpool *bp_objpool_new(const bp_objpool_config *cfg);
+
+/* Returns an object, reused or freshly initialised; NULL with errno EINVAL
+ * (NULL pool) or ENOMEM. Thread-safe. */
+BP_API void *bp_objpool_get(bp_objpool *op);
+
+/* Runs reset on obj and makes it reusable. Returns 0, EINVAL (NULL, not an
+ * object of this pool, or not its start) or EALREADY (already put).
+ * Thread-safe; the caller must not touch obj afterwards. */
+BP_API int bp_objpool_put(bp_objpool *op, void *obj);
+
+/* Statistics; 0 or EINVAL. Thread-safe. */
+BP_API int bp_objpool_stats(bp_objpool *op, bp_obj_stats *out);
+
+/* Destroys the pool and returns how many objects are still out; their
+ * memory stays valid until each is put back. NULL returns 0. */
+BP_API size_t bp_objpool_destroy(bp_objpool *op);
+
 #ifdef __cplusplus
 }
 #endif

@@ -77,6 +77,9 @@ uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n
             out[got].p = bp__seg_buf(seg, idx);
             out[got].rc = &seg->rc[idx];
             d->carved++;
+            pool->carved_total++;
+            if (pool->on_carve)
+                pool->on_carve(out[got].p, pool->carve_arg);
             got++;
         }
         if (!seg->nfree && seg->ncarved == seg->nslots)

@@ -155,6 +155,9 @@ struct bp_pool {
     bool record;
     bp_error_fn on_error;
     void *error_ctx;
+    void (*on_carve)(void *obj, void *arg); /* object pools: init fresh slots */
+    void *carve_arg;
+    uint64_t carved_total;
 
     /* slow-path state, under lock */
     pthread_mutex_t lock;
