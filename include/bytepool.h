@@ -139,24 +139,24 @@ typedef void (*bp_error_fn)(void *ctx, int err, const char *op, const void *ptr)
  * default. Environment variables override the defaults (not a non-zero
  * field): see the README's table. */
 typedef struct bp_config {
-    const size_t *sizes;  /* tier sizes, any order; NULL: bp_sizes_pow2() */
-    size_t nsizes;        /* number of entries in sizes */
-    size_t tcache_bytes;  /* per thread and tier, bytes a thread cache may hold
-                             (default 256 KiB, env BYTEPOOL_TCACHE_BYTES) */
-    size_t idle_bytes;    /* bytes of wholly free segments a pool keeps mapped;
-                             beyond it they go back to the OS at once
-                             (default 8 MiB, env BYTEPOOL_IDLE_BYTES) */
-    unsigned decay_ms;    /* wholly free segments idle this long are returned
-                             to the OS (default 1000, env BYTEPOOL_DECAY_MS) */
-    unsigned flags;       /* BP_CHECKED, BP_NO_RECENT; env BYTEPOOL_CHECKED=1
-                             adds BP_CHECKED */
-    size_t recent_window; /* recent lengths kept; 0: BP_RECENT_DEFAULT */
-    bp_error_fn on_error; /* refused-call callback, may be NULL */
-    void *error_ctx;      /* first argument of on_error */
-    bp_ring_kind recorder_kind;   /* ring keeping recent lengths (seed
-                                     WithRingQueueType); default lock-free */
-    const bp_recorder *recorder;  /* replaces the ring (seed WithRingQueue);
-                                     must outlive the pool */
+    const size_t *sizes;         /* tier sizes, any order; NULL: bp_sizes_pow2() */
+    size_t nsizes;               /* number of entries in sizes */
+    size_t tcache_bytes;         /* per thread and tier, bytes a thread cache may hold
+                                    (default 256 KiB, env BYTEPOOL_TCACHE_BYTES) */
+    size_t idle_bytes;           /* bytes of wholly free segments a pool keeps mapped;
+                                    beyond it they go back to the OS at once
+                                    (default 8 MiB, env BYTEPOOL_IDLE_BYTES) */
+    unsigned decay_ms;           /* wholly free segments idle this long are returned
+                                    to the OS (default 1000, env BYTEPOOL_DECAY_MS) */
+    unsigned flags;              /* BP_CHECKED, BP_NO_RECENT; env BYTEPOOL_CHECKED=1
+                                    adds BP_CHECKED */
+    size_t recent_window;        /* recent lengths kept; 0: BP_RECENT_DEFAULT */
+    bp_error_fn on_error;        /* refused-call callback, may be NULL */
+    void *error_ctx;             /* first argument of on_error */
+    bp_ring_kind recorder_kind;  /* ring keeping recent lengths (seed
+                                    WithRingQueueType); default lock-free */
+    const bp_recorder *recorder; /* replaces the ring (seed WithRingQueue);
+                                    must outlive the pool */
 } bp_config;
 
 /* Creates a pool. cfg may be NULL (defaults). Tier sizes must be non-zero,
@@ -225,27 +225,38 @@ BP_API size_t bp_cap(const void *p);
 /* Statistics                                                            */
 /* ===================================================================== */
 
+/* The statistics, listed once: each X(field, metric, type, help) becomes a
+ * field of bp_stats / bp_tier_stats, a Prometheus family bytepool_<metric>
+ * of the given type, and a key of the detailed JSON. */
+#define BP_POOL_STAT_FIELDS(X)                                                                     \
+    X(total_get, gets, counter, "Gets served by a tier (seed total_get)")                          \
+    X(total_put, puts, counter, "Buffers returned to a tier (seed total_put)")                     \
+    X(discarded, discarded, counter, "Oversize gets plus oversize final releases")                 \
+    X(hits, cache_hits, counter, "Gets served from a thread cache")                                \
+    X(refused, refused, counter, "Calls refused for bad input")                                    \
+    X(outstanding, outstanding_buffers, gauge, "Buffers referenced now, oversize included")        \
+    X(bytes_live, live_bytes, gauge, "Capacity of the referenced buffers")                         \
+    X(bytes_idle, idle_bytes, gauge, "Capacity of free buffers kept for reuse")                    \
+    X(bytes_mapped, mapped_bytes, gauge, "Bytes mapped from the OS, headers included")             \
+    X(segments, segments, gauge, "Segments mapped, oversize buffers included")                     \
+    X(os_returned, os_returned_bytes, counter, "Bytes given back to the OS")
+
+#define BP_TIER_STAT_FIELDS(X)                                                                     \
+    X(get, tier_gets, counter, "Buffers handed out by the tier")                                   \
+    X(put, tier_puts, counter, "Buffers that came back to the tier")                               \
+    X(hits, tier_cache_hits, counter, "Gets of the tier served from a thread cache")               \
+    X(live, tier_live_buffers, gauge, "Buffers of the tier referenced now")                        \
+    X(carved, tier_buffers, gauge, "Buffers of the tier that exist, live or idle")
+
+#define BP_STAT_DECLARE_(field, metric, type, help) uint64_t field;
+
 typedef struct bp_tier_stats {
-    size_t size;     /* the tier size in bytes */
-    uint64_t get;    /* buffers handed out by this tier */
-    uint64_t put;    /* buffers that came back to this tier */
-    uint64_t hits;   /* gets served from a thread cache */
-    uint64_t live;   /* buffers of this tier now referenced (get - put) */
-    uint64_t carved; /* buffers of this tier that exist (live or idle) */
+    size_t size; /* the tier size in bytes */
+    BP_TIER_STAT_FIELDS(BP_STAT_DECLARE_)
 } bp_tier_stats;
 
 typedef struct bp_stats {
-    uint64_t total_get;                /* gets served by a tier (seed total_get) */
-    uint64_t total_put;                /* buffers returned to a tier (seed total_put) */
-    uint64_t discarded;                /* oversize gets plus oversize final releases */
-    uint64_t hits;                     /* gets served from a thread cache */
-    uint64_t refused;                  /* calls refused for bad input */
-    uint64_t outstanding;              /* buffers referenced now, oversize included */
-    uint64_t bytes_live;               /* capacity of the referenced buffers */
-    uint64_t bytes_idle;               /* capacity of free buffers kept for reuse */
-    uint64_t bytes_mapped;             /* bytes mapped from the OS, headers included */
-    uint64_t segments;                 /* segments mapped (oversize buffers included) */
-    uint64_t os_returned;              /* bytes given back to the OS so far */
+    BP_POOL_STAT_FIELDS(BP_STAT_DECLARE_)
     size_t ntiers;                     /* entries used in tiers[] */
     bp_tier_stats tiers[BP_MAX_TIERS]; /* ascending size */
 } bp_stats;
@@ -285,7 +296,58 @@ BP_API bp_error_fn bp_set_error_handler(bp_error_fn fn, void *ctx);
 /* Refused calls that could not be charged to any pool, process-wide. */
 BP_API uint64_t bp_refused_unowned(void);
 
+/* ===================================================================== */
+/* Exports: expvar, Prometheus, tier advice                              */
+/* ===================================================================== */
 
+/* Publishes the pool in the process-wide expvar registry as
+ * "<prefix>pool_stats" (the seed-shaped JSON, like the seed's Expvar) and
+ * "<prefix>pool_detail" (everything in bp_stats, per tier, the recent
+ * lengths and the tier advice). Returns 0, EINVAL (NULL pool or prefix, a
+ * pool already published) or EEXIST (the name is taken, as Go's expvar
+ * refuses duplicates). bp_pool_destroy unpublishes. Thread-safe. */
+BP_API int bp_expvar_publish(bp_pool *pool, const char *prefix);
+
+/* Removes the pool from the registry: 0 or ENOENT. Thread-safe. */
+BP_API int bp_expvar_unpublish(bp_pool *pool);
+
+/* The whole /debug/vars document: {"cmdline":[...], then every published
+ * variable}. malloc'd, the caller frees; NULL with errno ENOMEM. */
+BP_API char *bp_expvar_json(void);
+
+/* The pool's statistics in the Prometheus text exposition format (0.0.4):
+ * families bytepool_<metric> with HELP and TYPE, label pool="name" (escaped)
+ * and, per tier, tier="<size>". malloc'd; NULL with errno EINVAL/ENOMEM. */
+BP_API char *bp_pool_stats_prometheus(bp_pool *pool, const char *name);
+
+/* The same for every published pool (pool label = its prefix), each family
+ * once. malloc'd; NULL with errno ENOMEM. Thread-safe. */
+BP_API char *bp_prometheus_all(void);
+
+/* Everything bp_stats holds, per tier, the recent lengths and the tier
+ * advice, as one JSON object. malloc'd; NULL with errno EINVAL/ENOMEM. */
+BP_API char *bp_pool_detail_json(bp_pool *pool);
+
+/* A tier set proposed from the recorded lengths. Waste is the sum over the
+ * recorded lengths of (capacity served - length): oversize lengths count 0
+ * under the current tiers (they are served exactly). */
+typedef struct bp_advice {
+    size_t ntiers;              /* tiers proposed */
+    size_t tiers[BP_MAX_TIERS]; /* ascending */
+    uint64_t samples;           /* recorded lengths used */
+    uint64_t waste_current;     /* bytes wasted by the pool's tiers */
+    uint64_t waste_advised;     /* bytes the proposal would waste */
+} bp_advice;
+
+/* Proposes at most max_tiers tiers (1..BP_MAX_TIERS; 0 means the pool's
+ * tier count) minimising the waste over the recent lengths: an exact
+ * dynamic program over the distinct lengths (optimal tiers are always
+ * observed lengths). Returns 0 or EINVAL (NULL argument). Thread-safe. */
+BP_API int bp_pool_advice(bp_pool *pool, size_t max_tiers, bp_advice *out);
+
+/* The tiers of bp_pool_advice, copied to out (room for max_tiers); returns
+ * their count, 0 when nothing was recorded or on bad arguments. */
+BP_API size_t bp_pool_advise_sizes(bp_pool *pool, size_t max_tiers, size_t *out);
 
 /* ===================================================================== */
 /* Object pool (the seed's Pool[T])                                      */

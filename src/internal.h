@@ -167,8 +167,8 @@ struct bp_pool {
     uint64_t next_decay_ms;
     uint64_t empty_bytes; /* wholly free segments kept mapped */
     uint64_t mapped, nsegs, os_returned;
-    bp_ring *ring;         /* recent lengths, unless a user recorder */
-    bp_recorder recorder;  /* user recorder; push NULL when unused */
+    bp_ring *ring;        /* recent lengths, unless a user recorder */
+    bp_recorder recorder; /* user recorder; push NULL when unused */
     size_t window;
     bp_retired retired[BP_MAX_TIERS];
     bp_depot depot[BP_MAX_TIERS];
@@ -295,6 +295,24 @@ BP_HIDDEN void bp__record(bp_pool *pool, size_t len);
 /* buffer.c */
 BP_HIDDEN int bp__refuse(bp_pool *pool, int err, const char *op, const void *p);
 BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx); /* rc already 0 */
+
+/* sbuf.c: a growing malloc'd string; every writer is a no-op after a failure */
+typedef struct bp_sbuf {
+    char *s;
+    size_t len, cap;
+    bool oom;
+} bp_sbuf;
+BP_HIDDEN void bp__sb_printf(bp_sbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+BP_HIDDEN void bp__sb_json_str(bp_sbuf *b, const char *str); /* quoted, escaped */
+BP_HIDDEN char *bp__sb_finish(bp_sbuf *b);                   /* NULL + ENOMEM on failure */
+
+/* json.c, expvar.c, prom.c */
+BP_HIDDEN void bp__json_seed(bp_sbuf *b, bp_pool *pool);
+BP_HIDDEN void bp__json_detail(bp_sbuf *b, bp_pool *pool);
+BP_HIDDEN void bp__expvar_forget(bp_pool *pool);
+typedef void (*bp_ev_visit)(void *ctx, bp_pool *pool, const char *prefix);
+BP_HIDDEN void bp__expvar_each(bp_ev_visit fn, void *ctx); /* registry locked */
 
 /* checked.c */
 BP_HIDDEN void bp__checked_on_get(bp_seg *seg, uint32_t idx, size_t len);

@@ -1,81 +1,96 @@
 /*
- * json.c - the seed-shaped statistics document (GetPoolStats), built in a
- * growing malloc'd string. Only numbers are written, so nothing needs
- * escaping; the shape is fixed by the seed and checked by a JSON parser in
- * the tests.
+ * json.c - the JSON documents: the seed-shaped statistics (GetPoolStats:
+ * exactly its keys) and the detailed one (every statistic of the one list in
+ * bytepool.h, per tier, recent lengths, tier advice) that expvar and the
+ * dashboard read.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} sbuf;
+static size_t *recent(bp_pool *pool, size_t *n) {
+    size_t *lens = malloc((pool->window + 1) * sizeof(size_t));
+    *n = lens ? bp_pool_recent_lengths(pool, lens, pool->window) : 0;
+    return lens;
+}
 
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = true;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
+static void lens_array(bp_sbuf *b, const size_t *lens, size_t n) {
+    bp__sb_printf(b, "[");
+    for (size_t i = 0; i < n; i++)
+        bp__sb_printf(b, "%s%zu", i ? "," : "", lens[i]);
+    bp__sb_printf(b, "]");
+}
+
+void bp__json_seed(bp_sbuf *b, bp_pool *pool) {
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    size_t n;
+    size_t *lens = recent(pool, &n);
+    if (!lens)
+        b->oom = true;
+    bp__sb_printf(b, "{\"pools\":{");
+    for (size_t t = 0; t < st.ntiers; t++)
+        bp__sb_printf(b, "%s\"%zu\":{\"get\":%" PRIu64 ",\"put\":%" PRIu64 "}", t ? "," : "",
+                      st.tiers[t].size, st.tiers[t].get, st.tiers[t].put);
+    bp__sb_printf(b,
+                  "},\"discarded\":%" PRIu64 ",\"total_get\":%" PRIu64 ",\"total_put\":%" PRIu64
+                  ",\"recent_lengths\":",
+                  st.discarded, st.total_get, st.total_put);
+    lens_array(b, lens, n);
+    bp__sb_printf(b, "}");
+    free(lens);
+}
+
+void bp__json_detail(bp_sbuf *b, bp_pool *pool) {
+    bp_stats st;
+    bp_advice adv;
+    bp_pool_stats(pool, &st);
+    bp_pool_advice(pool, 0, &adv);
+    bp__sb_printf(b, "{");
+#define BP_JSON_FIELD_(field, metric, type, help)                                                  \
+    bp__sb_printf(b, "\"" #field "\":%" PRIu64 ",", st.field);
+    BP_POOL_STAT_FIELDS(BP_JSON_FIELD_)
+    bp__sb_printf(b, "\"tiers\":[");
+    for (size_t t = 0; t < st.ntiers; t++) {
+        const bp_tier_stats *ts = &st.tiers[t];
+        bp__sb_printf(b, "%s{\"size\":%zu", t ? "," : "", ts->size);
+#define BP_JSON_TIER_(field, metric, type, help)                                                   \
+    bp__sb_printf(b, ",\"" #field "\":%" PRIu64, ts->field);
+        BP_TIER_STAT_FIELDS(BP_JSON_TIER_)
+        bp__sb_printf(b, "}");
     }
+    size_t n;
+    size_t *lens = recent(pool, &n);
+    if (!lens)
+        b->oom = true;
+    bp__sb_printf(b, "],\"recent_lengths\":");
+    lens_array(b, lens, n);
+    free(lens);
+    bp__sb_printf(b, ",\"advice\":{\"tiers\":");
+    lens_array(b, adv.tiers, adv.ntiers);
+    bp__sb_printf(
+        b, ",\"samples\":%" PRIu64 ",\"waste_current\":%" PRIu64 ",\"waste_advised\":%" PRIu64 "}}",
+        adv.samples, adv.waste_current, adv.waste_advised);
 }
 
 char *bp_pool_stats_json(bp_pool *pool) {
-    bp_stats st;
-    if (!pool || bp_pool_stats(pool, &st) != 0) {
+    if (!pool) {
         errno = EINVAL;
         return NULL;
     }
-    size_t win = pool->window;
-    size_t *lens = malloc(win * sizeof(size_t));
-    sbuf b = {malloc(1024), 0, 1024, false};
-    if (!lens || !b.s) {
-        free(lens);
-        free(b.s);
-        errno = ENOMEM;
+    bp_sbuf b = {0};
+    bp__json_seed(&b, pool);
+    return bp__sb_finish(&b);
+}
+
+char *bp_pool_detail_json(bp_pool *pool) {
+    if (!pool) {
+        errno = EINVAL;
         return NULL;
     }
-    size_t n = bp_pool_recent_lengths(pool, lens, win);
-    sb_printf(&b, "{\"pools\":{");
-    for (size_t t = 0; t < st.ntiers; t++)
-        sb_printf(&b, "%s\"%zu\":{\"get\":%" PRIu64 ",\"put\":%" PRIu64 "}", t ? "," : "",
-                  st.tiers[t].size, st.tiers[t].get, st.tiers[t].put);
-    sb_printf(&b,
-              "},\"discarded\":%" PRIu64 ",\"total_get\":%" PRIu64 ",\"total_put\":%" PRIu64
-              ",\"recent_lengths\":[",
-              st.discarded, st.total_get, st.total_put);
-    for (size_t i = 0; i < n; i++)
-        sb_printf(&b, "%s%zu", i ? "," : "", lens[i]);
-    sb_printf(&b, "]}");
-    free(lens);
-    if (b.oom) {
-        free(b.s);
-        errno = ENOMEM;
-        return NULL;
-    }
-    return b.s;
+    bp_sbuf b = {0};
+    bp__json_detail(&b, pool);
+    return bp__sb_finish(&b);
 }

@@ -137,6 +137,7 @@ static uint64_t outstanding_locked(bp_pool *pool) {
 size_t bp_pool_destroy(bp_pool *pool) {
     if (!pool)
         return 0;
+    bp__expvar_forget(pool);
     bp__tc_drop_current(pool);
     bp__pool_lock(pool);
     atomic_fetch_or(&pool->flags, BPF_DEAD);

@@ -93,9 +93,8 @@ static void lf_push(bp_ring *r, const void *elem) {
     uint64_t t = atomic_fetch_add_explicit(&r->head, 1, memory_order_relaxed);
     lf_slot *s = slot_at(r, t);
     uint64_t seq = ld_acq(&s->seq);
-    if (!older(seq, t) ||
-        !atomic_compare_exchange_strong_explicit(&s->seq, &seq, 2 * t + 1, memory_order_acquire,
-                                                 memory_order_relaxed))
+    if (!older(seq, t) || !atomic_compare_exchange_strong_explicit(
+                              &s->seq, &seq, 2 * t + 1, memory_order_acquire, memory_order_relaxed))
         return; /* a newer ticket owns the slot, or a writer is in it */
     atomic_thread_fence(memory_order_release);
     uint64_t w[ELEM_MAX / 8];

@@ -99,7 +99,7 @@ static void destroy_reports_objects_still_out(void **state) {
     conn *b = bp_objpool_get(op);
     bp_objpool_put(op, b);
     assert_int_equal(bp_objpool_destroy(op), 1);
-    a->fd = 7; /* still valid */
+    a->fd = 7;                          /* still valid */
     assert_int_equal(bp_release(a), 0); /* and still a refcounted buffer */
 }
 

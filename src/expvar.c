@@ -1,0 +1,130 @@
+/*
+ * expvar.c - the process-wide registry behind /debug/vars, shaped like Go's
+ * expvar: "cmdline" then every published variable, names unique (a second
+ * publish of a name is refused, as expvar.Publish panics). Each pool
+ * publishes "<prefix>pool_stats" and "<prefix>pool_detail". Lock order:
+ * registry, then the pool's lock (taken inside the stats readers).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct ev_entry {
+    char *prefix;
+    bp_pool *pool;
+    struct ev_entry *next;
+} ev_entry;
+
+static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
+static ev_entry *ev_list; /* sorted by prefix: a stable document */
+
+int bp_expvar_publish(bp_pool *pool, const char *prefix) {
+    if (!pool || !prefix)
+        return EINVAL;
+    ev_entry *e = calloc(1, sizeof(*e));
+    char *copy = strdup(prefix);
+    if (!e || !copy) {
+        free(e);
+        free(copy);
+        return ENOMEM;
+    }
+    e->prefix = copy;
+    e->pool = pool;
+    pthread_mutex_lock(&ev_mu);
+    int err = 0;
+    ev_entry **link = &ev_list;
+    for (ev_entry *x = ev_list; x; x = x->next)
+        if (x->pool == pool)
+            err = EINVAL;
+        else if (!strcmp(x->prefix, prefix))
+            err = EEXIST;
+    while (!err && *link && strcmp((*link)->prefix, prefix) < 0)
+        link = &(*link)->next;
+    if (!err) {
+        e->next = *link;
+        *link = e;
+    }
+    pthread_mutex_unlock(&ev_mu);
+    if (err) {
+        free(copy);
+        free(e);
+    }
+    return err;
+}
+
+int bp_expvar_unpublish(bp_pool *pool) {
+    pthread_mutex_lock(&ev_mu);
+    ev_entry *gone = NULL;
+    for (ev_entry **link = &ev_list; *link; link = &(*link)->next)
+        if ((*link)->pool == pool) {
+            gone = *link;
+            *link = gone->next;
+            break;
+        }
+    pthread_mutex_unlock(&ev_mu);
+    if (!gone)
+        return ENOENT;
+    free(gone->prefix);
+    free(gone);
+    return 0;
+}
+
+void bp__expvar_forget(bp_pool *pool) { (void)bp_expvar_unpublish(pool); }
+
+static void cmdline(bp_sbuf *b) {
+    bp__sb_printf(b, "\"cmdline\":[");
+    FILE *f = fopen("/proc/self/cmdline", "r");
+    char arg[4096];
+    size_t n = 0;
+    int ch, first = 1;
+    while (f && (ch = fgetc(f)) != EOF) {
+        if (ch && n < sizeof(arg) - 1) {
+            arg[n++] = (char)ch;
+            continue;
+        }
+        if (ch)
+            continue; /* an over-long argument is cut */
+        arg[n] = 0;
+        bp__sb_printf(b, "%s", first ? "" : ",");
+        bp__sb_json_str(b, arg);
+        first = 0;
+        n = 0;
+    }
+    if (f)
+        fclose(f);
+    bp__sb_printf(b, "]");
+}
+
+char *bp_expvar_json(void) {
+    bp_sbuf b = {0};
+    bp__sb_printf(&b, "{");
+    cmdline(&b);
+    pthread_mutex_lock(&ev_mu);
+    for (ev_entry *e = ev_list; e; e = e->next) {
+        char name[512];
+        snprintf(name, sizeof name, "%spool_stats", e->prefix);
+        bp__sb_printf(&b, ",\n");
+        bp__sb_json_str(&b, name);
+        bp__sb_printf(&b, ":");
+        bp__json_seed(&b, e->pool);
+        snprintf(name, sizeof name, "%spool_detail", e->prefix);
+        bp__sb_printf(&b, ",\n");
+        bp__sb_json_str(&b, name);
+        bp__sb_printf(&b, ":");
+        bp__json_detail(&b, e->pool);
+    }
+    pthread_mutex_unlock(&ev_mu);
+    bp__sb_printf(&b, "}\n");
+    return bp__sb_finish(&b);
+}
+
+/* prom.c walks the published pools with the registry locked. */
+void bp__expvar_each(bp_ev_visit fn, void *ctx) {
+    pthread_mutex_lock(&ev_mu);
+    for (ev_entry *e = ev_list; e; e = e->next)
+        fn(ctx, e->pool, e->prefix);
+    pthread_mutex_unlock(&ev_mu);
+}

@@ -1,0 +1,161 @@
+/* test_export.c - expvar registry, /debug/vars JSON (checked by jq),
+ * Prometheus text (checked by promtool), detail JSON, tier advisor. */
+#include "helpers.h"
+
+static int run_on(const char *text, const char *cmd_fmt) {
+    char path[] = "/tmp/bp_export_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+        return -1;
+    close(fd);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, cmd_fmt, path);
+    int rc = system(cmd);
+    unlink(path);
+    return rc;
+}
+
+static int jq(const char *json, const char *expr) {
+    char fmt[900];
+    snprintf(fmt, sizeof fmt, "jq -e '%s' %%s >/dev/null 2>&1", expr);
+    return run_on(json, fmt);
+}
+
+static void workload(bp_pool *pool) {
+    for (int i = 0; i < 10; i++)
+        bp_put(pool, bp_get(pool, 100));
+    for (int i = 0; i < 10; i++)
+        bp_put(pool, bp_get(pool, 200));
+    for (int i = 0; i < 5; i++)
+        bp_put(pool, bp_get(pool, 1000));
+}
+
+static void publish_refuses_duplicates_and_destroy_unpublishes(void **state) {
+    (void)state;
+    bp_pool *a = bp_pool_new(NULL), *b = bp_pool_new(NULL);
+    assert_int_equal(bp_expvar_publish(a, "app_"), 0);
+    assert_int_equal(bp_expvar_publish(b, "app_"), EEXIST);
+    assert_int_equal(bp_expvar_publish(a, "other_"), EINVAL); /* a is published */
+    assert_int_equal(bp_expvar_publish(NULL, "x_"), EINVAL);
+    assert_int_equal(bp_expvar_publish(b, NULL), EINVAL);
+    assert_int_equal(bp_expvar_publish(b, "b_"), 0);
+    char *doc = bp_expvar_json();
+    assert_int_equal(jq(doc, "(.cmdline | type) == \"array\" and has(\"app_pool_stats\") and "
+                             "has(\"b_pool_detail\")"),
+                     0);
+    free(doc);
+    assert_int_equal(bp_expvar_unpublish(b), 0);
+    assert_int_equal(bp_expvar_unpublish(b), ENOENT);
+    bp_pool_destroy(a); /* unpublishes */
+    doc = bp_expvar_json();
+    assert_int_equal(jq(doc, "keys == [\"cmdline\"]"), 0);
+    free(doc);
+    bp_pool_destroy(b);
+}
+
+static void debug_vars_carry_the_seed_shape_and_details(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    workload(pool);
+    void *live = bp_get(pool, 5000);
+    assert_int_equal(bp_expvar_publish(pool, "svc_"), 0);
+    char *doc = bp_expvar_json();
+    assert_non_null(doc);
+    assert_int_equal(jq(doc, ".svc_pool_stats | keys == [\"discarded\",\"pools\","
+                             "\"recent_lengths\",\"total_get\",\"total_put\"]"),
+                     0);
+    assert_int_equal(jq(doc, ".svc_pool_stats.total_get == 26 and .svc_pool_stats.total_put == 25"),
+                     0);
+    assert_int_equal(jq(doc, ".svc_pool_detail.outstanding == 1 and "
+                             ".svc_pool_detail.bytes_live == 8192 and "
+                             "(.svc_pool_detail.tiers | length) == 15 and "
+                             ".svc_pool_detail.tiers[0].get == 10 and "
+                             "(.svc_pool_detail.recent_lengths | length) == 26"),
+                     0);
+    free(doc);
+    bp_put(pool, live);
+    bp_pool_destroy(pool);
+}
+
+static void prometheus_output_passes_promtool(void **state) {
+    (void)state;
+    bp_pool *a = bp_pool_new(NULL), *b = bp_pool_new(NULL);
+    workload(a);
+    bp_expvar_publish(a, "front");
+    bp_expvar_publish(b, "we\"ird\\name\n");
+    char *one = bp_pool_stats_prometheus(a, "front");
+    assert_non_null(one);
+    assert_non_null(strstr(one, "# TYPE bytepool_gets_total counter\n"));
+    assert_non_null(strstr(one, "bytepool_tier_gets_total{pool=\"front\",tier=\"128\"} 10\n"));
+    assert_non_null(strstr(one, "bytepool_live_bytes{pool=\"front\"} 0\n"));
+    assert_int_equal(run_on(one, "promtool check metrics < %s >/dev/null 2>&1"), 0);
+    char *all = bp_prometheus_all();
+    assert_non_null(strstr(all, "pool=\"we\\\"ird\\\\name\\n\""));
+    assert_int_equal(run_on(all, "promtool check metrics < %s >/dev/null 2>&1"), 0);
+    /* each family appears once even with two pools */
+    const char *first = strstr(all, "# TYPE bytepool_segments gauge");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "# TYPE bytepool_segments gauge"));
+    assert_int_not_equal(run_on("bad metric{\n", "promtool check metrics < %s >/dev/null 2>&1"),
+                         0); /* promtool does reject broken text */
+    free(one);
+    free(all);
+    assert_null(bp_pool_stats_prometheus(NULL, "x"));
+    bp_pool_destroy(a);
+    bp_pool_destroy(b);
+}
+
+static void advisor_finds_the_least_waste(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    bp_advice adv;
+    assert_int_equal(bp_pool_advice(pool, 2, &adv), 0);
+    assert_int_equal(adv.ntiers, 0); /* nothing recorded yet */
+    workload(pool);                  /* 10 x 100, 10 x 200, 5 x 1000 */
+    assert_int_equal(bp_pool_advice(pool, 2, &adv), 0);
+    assert_int_equal(adv.samples, 25);
+    assert_int_equal(adv.ntiers, 2);
+    assert_int_equal(adv.tiers[0], 200);
+    assert_int_equal(adv.tiers[1], 1000);
+    assert_int_equal(adv.waste_advised, 10 * 100);
+    assert_int_equal(adv.waste_current, 10 * 28 + 10 * 56 + 5 * 24); /* 128/256/1024 */
+    size_t out[4];
+    assert_int_equal(bp_pool_advise_sizes(pool, 1, out), 1);
+    assert_int_equal(out[0], 1000);
+    assert_int_equal(bp_pool_advise_sizes(pool, 4, out), 3); /* only 3 distinct lengths */
+    assert_int_equal(out[0], 100);
+    assert_int_equal(out[2], 1000);
+    assert_int_equal(bp_pool_advice(NULL, 2, &adv), EINVAL);
+    char *d = bp_pool_detail_json(pool);
+    assert_int_equal(jq(d, ".advice.waste_current == 960 and (.advice.tiers | length) == 3"), 0);
+    free(d);
+    bp_pool_destroy(pool);
+}
+
+static void advisor_handles_many_distinct_lengths(void **state) {
+    (void)state;
+    bp_config cfg = {0};
+    cfg.recent_window = 4000;
+    bp_pool *pool = bp_pool_new(&cfg);
+    for (size_t i = 1; i <= 4000; i++)
+        bp_put(pool, bp_get(pool, i * 37));
+    bp_advice adv;
+    assert_int_equal(bp_pool_advice(pool, 8, &adv), 0);
+    assert_int_equal(adv.ntiers, 8);
+    assert_true(adv.tiers[7] >= 4000 * 37); /* the largest length is served */
+    for (size_t i = 1; i < 8; i++)
+        assert_true(adv.tiers[i - 1] < adv.tiers[i]);
+    assert_true(adv.waste_advised < adv.waste_current);
+    bp_pool_destroy(pool);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(publish_refuses_duplicates_and_destroy_unpublishes),
+        cmocka_unit_test(debug_vars_carry_the_seed_shape_and_details),
+        cmocka_unit_test(prometheus_output_passes_promtool),
+        cmocka_unit_test(advisor_finds_the_least_waste),
+        cmocka_unit_test(advisor_handles_many_distinct_lengths),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
