@@ -9,7 +9,7 @@
 BUILD    ?= build
 PREFIX   ?= /usr/local
 JOBS     ?= $(shell nproc)
-DEB_PKGS := cmake ninja-build gcc make libcmocka-dev pkg-config jq binutils prometheus libmicrohttpd-dev chromium
+DEB_PKGS := cmake ninja-build gcc make libcmocka-dev pkg-config jq binutils curl prometheus libmicrohttpd-dev chromium
 GEN      := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
 

@@ -8,10 +8,16 @@
  * slices are handed out, so the buffer goes back to the pool when the
  * slowest consumer is done with it, on whichever thread that is.
  *
- *   fanout [--threads N] [--seconds S] [--min BYTES] [--max BYTES]
+ *   fanout [--threads N] [--seconds S] [--min BYTES] [--max BYTES] [--http ADDR]
+ *
+ * --http ADDR (when built with libbytepool_http) serves the dashboard,
+ * /debug/vars and /metrics on ADDR while the demo runs.
  */
 #define _GNU_SOURCE
 #include <bytepool.h>
+#ifdef BP_WITH_HTTP
+#include <bytepool_http.h>
+#endif
 
 #include <inttypes.h>
 #include <math.h>
@@ -98,7 +104,8 @@ static size_t log_uniform(size_t lo, size_t hi) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: fanout [--threads N] [--seconds S] [--min BYTES] [--max BYTES]\n");
+    fprintf(stderr, "usage: fanout [--threads N] [--seconds S] [--min BYTES] [--max BYTES]"
+                    " [--http ADDR]\n");
     exit(2);
 }
 
@@ -106,6 +113,7 @@ int main(int argc, char **argv) {
     int nthreads = 3;
     double seconds = 3;
     size_t lo = 64, hi = 256 * 1024;
+    const char *http = NULL;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
             usage();
@@ -117,6 +125,8 @@ int main(int argc, char **argv) {
             lo = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--max"))
             hi = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--http"))
+            http = argv[++i];
         else
             usage();
     }
@@ -127,6 +137,22 @@ int main(int argc, char **argv) {
     if (!pool) {
         perror("bp_pool_new");
         return 1;
+    }
+    void *server = NULL;
+    if (http) {
+#ifdef BP_WITH_HTTP
+        bp_expvar_publish(pool, "fanout_");
+        bp_http *h = bp_http_start(http);
+        if (!h) {
+            perror("bp_http_start");
+            return 1;
+        }
+        printf("dashboard: http://127.0.0.1:%u/ (also /debug/vars, /metrics)\n", bp_http_port(h));
+        server = h;
+#else
+        fprintf(stderr, "fanout: built without libbytepool_http (install libmicrohttpd-dev)\n");
+        return 2;
+#endif
     }
     consumer *cs = calloc((size_t)nthreads, sizeof(consumer));
     for (int i = 0; i < nthreads; i++)
@@ -194,6 +220,10 @@ int main(int argc, char **argv) {
     printf("\nstats json: %s\n", js);
     free(js);
     printf("\noutstanding buffers: %" PRIu64 "\n", st.outstanding);
+#ifdef BP_WITH_HTTP
+    bp_http_stop(server);
+#endif
+    (void)server;
     size_t leaks = bp_pool_destroy(pool);
     free(cs);
     return (bad || leaks || st.outstanding) ? 1 : 0;

@@ -1,0 +1,39 @@
+/*
+ * bytepool_http.h - an optional HTTP endpoint for libbytepool
+ * (libbytepool_http, built when libmicrohttpd is available).
+ *
+ * Serves, from a thread of its own:
+ *   /debug/vars  the expvar document (bp_expvar_json)
+ *   /metrics     Prometheus text for every published pool (bp_prometheus_all)
+ *   /            a self-contained dashboard (inline HTML, CSS and JS, no CDN)
+ *                that polls /debug/vars once a second
+ * Only pools published with bp_expvar_publish() appear.
+ */
+#ifndef BYTEPOOL_HTTP_H
+#define BYTEPOOL_HTTP_H
+
+#include "bytepool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bp_http bp_http;
+
+/* Starts serving on addr: "HOST:PORT", ":PORT" or "PORT" (IPv4; HOST
+ * defaults to 127.0.0.1, port 0 picks a free one); NULL means
+ * "127.0.0.1:0". Returns NULL with errno EINVAL (bad address) or the
+ * reason the socket could not be bound. Stop it with bp_http_stop(). */
+BP_API bp_http *bp_http_start(const char *addr);
+
+/* The port the endpoint listens on. */
+BP_API unsigned bp_http_port(const bp_http *h);
+
+/* Stops serving and frees h; waits for requests in progress. NULL is
+ * ignored. */
+BP_API void bp_http_stop(bp_http *h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

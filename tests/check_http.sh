@@ -1,0 +1,46 @@
+#!/bin/sh
+# The HTTP endpoint end to end: routes and content types with curl, then the
+# dashboard in headless Chromium: the rendered DOM must show the numbers of
+# the known workload of http_serve, and a screenshot must be taken.
+set -eu
+serve="$1"; out="${2:-$(mktemp -d)}"
+mkdir -p "$out"
+fifo="$out/stdin"; rm -f "$fifo"; mkfifo "$fifo"
+"$serve" < "$fifo" > "$out/port" &
+pid=$!
+exec 3>"$fifo" # keeps the server's stdin open; closing it stops the server
+cleanup() { exec 3>&-; wait $pid 2>/dev/null || true; }
+trap cleanup EXIT
+for _ in $(seq 50); do [ -s "$out/port" ] && break; sleep 0.1; done
+port=$(cat "$out/port"); base="http://127.0.0.1:$port"
+fail() { echo "FAIL: $*"; exit 1; }
+
+curl -fsS "$base/debug/vars" > "$out/vars.json"
+jq -e '.web_pool_stats.pools["4096"].get == 1234 and .web_pool_stats.discarded == 154' \
+  "$out/vars.json" >/dev/null || fail "/debug/vars content"
+curl -fsS -D "$out/h" "$base/metrics" > "$out/metrics.txt"
+grep -qi '^content-type: text/plain; version=0.0.4' "$out/h" || fail "/metrics content type"
+promtool check metrics < "$out/metrics.txt" || fail "promtool"
+grep -q 'bytepool_tier_gets_total{pool="web_",tier="4096"} 1234' "$out/metrics.txt" || fail "metric"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$base/nope")" = 404 ] || fail "404"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$base/metrics")" = 405 ] || fail "405"
+curl -fsS "$base/" | grep -q '<title>bytepool</title>' || fail "dashboard page"
+curl -fsS "$base/" | grep -qi 'src="http' && fail "dashboard loads remote scripts"
+
+browser=$(command -v chromium || command -v chromium-browser || true)
+[ -n "$browser" ] || fail "chromium is not installed (make test installs it)"
+flags="--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
+  --disable-background-networking --disable-component-update --disable-sync
+  --user-data-dir=$out/profile --virtual-time-budget=4000"
+$browser $flags --dump-dom "$base/" > "$out/dom.html" 2>"$out/chromium.log" || fail "chromium"
+grep -q 'data-pool="web_"' "$out/dom.html" || fail "pool section not rendered"
+grep -q 'id="web_-gets">1,239<' "$out/dom.html" || fail "gets card"
+grep -q '<tr data-tier="4096"><td>4K</td><td class="get">1,234</td>' "$out/dom.html" || fail "tier row"
+grep -q 'id="web_-discarded">154<' "$out/dom.html" || fail "discarded card"
+grep -q 'id="web_-outstanding">5<' "$out/dom.html" || fail "outstanding card"
+grep -q 'data-count="77"' "$out/dom.html" || fail "oversize histogram bar"
+grep -q 'id="web_-advice">advisor: tiers' "$out/dom.html" || fail "advisor"
+$browser $flags --window-size=1200,1400 --screenshot="$out/dashboard.png" "$base/" \
+  2>>"$out/chromium.log" || fail "screenshot"
+[ "$(stat -c %s "$out/dashboard.png")" -gt 10000 ] || fail "screenshot too small"
+echo "http endpoint and dashboard ok ($out)"
