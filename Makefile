@@ -1,7 +1,7 @@
 # The front door. CMake is the build; these targets wrap it.
 #   make            build build/libbytepool.a and build/libbytepool.so
 #   make test       install missing Debian packages (as root), build, run the
-#                   unit suite in a normal and an ASan+UBSan build
+#                   unit suite in a normal, an ASan+UBSan and a TSan build
 #   make demo       build and run examples/fanout
 #   make install PREFIX=/usr/local
 #   make clean
@@ -13,7 +13,7 @@ DEB_PKGS := cmake ninja-build gcc make libcmocka-dev pkg-config jq binutils curl
 GEN      := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
 
-.PHONY: all deps configure test test-normal test-asan demo install clean
+.PHONY: all deps configure test test-normal test-asan test-tsan demo install clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -34,6 +34,7 @@ deps:
 test: deps
 	$(MAKE) test-normal
 	$(MAKE) test-asan
+	$(MAKE) test-tsan
 
 test-normal: all
 	cd $(BUILD) && $(CTEST)
@@ -43,6 +44,12 @@ test-asan:
 	  -DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=address,undefined
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && $(CTEST)
+
+test-tsan:
+	@test -f $(BUILD)-tsan/CMakeCache.txt || cmake -S . -B $(BUILD)-tsan $(GEN) \
+	  -DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=thread
+	cmake --build $(BUILD)-tsan -j $(JOBS)
+	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST)
 
 demo: deps all
 	$(BUILD)/examples/fanout

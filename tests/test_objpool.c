@@ -3,6 +3,7 @@
 #include "helpers.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 typedef struct conn {
     int fd;
@@ -11,7 +12,7 @@ typedef struct conn {
     int uses;
 } conn;
 
-static int init_calls, reset_calls;
+static _Atomic int init_calls, reset_calls; /* callbacks run on many threads */
 
 static void conn_init(void *obj, void *arg) {
     conn *c = obj;
