@@ -9,11 +9,11 @@
 BUILD    ?= build
 PREFIX   ?= /usr/local
 JOBS     ?= $(shell nproc)
-DEB_PKGS := cmake ninja-build gcc make libcmocka-dev pkg-config jq binutils curl prometheus libmicrohttpd-dev chromium
+DEB_PKGS := cmake ninja-build gcc make valgrind libcmocka-dev pkg-config jq binutils curl prometheus libmicrohttpd-dev chromium
 GEN      := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
 
-.PHONY: all deps configure test test-normal test-asan test-tsan demo install clean
+.PHONY: all deps configure test test-normal test-asan test-tsan valgrind demo install clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -51,6 +51,14 @@ test-tsan:
 	cmake --build $(BUILD)-tsan -j $(JOBS)
 	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST)
 
+# The unit suite under Valgrind memcheck, with mempool requests compiled in.
+valgrind: deps
+	@test -f $(BUILD)-valgrind/CMakeCache.txt || cmake -S . -B $(BUILD)-valgrind $(GEN) \
+	  -DCMAKE_BUILD_TYPE=Debug -DBP_VALGRIND=ON \
+	  "-DBP_TEST_RUNNER=valgrind;-q;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite"
+	cmake --build $(BUILD)-valgrind -j $(JOBS)
+	cd $(BUILD)-valgrind && $(CTEST) -E 'http|install|track'
+
 demo: deps all
 	$(BUILD)/examples/fanout
 
@@ -58,4 +66,4 @@ install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-valgrind $(BUILD)-fuzz

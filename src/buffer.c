@@ -56,6 +56,7 @@ BP_COLD static void *get_oversize(bp_pool *pool, size_t len) {
         return NULL;
     seg->reqlen[0] = (uint32_t)(len > UINT32_MAX ? UINT32_MAX : len);
     st_rel(&seg->rc[0], 1);
+    track_give(pool, seg->base, len);
     atomic_fetch_add_explicit(&pool->discarded, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&pool->over_live, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&pool->over_bytes, len, memory_order_relaxed);
@@ -82,6 +83,7 @@ BP_COLD static void *get_uncached(bp_pool *pool, uint32_t t, size_t len) {
     if (seg->reqlen)
         bp__checked_on_get(seg, idx, len);
     st_rel(e.rc, 1);
+    track_give(pool, e.p, len);
     return e.p;
 }
 
@@ -109,6 +111,7 @@ BP_COLD static void *get_slow(bp_pool *pool, size_t len) {
         bump(&tc->bins[t].miss);
     }
     bump(&tc->bins[t].get);
+    track_give(pool, p, len);
     stage_len(tc, len);
     return p;
 }
@@ -128,6 +131,7 @@ void *bp_get(bp_pool *pool, size_t len) {
     bin->n = n - 1;
     st_rlx(e.rc, 1);
     bump(&bin->get);
+    track_give(pool, e.p, len);
     stage_len(tc, len);
     return e.p;
 }
@@ -138,6 +142,7 @@ void *bp_get(bp_pool *pool, size_t len) {
 void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
     bp_pool *pool = seg->pool;
     if (bp__seg_is_oversize(seg)) {
+        track_take(pool, seg->base, seg->size);
         atomic_fetch_add_explicit(&pool->discarded, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&pool->over_live, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&pool->over_bytes, seg->size, memory_order_relaxed);
@@ -149,6 +154,7 @@ void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
     uint32_t t = seg->tier;
     if (seg->reqlen)
         bp__checked_on_free(seg, idx, "release");
+    track_take(pool, bp__seg_buf(seg, idx), seg->size);
     bp_tcache *tc = bp__tc_fast(pool);
     if (!tc || (ld_rlx(&pool->flags) & BPF_SLOW))
         tc = bp__tc_slow(pool);
@@ -243,6 +249,7 @@ static inline int drop_fast(bp_seg *seg, const void *p) {
     if (BP_UNLIKELY(n == bin->max))
         return -1;
     st_rlx(rc, 0);
+    track_take(pool, (uint8_t *)p - in, seg->size);
     bin->e[n] = (bp_centry){(uint8_t *)p - in, rc};
     bin->n = n + 1;
     bump(&bin->put);

@@ -36,6 +36,7 @@ static size_t canary_len(const bp_seg *seg, size_t req) {
 
 void bp__checked_on_get(bp_seg *seg, uint32_t idx, size_t len) {
     uint8_t *p = bp__seg_buf(seg, idx);
+    track_touch_begin(p, seg->size);
     if (seg->reqlen[idx] == FREED) {
         for (size_t i = 0; i < seg->size; i++)
             if (p[i] != POISON)
@@ -45,11 +46,13 @@ void bp__checked_on_get(bp_seg *seg, uint32_t idx, size_t len) {
     }
     seg->reqlen[idx] = (uint32_t)len;
     memset(p + len, CANARY, canary_len(seg, len));
+    track_touch_end(p, seg->size);
 }
 
 void bp__checked_on_free(bp_seg *seg, uint32_t idx, const char *op) {
     uint8_t *p = bp__seg_buf(seg, idx);
     size_t req = seg->reqlen[idx];
+    track_touch_begin(p, seg->size);
     if (req != FREED && req != 0) {
         size_t n = canary_len(seg, req);
         for (size_t i = 0; i < n; i++)
@@ -60,6 +63,7 @@ void bp__checked_on_free(bp_seg *seg, uint32_t idx, const char *op) {
     }
     memset(p, POISON, seg->size);
     seg->reqlen[idx] = FREED;
+    track_touch_end(p, seg->size);
 }
 
 bool bp__env_flag(const char *name) {

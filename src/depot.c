@@ -78,8 +78,11 @@ uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n
             out[got].rc = &seg->rc[idx];
             d->carved++;
             pool->carved_total++;
-            if (pool->on_carve)
+            if (pool->on_carve) { /* object pools: init runs on free memory */
+                track_touch_begin(out[got].p, seg->size);
                 pool->on_carve(out[got].p, pool->carve_arg);
+                track_touch_end(out[got].p, seg->size);
+            }
             got++;
         }
         if (!seg->nfree && seg->ncarved == seg->nslots)

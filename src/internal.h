@@ -13,6 +13,7 @@
 #define BP_INTERNAL_H
 
 #include "bytepool.h"
+#include "track.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

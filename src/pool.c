@@ -27,6 +27,7 @@ void bp__pool_unlock(bp_pool *pool) { pthread_mutex_unlock(&pool->lock); }
 static void pool_release_memory(bp_pool *pool) {
     free((void *)pool->ctab);
     bp_ring_free(pool->ring);
+    bp__vg_pool_free(pool);
     pthread_mutex_destroy(&pool->lock);
     free(pool);
 }
@@ -108,6 +109,7 @@ bp_pool *bp_pool_new(const bp_config *cfg) {
         return NULL;
     }
     pthread_mutex_init(&pool->lock, NULL);
+    bp__vg_pool_new(pool);
     pool->id = atomic_fetch_add(&next_id, 1) + 1;
     pool->slot = (uint32_t)(pool->id % BP_TLD_SLOTS);
     pool->user_ref = true;
@@ -164,8 +166,11 @@ int bp_pool_reserve(bp_pool *pool, size_t size, size_t count) {
     /* Hold all of them at once, so each is a distinct buffer, then give back. */
     uint32_t got = bp__depot_take(pool, t, all, (uint32_t)count);
     for (uint32_t i = 0; touch && i < got; i++) /* fault the pages in now */
-        for (size_t off = 0; off < pool->sizes[t]; off += page)
+        for (size_t off = 0; off < pool->sizes[t]; off += page) {
+            track_touch_begin(all[i].p + off, 1);
             all[i].p[off] = 0;
+            track_touch_end(all[i].p + off, 1);
+        }
     pool->depot[t].reserved += got;
     bp__depot_give(pool, t, all, got);
     bp__pool_unlock(pool);

@@ -83,6 +83,7 @@ bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
     seg->tier = tier;
     seg->freestk = (uint32_t *)&seg->rc[n];
     seg->reqlen = checked ? seg->freestk + n : NULL;
+    track_fresh(seg->base, (size_t)n * stride);
     seg_link(pool, seg);
     return seg;
 }
@@ -123,5 +124,6 @@ void bp__seg_free(bp_seg *seg) {
     pool->nsegs--;
     pool->os_returned += seg->map_bytes;
     bp__segmap_remove(seg);
+    track_unmap(seg, seg->map_bytes);
     bp__os_unmap(seg, seg->map_bytes);
 }

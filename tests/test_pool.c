@@ -77,7 +77,11 @@ static void trim_gives_memory_back(void **state) {
     bp_stats st;
     bp_pool_stats(pool, &st);
     (void)back; /* most went back already on put: idle_bytes bounds empty segments */
+#if !defined(__SANITIZE_ADDRESS__) /* ASan's shadow of the region stays resident */
     assert_true(after < before + (peak - before) / 10); /* within 10% of the peak growth */
+#else
+    (void)after;
+#endif
     assert_true(st.bytes_mapped < (8u << 20) + (2u << 20));
     assert_true(st.os_returned >= 60u << 20);
     bp_pool_destroy(pool);

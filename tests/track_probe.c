@@ -1,0 +1,28 @@
+/* track_probe - one deliberate mistake per run, for the memory tools to
+ * report: read a buffer after releasing it, or read past the length asked
+ * for. "clean" does everything right and must produce no report. */
+#include <bytepool.h>
+
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "clean";
+    bp_pool *pool = bp_pool_new(NULL);
+    volatile char *p = bp_get(pool, 100); /* tier 128 */
+    memset((char *)p, 1, 100);
+    char sink = 0;
+    if (!strcmp(mode, "after-release")) {
+        bp_put(pool, (char *)p);
+        sink = p[10]; /* use after release */
+    } else if (!strcmp(mode, "past-length")) {
+        sink = p[110]; /* inside the 128-byte tier, past the 100 asked for */
+        bp_put(pool, (char *)p);
+    } else {
+        sink = p[99];
+        bp_put(pool, (char *)p);
+    }
+    bp_pool_destroy(pool);
+    printf("probe %s done (%d)\n", mode, sink);
+    return 0;
+}
