@@ -176,8 +176,10 @@ BP_API bp_pool *bp_pool_new(const bp_config *cfg);
 BP_API size_t bp_pool_destroy(bp_pool *pool);
 
 /* Prewarms a tier (the seed's Alloc): makes `count` buffers of the tier
- * serving `size` ready in the pool, mapping memory now rather than on the
- * first gets. Returns 0, EINVAL (NULL pool, size 0 or above the largest
+ * serving `size` ready in the pool, mapping and faulting in memory now
+ * rather than on the first gets. The tier then keeps at least that many
+ * buffers mapped (trim and decay respect it); calling again with a larger
+ * count raises that floor, a smaller one leaves it. Returns 0, EINVAL (NULL pool, size 0 or above the largest
  * tier), or ENOMEM (the pool keeps what it had). Thread-safe. */
 BP_API int bp_pool_reserve(bp_pool *pool, size_t size, size_t count);
 

@@ -50,7 +50,10 @@ void *bp_objpool_get(bp_objpool *op) {
         errno = EINVAL;
         return NULL;
     }
-    return bp_get(op->pool, op->pool->max_len);
+    void *obj = bp_get(op->pool, op->pool->max_len);
+    if (obj) /* an object keeps its state between uses: it is not fresh memory */
+        bp__vg_defined(obj, op->pool->max_len);
+    return obj;
 }
 
 int bp_objpool_put(bp_objpool *op, void *obj) {

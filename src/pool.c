@@ -171,7 +171,8 @@ int bp_pool_reserve(bp_pool *pool, size_t size, size_t count) {
             all[i].p[off] = 0;
             track_touch_end(all[i].p + off, 1);
         }
-    pool->depot[t].reserved += got;
+    if (pool->depot[t].reserved < got) /* a floor, not a sum: reserve is idempotent */
+        pool->depot[t].reserved = got;
     bp__depot_give(pool, t, all, got);
     bp__pool_unlock(pool);
     free(all);

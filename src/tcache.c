@@ -246,14 +246,37 @@ void bp__fork_parent(void) {
 
 void bp__fork_child(void) {
     bp_tld *self = bp__tld;
+    bp_tcache *gone = NULL; /* caches of threads that did not follow the fork */
     for (bp_pool *p = bp__registry_first(); p; p = p->gnext) {
         bp_tcache *next;
         for (bp_tcache *tc = p->tcs; tc; tc = next) {
             next = tc->pnext;
-            if (tc->tld != self)
-                bp__tc_retire(tc); /* its thread is gone; the memory is leaked */
+            if (tc->tld != self) {
+                bp__tc_retire(tc);
+                tc->pnext = gone;
+                gone = tc;
+            }
         }
         bp__pool_unlock(p);
     }
     bp__registry_unlock();
+    /* Nothing can reach them now: free each cache, and each dead thread's
+     * data once (marked on the first of its caches). */
+    bp_tld *tlds = NULL;
+    for (bp_tcache *tc = gone; tc; tc = tc->pnext)
+        if (tc->tld->live) {
+            tc->tld->live = false;
+            tc->tld->tcs = (bp_tcache *)tlds; /* reuse the field as a link */
+            tlds = tc->tld;
+        }
+    while (gone) {
+        bp_tcache *tc = gone;
+        gone = tc->pnext;
+        free(tc);
+    }
+    while (tlds) {
+        bp_tld *t = tlds;
+        tlds = (bp_tld *)t->tcs;
+        free(t);
+    }
 }
