@@ -13,7 +13,7 @@ DEB_PKGS := cmake ninja-build gcc make valgrind libcmocka-dev pkg-config jq binu
 GEN      := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
 
-.PHONY: all deps configure test test-normal test-asan test-tsan valgrind demo install clean
+.PHONY: all deps configure test test-normal test-asan test-tsan valgrind stress demo install clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -58,6 +58,11 @@ valgrind: deps
 	  "-DBP_TEST_RUNNER=valgrind;-q;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite"
 	cmake --build $(BUILD)-valgrind -j $(JOBS)
 	cd $(BUILD)-valgrind && $(CTEST) -E 'http|install|track'
+
+# Long stress runs: the normal build, then under ThreadSanitizer.
+stress: all test-tsan
+	$(BUILD)/tests/stress --seconds 60 --threads 8
+	TSAN_OPTIONS=halt_on_error=1 $(BUILD)-tsan/tests/stress --seconds 60 --threads 4
 
 demo: deps all
 	$(BUILD)/examples/fanout

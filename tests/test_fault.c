@@ -75,7 +75,7 @@ static void every_mmap_and_madvise_failure_is_survived(void **state) {
             if (st.tiers[t].size != 4096)
                 assert_int_equal(st.tiers[t].carved, 0);
         assert_true(st.tiers[5].carved <= 200 + 256); /* the floor plus one segment */
-        workload(pool); /* memory is back: everything succeeds now */
+        workload(pool);                               /* memory is back: everything succeeds now */
         assert_int_equal(live_n, 3 * 8 * 6);
         release_all();
         assert_int_equal(bp_pool_destroy(pool), 0);
