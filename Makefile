@@ -9,11 +9,11 @@
 BUILD    ?= build
 PREFIX   ?= /usr/local
 JOBS     ?= $(shell nproc)
-DEB_PKGS := cmake ninja-build gcc make valgrind libcmocka-dev pkg-config jq binutils curl prometheus libmicrohttpd-dev chromium
+DEB_PKGS := cmake ninja-build gcc clang libclang-rt-14-dev make valgrind libcmocka-dev pkg-config jq binutils curl prometheus libmicrohttpd-dev chromium
 GEN      := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
 
-.PHONY: all deps configure test test-normal test-asan test-tsan valgrind stress demo install clean
+.PHONY: all deps configure test test-normal test-asan test-tsan test-fuzz fuzz fuzz-build valgrind stress demo install clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -35,6 +35,7 @@ test: deps
 	$(MAKE) test-normal
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
+	$(MAKE) test-fuzz
 
 test-normal: all
 	cd $(BUILD) && $(CTEST)
@@ -58,6 +59,23 @@ valgrind: deps
 	  "-DBP_TEST_RUNNER=valgrind;-q;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite"
 	cmake --build $(BUILD)-valgrind -j $(JOBS)
 	cd $(BUILD)-valgrind && $(CTEST) -E 'http|install|track'
+
+# libFuzzer against the reference model: FUZZ_SECONDS each run (make test
+# runs a 60-second smoke; make fuzz a long one). New inputs go to build-fuzz.
+FUZZ_SECONDS ?= 600
+fuzz-build:
+	@test -f $(BUILD)-fuzz/CMakeCache.txt || CC=clang cmake -S . -B $(BUILD)-fuzz $(GEN) \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBP_FUZZ=ON -DBP_BUILD_TESTS=OFF -DBP_BUILD_EXAMPLES=OFF \
+	  "-DBP_SANITIZE=fuzzer-no-link,address,undefined"
+	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_ops
+
+fuzz: deps fuzz-build
+	mkdir -p $(BUILD)-fuzz/corpus
+	$(BUILD)-fuzz/fuzz/fuzz_ops -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $(BUILD)-fuzz/corpus fuzz/corpus 2>&1 | tail -25
+
+test-fuzz: fuzz-build
+	$(MAKE) fuzz FUZZ_SECONDS=60
 
 # Long stress runs: the normal build, then under ThreadSanitizer.
 stress: all test-tsan

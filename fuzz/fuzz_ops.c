@@ -1,0 +1,246 @@
+/*
+ * fuzz_ops - libFuzzer target: the input is a sequence of operations run
+ * against the library and a tiny reference model side by side. After every
+ * step the return code, reference count, capacity and the buffer's marker
+ * bytes must match the model; any divergence aborts.
+ *
+ * Operations (one opcode byte, then arguments):
+ *   get LEN (pool a or b)     retain REF+OFF     release REF     put REF
+ *   put REF into wrong pool   bad pointer (NULL, foreign, freed)
+ *   query REF (refcount, cap) trim             stats (books must balance)
+ */
+#include <bytepool.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXA 64  /* allocations alive at once */
+#define MAXR 256 /* references held at once */
+#define MAXF 64  /* freed addresses remembered */
+
+typedef struct alloc {
+    unsigned char *base;
+    size_t len, cap;
+    unsigned rc;
+    int pool;
+    unsigned char mark;
+} alloc;
+
+typedef struct ref {
+    int a;      /* index into allocs */
+    size_t off; /* the reference is base + off */
+} ref;
+
+static bp_pool *pools[2];
+static alloc A[MAXA];
+static ref R[MAXR];
+static int nref;
+static unsigned char *freed[MAXF];
+static int nfreed;
+static unsigned char foreign[256];
+static const size_t tiers[] = {64, 100, 128, 1000, 4096, 5000, 65536, 262144};
+#define NTIERS (sizeof(tiers) / sizeof(tiers[0]))
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "divergence at %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static size_t expected_cap(size_t len) {
+    for (size_t i = 0; i < NTIERS; i++)
+        if (tiers[i] >= len)
+            return tiers[i];
+    return len; /* oversize: exactly len */
+}
+
+typedef struct input {
+    const unsigned char *p;
+    size_t n;
+} input;
+
+static unsigned byte(input *in) {
+    if (!in->n)
+        return 0;
+    in->n--;
+    return *in->p++;
+}
+
+static void verify_marks(const alloc *x) {
+    CHECK(x->base[0] == x->mark && x->base[x->len - 1] == x->mark);
+    if (x->len > 2) /* shorter ones have no byte strictly between the ends */
+        CHECK(x->base[x->len / 2] == (unsigned char)(x->mark ^ 0x5a));
+}
+
+static int free_alloc_slot(void) {
+    for (int i = 0; i < MAXA; i++)
+        if (!A[i].base)
+            return i;
+    return -1;
+}
+
+static void op_get(input *in) {
+    int slot = free_alloc_slot();
+    if (slot < 0 || nref == MAXR)
+        return;
+    unsigned sel = byte(in), hi = byte(in), lo = byte(in);
+    size_t len = ((size_t)hi << 8 | lo) + 1;
+    if (sel & 0x80)
+        len *= 8; /* up to 512 KiB: past the largest tier */
+    int p = sel & 1;
+    unsigned char *b = bp_get(pools[p], len);
+    CHECK(b != NULL);
+    CHECK(bp_cap(b) == expected_cap(len));
+    CHECK(bp_refcount(b) == 1);
+    for (int i = 0; i < MAXA; i++) /* never the same buffer twice */
+        CHECK(!A[i].base || b + len <= A[i].base || A[i].base + A[i].len <= b);
+    unsigned char mark = (unsigned char)(slot * 7 + 1);
+    b[len / 2] = (unsigned char)(mark ^ 0x5a);
+    b[0] = b[len - 1] = mark;
+    A[slot] = (alloc){b, len, expected_cap(len), 1, p, mark};
+    R[nref++] = (ref){slot, 0};
+    for (int i = 0; i < nfreed; i++) /* a freed address in use again is not "freed" */
+        if (freed[i] >= b && freed[i] < b + A[slot].cap)
+            freed[i--] = freed[--nfreed];
+}
+
+static void forget_ref(int k) { R[k] = R[--nref]; }
+
+static void after_drop(int a) {
+    if (--A[a].rc)
+        return;
+    if (nfreed < MAXF)
+        freed[nfreed++] = A[a].base;
+    A[a].base = NULL;
+}
+
+static void op_retain(input *in) {
+    if (!nref || nref == MAXR)
+        return;
+    ref r = R[byte(in) % nref];
+    alloc *x = &A[r.a];
+    size_t off = (byte(in) << 8 | byte(in)) % x->len;
+    CHECK(bp_retain(x->base + off) == x->base + off);
+    x->rc++;
+    CHECK(bp_refcount(x->base) == x->rc);
+    R[nref++] = (ref){r.a, off};
+}
+
+static void op_release(input *in, int how) {
+    if (!nref)
+        return;
+    int k = byte(in) % nref;
+    ref r = R[k];
+    alloc *x = &A[r.a];
+    verify_marks(x);
+    unsigned char *p = x->base + r.off;
+    if (how == 2) { /* the wrong pool: refused, nothing changes */
+        CHECK(bp_put(pools[!x->pool], p) == EINVAL);
+        CHECK(bp_refcount(x->base) == x->rc);
+        return;
+    }
+    int rc = how ? bp_put(pools[x->pool], p) : bp_release(p);
+    CHECK(rc == 0);
+    forget_ref(k);
+    after_drop(r.a);
+    if (A[r.a].base)
+        CHECK(bp_refcount(x->base) == x->rc);
+}
+
+static void op_bad(input *in) {
+    unsigned what = byte(in) % 3;
+    if (what == 0) {
+        CHECK(bp_release(NULL) == EINVAL);
+        CHECK(bp_put(pools[0], NULL) == EINVAL);
+    } else if (what == 1) {
+        unsigned char *p = foreign + byte(in) % sizeof(foreign);
+        CHECK(bp_release(p) == EINVAL);
+        CHECK(bp_retain(p) == NULL && errno == EINVAL);
+        CHECK(bp_refcount(p) == 0 && bp_cap(p) == 0);
+    } else if (nfreed) {
+        unsigned char *p = freed[byte(in) % nfreed];
+        int rc = bp_release(p); /* free slot, or memory given back to the OS */
+        CHECK(rc == EALREADY || rc == EINVAL);
+        CHECK(bp_refcount(p) == 0 && bp_cap(p) == 0);
+    }
+}
+
+static void op_query(input *in) {
+    if (!nref)
+        return;
+    ref r = R[byte(in) % nref];
+    alloc *x = &A[r.a];
+    CHECK(bp_refcount(x->base + r.off) == x->rc);
+    CHECK(bp_cap(x->base + r.off) == x->cap - r.off);
+    verify_marks(x);
+}
+
+static void op_stats(void) {
+    for (int p = 0; p < 2; p++) {
+        bp_stats st;
+        CHECK(bp_pool_stats(pools[p], &st) == 0);
+        uint64_t live = 0;
+        for (int i = 0; i < MAXA; i++)
+            live += A[i].base && A[i].pool == p;
+        CHECK(st.outstanding == live);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
+    if (!pools[0]) {
+        bp_config cfg = {0};
+        cfg.sizes = tiers;
+        cfg.nsizes = NTIERS;
+        pools[0] = bp_pool_new(&cfg);
+        cfg.idle_bytes = 1; /* pool b gives memory back eagerly: more paths */
+        pools[1] = bp_pool_new(&cfg);
+    }
+    input in = {data, size};
+    while (in.n) {
+        switch (byte(&in) % 10) {
+        case 0:
+        case 1:
+            op_get(&in);
+            break;
+        case 2:
+            op_retain(&in);
+            break;
+        case 3:
+            op_release(&in, 0);
+            break;
+        case 4:
+            op_release(&in, 1);
+            break;
+        case 5:
+            op_release(&in, 2);
+            break;
+        case 6:
+            op_bad(&in);
+            break;
+        case 7:
+            op_query(&in);
+            break;
+        case 8: { /* trim costs a syscall per free page-sized buffer: 1 in 4 */
+            unsigned b = byte(&in);
+            if ((b & 6) == 0)
+                bp_pool_trim(pools[b & 1]);
+            break;
+        }
+        default:
+            op_stats();
+        }
+    }
+    while (nref) { /* end of input: everything goes back */
+        ref r = R[nref - 1];
+        CHECK(bp_release(A[r.a].base + r.off) == 0);
+        nref--;
+        after_drop(r.a);
+    }
+    op_stats();
+    nfreed = 0; /* addresses may be reused by the next input */
+    return 0;
+}
