@@ -46,7 +46,7 @@ static const size_t tiers[] = {64, 100, 128, 1000, 4096, 5000, 65536, 262144};
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "divergence at %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
+            fprintf(stderr, "divergence at %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
             abort();                                                                               \
         }                                                                                          \
     } while (0)

@@ -130,6 +130,14 @@ typedef struct bp_pool bp_pool;
 #define BP_CHECKED 0x1u   /* poison free buffers, check canaries, abort on misuse */
 #define BP_NO_RECENT 0x2u /* do not record requested lengths */
 
+/* Leak reports: which buffers record where they were allocated. */
+typedef enum bp_leaks {
+    BP_LEAKS_DEFAULT = 0, /* the environment's BYTEPOOL_LEAKS, else off */
+    BP_LEAKS_OFF = 1,
+    BP_LEAKS_SAMPLE = 2, /* about 1 get in 32 per thread records its backtrace */
+    BP_LEAKS_ALL = 3     /* every get does (slow: for debugging) */
+} bp_leaks;
+
 /* Called for every refused call: err is the errno value returned, op the
  * function name ("bp_put", ...), ptr the pointer passed (may be NULL). It
  * runs on the calling thread and must not call back into the pool. */
@@ -157,6 +165,8 @@ typedef struct bp_config {
                                     WithRingQueueType); default lock-free */
     const bp_recorder *recorder; /* replaces the ring (seed WithRingQueue);
                                     must outlive the pool */
+    bp_leaks leaks;              /* allocation sites for leak reports
+                                    (env BYTEPOOL_LEAKS=off|sample|all) */
 } bp_config;
 
 /* Creates a pool. cfg may be NULL (defaults). Tier sizes must be non-zero,
@@ -179,8 +189,8 @@ BP_API size_t bp_pool_destroy(bp_pool *pool);
  * serving `size` ready in the pool, mapping and faulting in memory now
  * rather than on the first gets. The tier then keeps at least that many
  * buffers mapped (trim and decay respect it); calling again with a larger
- * count raises that floor, a smaller one leaves it. Returns 0, EINVAL (NULL pool, size 0 or above the largest
- * tier), or ENOMEM (the pool keeps what it had). Thread-safe. */
+ * count raises that floor, a smaller one leaves it. Returns 0, EINVAL (NULL pool, size 0 or above
+ * the largest tier), or ENOMEM (the pool keeps what it had). Thread-safe. */
 BP_API int bp_pool_reserve(bp_pool *pool, size_t size, size_t count);
 
 /* Returns idle memory to the OS: flushes the calling thread's caches of this
@@ -289,6 +299,14 @@ BP_API size_t bp_pool_recent_lengths(bp_pool *pool, size_t *out, size_t max);
  *  "total_put":N,"recent_lengths":[...]}. Returns a malloc'd string the
  * caller frees, or NULL with errno EINVAL or ENOMEM. Thread-safe. */
 BP_API char *bp_pool_stats_json(bp_pool *pool);
+
+/* Writes the pool's outstanding buffers to out, grouped by allocation site
+ * (backtrace) with counts and bytes, largest first, like Netty's leak
+ * detector. Sites are known for the buffers sampled under the pool's leaks
+ * setting; the rest are counted as unsampled. bp_pool_destroy writes the
+ * same report to stderr when leaks are tracked and buffers remain. Returns
+ * the number of outstanding buffers; 0 for a NULL argument. Thread-safe. */
+BP_API size_t bp_pool_report_leaks(bp_pool *pool, FILE *out);
 
 /* Process-wide handler for refused calls that name no pool (bp_retain,
  * bp_release, bp_refcount of a pointer the library does not own). NULL

@@ -38,17 +38,20 @@ int bp__refuse(bp_pool *pool, int err, const char *op, const void *p) {
 }
 
 /* Stages a requested length in the thread's cache (see stats.c). */
-static inline void stage_len(bp_tcache *tc, size_t len) {
-    uint64_t s = ld_rlx(&tc->seq);
-    st_rlx(&tc->stage[s & (BP_STAGE - 1)], len);
-    st_rel(&tc->seq, s + 1);
-    if (BP_UNLIKELY(s + 1 == tc->lim))
-        bp__tc_publish_locked(tc);
-}
+/* site: the caller's return address, the allocation site of leak reports;
+ * a macro argument so it is only evaluated on the unlikely branch. */
+#define stage_len(tc, len, p, site)                                                                \
+    do {                                                                                           \
+        uint64_t s_ = ld_rlx(&(tc)->seq);                                                          \
+        st_rlx(&(tc)->stage[s_ & (BP_STAGE - 1)], (len));                                          \
+        st_rel(&(tc)->seq, s_ + 1);                                                                \
+        if (BP_UNLIKELY(s_ + 1 == (tc)->lim)) /* also where leak samples are taken */              \
+            bp__tc_publish_locked((tc), (p), (site));                                              \
+    } while (0)
 
 /* ---- get ------------------------------------------------------------------ */
 
-BP_COLD static void *get_oversize(bp_pool *pool, size_t len) {
+BP_COLD static void *get_oversize(bp_pool *pool, size_t len, void *site) {
     bp__pool_lock(pool);
     bp_seg *seg = bp__seg_new_oversize(pool, len);
     bp__pool_unlock(pool);
@@ -61,43 +64,50 @@ BP_COLD static void *get_oversize(bp_pool *pool, size_t len) {
     atomic_fetch_add_explicit(&pool->over_live, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&pool->over_bytes, len, memory_order_relaxed);
     bp__record(pool, len);
+    if (pool->leaks != BP_LEAKS_OFF) { /* oversize gets are slow anyway: always sampled */
+        bp__pool_lock(pool);
+        bp__leak_record(pool, seg->base, len, site);
+        bp__pool_unlock(pool);
+    }
     return seg->base;
 }
 
 /* Checked and destroyed pools: straight to the depot, under the lock. */
-BP_COLD static void *get_uncached(bp_pool *pool, uint32_t t, size_t len) {
+BP_COLD static void *get_uncached(bp_pool *pool, uint32_t t, size_t len, void *site) {
     bp_centry e;
     bp__pool_lock(pool);
     uint32_t got = bp__depot_take(pool, t, &e, 1);
+    bp_seg *seg = got ? bp__seg_of_rc(e.rc) : NULL;
     if (got) {
         pool->retired[t].get++;
         pool->retired[t].miss++;
         if (pool->record)
             bp__record_locked(pool, &len, 1);
+        uint32_t idx = (uint32_t)(e.rc - seg->rc);
+        if (seg->reqlen)
+            bp__checked_on_get(seg, idx, len);
+        st_rel(e.rc, 1);
+        if (pool->leaks == BP_LEAKS_ALL) /* uncached pools: no stage to sample on */
+            bp__leak_record(pool, e.p, len, site);
     }
     bp__pool_unlock(pool);
     if (!got)
         return NULL;
-    bp_seg *seg = bp__seg_of_rc(e.rc);
-    uint32_t idx = (uint32_t)(e.rc - seg->rc);
-    if (seg->reqlen)
-        bp__checked_on_get(seg, idx, len);
-    st_rel(e.rc, 1);
     track_give(pool, e.p, len);
     return e.p;
 }
 
-BP_COLD static void *get_slow(bp_pool *pool, size_t len) {
+BP_COLD static void *get_slow(bp_pool *pool, size_t len, void *site) {
     if (!pool || len == 0)
         return bp__refuse(pool, EINVAL, "bp_get", NULL), NULL;
     if (len > pool->max_len)
-        return get_oversize(pool, len);
+        return get_oversize(pool, len, site);
     uint32_t t = bp__tier_of(pool, len);
     bp_tcache *tc = bp__tc_fast(pool);
     if (!tc)
         tc = bp__tc_slow(pool);
     if (!tc)
-        return get_uncached(pool, t, len);
+        return get_uncached(pool, t, len, site);
     bp_bin *bin = &tc->bins[t];
     void *p;
     if (bin->n) { /* the slot was cold, the bin was not */
@@ -112,27 +122,27 @@ BP_COLD static void *get_slow(bp_pool *pool, size_t len) {
     }
     bump(&tc->bins[t].get);
     track_give(pool, p, len);
-    stage_len(tc, len);
+    stage_len(tc, len, p, site);
     return p;
 }
 
 void *bp_get(bp_pool *pool, size_t len) {
     if (BP_UNLIKELY(!pool || len - 1 >= pool->max_len))
-        return get_slow(pool, len);
+        return get_slow(pool, len, __builtin_return_address(0));
     const bp_tslot *slot = bp__tslot(pool);
     if (BP_UNLIKELY(slot->id != pool->id))
-        return get_slow(pool, len);
+        return get_slow(pool, len, __builtin_return_address(0));
     bp_tcache *tc = slot->tc;
     bp_bin *bin = &tc->bins[bp__tier_of(pool, len)];
     uint32_t n = bin->n;
     if (BP_UNLIKELY(n == 0))
-        return get_slow(pool, len);
+        return get_slow(pool, len, __builtin_return_address(0));
     bp_centry e = bin->e[n - 1];
     bin->n = n - 1;
     st_rlx(e.rc, 1);
     bump(&bin->get);
     track_give(pool, e.p, len);
-    stage_len(tc, len);
+    stage_len(tc, len, e.p, __builtin_return_address(0));
     return e.p;
 }
 
@@ -209,18 +219,25 @@ BP_COLD static int drop_slow(bp_pool *expect, bool any_pool, void *p, const char
         return errno;
     uint32_t v = ld_acq(rc);
     for (;;) {
-        if (v == 0) {
+        if ((v & BP_RC_COUNT) == 0) {
             if (seg->reqlen && !bp__seg_is_oversize(seg))
                 bp__abort("bytepool: %s(%p): buffer %p is already free (double release)", op, p,
                           (void *)bp__seg_buf(seg, idx));
             return bp__refuse(seg->pool, EALREADY, op, p);
         }
-        if (atomic_compare_exchange_weak_explicit(rc, &v, v - 1, memory_order_acq_rel,
+        uint32_t next = (v & BP_RC_COUNT) == 1 ? 0 : v - 1; /* the last one clears the flag */
+        if (atomic_compare_exchange_weak_explicit(rc, &v, next, memory_order_acq_rel,
                                                   memory_order_acquire))
             break;
     }
-    if (v == 1)
+    if ((v & BP_RC_COUNT) == 1) {
+        if (v & BP_RC_SAMPLED) {
+            bp__pool_lock(seg->pool);
+            bp__leak_forget(seg->pool, bp__seg_buf(seg, idx));
+            bp__pool_unlock(seg->pool);
+        }
         bp__buffer_free_slow(seg, idx);
+    }
     return 0;
 }
 
@@ -235,7 +252,7 @@ static inline int drop_fast(bp_seg *seg, const void *p) {
         return -1;
     _Atomic uint32_t *rc = &seg->rc[idx];
     uint32_t v = ld_acq(rc);
-    if (v > 1)
+    if (v - 2 < BP_RC_MAX - 1) /* shared (2..max): sampled buffers never match */
         return atomic_compare_exchange_strong_explicit(rc, &v, v - 1, memory_order_release,
                                                        memory_order_relaxed)
                    ? 0
@@ -280,11 +297,12 @@ BP_COLD static void *retain_slow(void *p) {
         return NULL;
     uint32_t v = ld_rlx(rc);
     do {
-        if (v == 0 || v >= BP_RC_MAX) {
-            if (v == 0 && seg->reqlen && !bp__seg_is_oversize(seg))
+        uint32_t count = v & BP_RC_COUNT;
+        if (count == 0 || count >= BP_RC_MAX) {
+            if (count == 0 && seg->reqlen && !bp__seg_is_oversize(seg))
                 bp__abort("bytepool: bp_retain(%p): buffer %p is free", p,
                           (void *)bp__seg_buf(seg, idx));
-            bp__refuse(seg->pool, v ? EOVERFLOW : EALREADY, "bp_retain", p);
+            bp__refuse(seg->pool, count ? EOVERFLOW : EALREADY, "bp_retain", p);
             return NULL;
         }
     } while (!atomic_compare_exchange_weak_explicit(rc, &v, v + 1, memory_order_relaxed,
@@ -313,7 +331,7 @@ size_t bp_refcount(const void *p) {
     uint32_t idx;
     if (!seg || (idx = bp__slot_of(seg, p, &in)) == UINT32_MAX)
         return 0;
-    return ld_acq(&seg->rc[idx]);
+    return ld_acq(&seg->rc[idx]) & BP_RC_COUNT;
 }
 
 size_t bp_cap(const void *p) {
@@ -322,5 +340,5 @@ size_t bp_cap(const void *p) {
     uint32_t idx;
     if (!seg || (idx = bp__slot_of(seg, p, &in)) == UINT32_MAX)
         return 0;
-    return ld_acq(&seg->rc[idx]) ? seg->size - in : 0;
+    return ld_acq(&seg->rc[idx]) & BP_RC_COUNT ? seg->size - in : 0;
 }

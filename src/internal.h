@@ -46,7 +46,9 @@
 #define BP_STAGE 32             /* recent lengths a thread stages before publishing */
 #define BP_TLD_SLOTS 256
 #define BP_CLASS_MAX_SHIFT 10
-#define BP_RC_MAX (UINT32_MAX - 1)
+#define BP_RC_SAMPLED 0x80000000u /* the buffer's allocation site is recorded */
+#define BP_RC_COUNT 0x7fffffffu
+#define BP_RC_MAX (BP_RC_COUNT - 1)
 
 /* ---- segments ----------------------------------------------------------- */
 
@@ -156,6 +158,9 @@ struct bp_pool {
     bool record;
     bp_error_fn on_error;
     void *error_ctx;
+    bp_leaks leaks;            /* OFF, SAMPLE or ALL */
+    struct bp_leak **leak_tab; /* sampled live buffers, by address (lock) */
+    size_t leak_cap, leak_n;
     void (*on_carve)(void *obj, void *arg); /* object pools: init fresh slots */
     void *carve_arg;
     uint64_t carved_total;
@@ -274,7 +279,8 @@ BP_HIDDEN void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep);
 BP_HIDDEN void *bp__tc_refill(bp_tcache *tc, uint32_t tier);
 BP_HIDDEN void bp__tc_retire(bp_tcache *tc);  /* pool lock held */
 BP_HIDDEN void bp__tc_publish(bp_tcache *tc); /* pool lock held */
-BP_HIDDEN void bp__tc_publish_locked(bp_tcache *tc);
+BP_HIDDEN void bp__tc_publish_locked(bp_tcache *tc, void *just_got, void *site);
+BP_HIDDEN uint64_t bp__stage_interval(const bp_pool *pool);
 BP_HIDDEN void bp__tld_sweep(void);
 BP_HIDDEN void bp__tc_drop_current(bp_pool *pool);
 BP_HIDDEN void bp__fork_prepare(void);
@@ -288,6 +294,9 @@ BP_HIDDEN void bp__pool_maybe_free(bp_pool *pool); /* lock held; may unlock+free
 BP_HIDDEN void bp__registry_lock(void);
 BP_HIDDEN void bp__registry_unlock(void);
 BP_HIDDEN bp_pool *bp__registry_first(void);
+
+/* ring.c: a batch from a writer that is the only one (pool lock held) */
+BP_HIDDEN void bp__ring_push_batch(bp_ring *r, const void *elems, size_t n);
 
 /* stats.c */
 BP_HIDDEN void bp__record_locked(bp_pool *pool, const size_t *lens, size_t n);
@@ -314,6 +323,11 @@ BP_HIDDEN void bp__json_detail(bp_sbuf *b, bp_pool *pool);
 BP_HIDDEN void bp__expvar_forget(bp_pool *pool);
 typedef void (*bp_ev_visit)(void *ctx, bp_pool *pool, const char *prefix);
 BP_HIDDEN void bp__expvar_each(bp_ev_visit fn, void *ctx); /* registry locked */
+
+/* leaks.c (pool lock held) */
+BP_HIDDEN void bp__leak_record(bp_pool *pool, void *p, size_t len, void *site);
+BP_HIDDEN void bp__leak_forget(bp_pool *pool, const void *p);
+BP_HIDDEN void bp__leak_free_all(bp_pool *pool);
 
 /* checked.c */
 BP_HIDDEN void bp__checked_on_get(bp_seg *seg, uint32_t idx, size_t len);

@@ -64,7 +64,7 @@ int bp_objpool_put(bp_objpool *op, void *obj) {
     uint32_t idx = seg && seg->pool == op->pool ? bp__slot_of(seg, obj, &in) : UINT32_MAX;
     if (idx == UINT32_MAX || in != 0)
         return bp__refuse(op->pool, EINVAL, "bp_objpool_put", obj);
-    if (ld_acq(&seg->rc[idx]) == 0)
+    if ((ld_acq(&seg->rc[idx]) & BP_RC_COUNT) == 0)
         return bp__refuse(op->pool, EALREADY, "bp_objpool_put", obj);
     if (op->reset)
         op->reset(obj, op->arg);

@@ -27,6 +27,7 @@ void bp__pool_unlock(bp_pool *pool) { pthread_mutex_unlock(&pool->lock); }
 static void pool_release_memory(bp_pool *pool) {
     free((void *)pool->ctab);
     bp_ring_free(pool->ring);
+    bp__leak_free_all(pool);
     bp__vg_pool_free(pool);
     pthread_mutex_destroy(&pool->lock);
     free(pool);
@@ -70,6 +71,16 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     pool->window = cfg->recent_window ? cfg->recent_window : BP_RECENT_DEFAULT;
     if (pool->window > ((size_t)1 << 24))
         return EINVAL;
+    if ((unsigned)cfg->leaks > BP_LEAKS_ALL)
+        return EINVAL;
+    pool->leaks = cfg->leaks;
+    if (pool->leaks == BP_LEAKS_DEFAULT) {
+        const char *env = getenv("BYTEPOOL_LEAKS");
+        pool->leaks = !env                     ? BP_LEAKS_OFF
+                      : !strcmp(env, "all")    ? BP_LEAKS_ALL
+                      : !strcmp(env, "sample") ? BP_LEAKS_SAMPLE
+                                               : BP_LEAKS_OFF;
+    }
     pool->on_error = cfg->on_error;
     pool->error_ctx = cfg->error_ctx;
     if ((cfg->flags & BP_CHECKED) || bp__env_flag("BYTEPOOL_CHECKED"))
@@ -141,6 +152,8 @@ size_t bp_pool_destroy(bp_pool *pool) {
         return 0;
     bp__expvar_forget(pool);
     bp__tc_drop_current(pool);
+    if (pool->leaks != BP_LEAKS_OFF)
+        bp_pool_report_leaks(pool, stderr); /* silent when nothing is left */
     bp__pool_lock(pool);
     atomic_fetch_or(&pool->flags, BPF_DEAD);
     pool->user_ref = false;

@@ -139,6 +139,33 @@ static size_t lf_snapshot(bp_ring *r, void *out, size_t max) {
     return n;
 }
 
+/* A batch from a writer that is alone by construction (the pool publishes
+ * under its lock): no ticket RMW or slot CAS, the same seqlock protocol for
+ * readers, and the head published last so readers never look ahead. */
+static void lf_push_serial(bp_ring *r, const uint8_t *elems, size_t n) {
+    uint64_t t = ld_rlx(&r->head), end = t + n;
+    size_t at = (size_t)(t % r->cap); /* walk the slots: no division per element */
+    uint64_t w[ELEM_MAX / 8];
+    for (; t < end; t++, elems += r->esize) {
+        lf_slot *s = (lf_slot *)(r->slots + at * r->sstride);
+        at = at + 1 == r->cap ? 0 : at + 1;
+        st_rlx(&s->seq, 2 * t + 1);
+        atomic_thread_fence(memory_order_release);
+        if (r->esize == sizeof(uint64_t)) { /* the pool's recorder: one word */
+            uint64_t v;
+            memcpy(&v, elems, sizeof v);
+            st_rlx(&s->w[0], v);
+        } else {
+            w[r->words - 1] = 0;
+            memcpy(w, elems, r->esize);
+            for (size_t k = 0; k < r->words; k++)
+                st_rlx(&s->w[k], w[k]);
+        }
+        st_rel(&s->seq, 2 * t + 2);
+    }
+    st_rel(&r->head, end);
+}
+
 /* ---- locked ----------------------------------------------------------------- */
 
 static void lk_push(bp_ring *r, const void *elem) {
@@ -235,6 +262,23 @@ void bp_ring_clear(bp_ring *r) {
     }
     pthread_mutex_lock(&r->mu);
     r->first = r->len = 0;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void bp__ring_push_batch(bp_ring *r, const void *elems, size_t n) {
+    if (r->kind == BP_RING_LOCKFREE) {
+        lf_push_serial(r, elems, n);
+        return;
+    }
+    pthread_mutex_lock(&r->mu); /* one lock for the batch */
+    for (size_t i = 0; i < n; i++) {
+        size_t at = (r->first + r->len) % r->cap;
+        memcpy(r->buf + at * r->esize, (const uint8_t *)elems + i * r->esize, r->esize);
+        if (r->len < r->cap)
+            r->len++;
+        else
+            r->first = (r->first + 1) % r->cap;
+    }
     pthread_mutex_unlock(&r->mu);
 }
 

@@ -27,8 +27,7 @@ void bp__record_locked(bp_pool *pool, const size_t *lens, size_t n) {
         lens += n - pool->window;
         n = pool->window;
     }
-    for (size_t i = 0; i < n; i++)
-        bp_ring_push(pool->ring, &lens[i]);
+    bp__ring_push_batch(pool->ring, lens, n);
 }
 
 void bp__record(bp_pool *pool, size_t len) {
@@ -38,7 +37,7 @@ void bp__record(bp_pool *pool, size_t len) {
         st_rlx(&tc->stage[s & (BP_STAGE - 1)], len);
         st_rel(&tc->seq, s + 1);
         if (s + 1 == tc->lim)
-            bp__tc_publish_locked(tc);
+            bp__tc_publish_locked(tc, NULL, NULL);
         return;
     }
     bp__pool_lock(pool);

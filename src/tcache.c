@@ -63,7 +63,7 @@ static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
         tc->bins[t].max = pool->depot[t].bin_max;
         e += tc->bins[t].max;
     }
-    tc->lim = pool->record ? BP_STAGE : UINT64_MAX;
+    tc->lim = bp__stage_interval(pool);
     return tc;
 }
 
@@ -106,23 +106,42 @@ bp_tcache *bp__tc_find(const bp_pool *pool) {
     return tc;
 }
 
+/* Gets between two publishes: the stage size, 1 when every get is sampled
+ * for leak reports, never when nothing needs the stage. */
+uint64_t bp__stage_interval(const bp_pool *pool) {
+    if (pool->leaks == BP_LEAKS_ALL)
+        return 1;
+    return pool->record || pool->leaks == BP_LEAKS_SAMPLE ? BP_STAGE : UINT64_MAX;
+}
+
 void bp__tc_publish(bp_tcache *tc) {
     bp_pool *pool = tc->pool;
     uint64_t seq = ld_rlx(&tc->seq);
+    tc->lim = seq + bp__stage_interval(pool);
     if (pool->record) {
-        size_t buf[BP_STAGE];
-        size_t n = 0;
-        for (uint64_t i = tc->pub; i < seq; i++) /* owner thread or lock: plain copy */
-            buf[n++] = ld_rlx(&tc->stage[i & (BP_STAGE - 1)]);
-        bp__record_locked(pool, buf, n);
-        tc->pub = seq;
-        tc->lim = seq + BP_STAGE;
+        if (seq - tc->pub == BP_STAGE && tc->pub % BP_STAGE == 0) {
+            /* a whole stage in order (the steady state): hand it over as it
+             * is; the stage's writer is this thread, its readers hold the lock */
+            bp__record_locked(pool, (const size_t *)tc->stage, BP_STAGE);
+        } else {
+            size_t buf[BP_STAGE];
+            size_t n = 0;
+            for (uint64_t i = tc->pub; i < seq; i++)
+                buf[n++] = ld_rlx(&tc->stage[i & (BP_STAGE - 1)]);
+            bp__record_locked(pool, buf, n);
+        }
     }
+    tc->pub = seq;
 }
 
-void bp__tc_publish_locked(bp_tcache *tc) {
+/* The stage is full (or a leak sample is due): publish, and sample the
+ * buffer this get just handed out. */
+void bp__tc_publish_locked(bp_tcache *tc, void *just_got, void *site) {
     bp__pool_lock(tc->pool);
     bp__tc_publish(tc);
+    if (tc->pool->leaks != BP_LEAKS_OFF && just_got)
+        bp__leak_record(tc->pool, just_got,
+                        (size_t)ld_rlx(&tc->stage[(tc->pub - 1) & (BP_STAGE - 1)]), site);
     bp__depot_decay(tc->pool);
     bp__pool_unlock(tc->pool);
 }

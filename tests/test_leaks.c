@@ -1,0 +1,151 @@
+/* test_leaks.c - leak reports: outstanding buffers grouped by allocation
+ * site with counts and bytes; released ones disappear; sampling; the
+ * environment switch; destroy reports to stderr. */
+#include "helpers.h"
+
+static bp_pool *leak_pool(bp_leaks mode) {
+    bp_config cfg = {0};
+    cfg.leaks = mode;
+    return bp_pool_new(&cfg);
+}
+
+/* Two distinct allocation sites: not inlined, and no tail call (the asm
+ * after the call), so each keeps a frame of its own. */
+__attribute__((noinline)) void *alloc_site_alpha(bp_pool *pool, size_t len) {
+    void *p = bp_get(pool, len);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    return p;
+}
+__attribute__((noinline)) void *alloc_site_beta(bp_pool *pool, size_t len) {
+    void *p = bp_get(pool, len);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    return p;
+}
+
+static char *report(bp_pool *pool, size_t *outstanding) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    *outstanding = bp_pool_report_leaks(pool, f);
+    fclose(f);
+    return text;
+}
+
+static void report_groups_by_site_with_counts_and_bytes(void **state) {
+    (void)state;
+    bp_pool *pool = leak_pool(BP_LEAKS_ALL);
+    void *a[3], *b[2];
+    for (int i = 0; i < 3; i++)
+        a[i] = alloc_site_alpha(pool, 1000);
+    for (int i = 0; i < 2; i++)
+        b[i] = alloc_site_beta(pool, 5000);
+    void *gone = alloc_site_beta(pool, 7);
+    assert_int_equal(bp_release(gone), 0); /* released: not a leak */
+    size_t n;
+    char *text = report(pool, &n);
+    assert_int_equal(n, 5);
+    assert_non_null(strstr(text, "5 buffer(s)"));
+    assert_non_null(strstr(text, "5 with a known allocation site"));
+    assert_non_null(strstr(text, "3 buffer(s), 3000 bytes requested"));
+    assert_non_null(strstr(text, "2 buffer(s), 10000 bytes requested"));
+    assert_non_null(strstr(text, "alloc_site_alpha"));
+    assert_non_null(strstr(text, "alloc_site_beta"));
+    /* the larger site (beta, 10000 bytes) is listed first */
+    assert_true(strstr(text, "10000 bytes") < strstr(text, "3000 bytes"));
+    free(text);
+    /* sampled buffers still work as buffers: retain, shared release, put */
+    assert_ptr_equal(bp_retain(a[0]), a[0]);
+    assert_int_equal(bp_refcount(a[0]), 2);
+    assert_int_equal(bp_release(a[0]), 0);
+    assert_int_equal(bp_refcount(a[0]), 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(bp_put(pool, a[i]), 0);
+    assert_int_equal(bp_release(a[0]), EALREADY);
+    text = report(pool, &n);
+    assert_int_equal(n, 2);
+    assert_null(strstr(text, "alloc_site_alpha"));
+    free(text);
+    for (int i = 0; i < 2; i++)
+        bp_release(b[i]);
+    text = report(pool, &n);
+    assert_int_equal(n, 0);
+    assert_true(text == NULL || text[0] == 0); /* nothing outstanding: silent */
+    free(text);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+static void sampling_records_about_one_in_32(void **state) {
+    (void)state;
+    bp_pool *pool = leak_pool(BP_LEAKS_SAMPLE);
+    static void *v[640];
+    for (int i = 0; i < 640; i++)
+        v[i] = alloc_site_alpha(pool, 100);
+    size_t n;
+    char *text = report(pool, &n);
+    assert_int_equal(n, 640);
+    assert_non_null(strstr(text, "20 with a known allocation site"));
+    assert_non_null(strstr(text, "leaks=sample"));
+    free(text);
+    for (int i = 0; i < 640; i++)
+        assert_int_equal(bp_release(v[i]), 0);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+static void off_records_nothing_and_oversize_is_sampled(void **state) {
+    (void)state;
+    bp_pool *pool = leak_pool(BP_LEAKS_OFF);
+    void *p = alloc_site_alpha(pool, 100);
+    size_t n;
+    char *text = report(pool, &n);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(text, "0 with a known allocation site"));
+    free(text);
+    bp_release(p);
+    bp_pool_destroy(pool);
+    pool = leak_pool(BP_LEAKS_SAMPLE);
+    p = alloc_site_beta(pool, 5u << 20); /* oversize: always recorded */
+    text = report(pool, &n);
+    assert_non_null(strstr(text, "1 with a known allocation site"));
+    assert_non_null(strstr(text, "alloc_site_beta"));
+    free(text);
+    bp_release(p);
+    bp_pool_destroy(pool);
+}
+
+static void destroy_with_leaks(void *arg) {
+    (void)arg;
+    setenv("BYTEPOOL_LEAKS", "all", 1);
+    bp_pool *pool = bp_pool_new(NULL); /* the environment turns reports on */
+    alloc_site_alpha(pool, 64);
+    _exit(bp_pool_destroy(pool) == 1 ? 0 : 1);
+}
+
+static void destroy_reports_to_stderr(void **state) {
+    (void)state;
+    char msg[4096];
+    int st = run_in_child(destroy_with_leaks, NULL, msg, sizeof msg);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_non_null(strstr(msg, "1 buffer(s), 64 bytes requested"));
+    assert_non_null(strstr(msg, "alloc_site_alpha"));
+}
+
+static void bad_leaks_setting_is_refused(void **state) {
+    (void)state;
+    bp_config cfg = {0};
+    cfg.leaks = (bp_leaks)9;
+    errno = 0;
+    assert_null(bp_pool_new(&cfg));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(bp_pool_report_leaks(NULL, stderr), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(report_groups_by_site_with_counts_and_bytes),
+        cmocka_unit_test(sampling_records_about_one_in_32),
+        cmocka_unit_test(off_records_nothing_and_oversize_is_sampled),
+        cmocka_unit_test(destroy_reports_to_stderr),
+        cmocka_unit_test(bad_leaks_setting_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
