@@ -153,7 +153,7 @@ typedef struct bp_config {
                                     (default 256 KiB, env BYTEPOOL_TCACHE_BYTES) */
     size_t idle_bytes;           /* bytes of wholly free segments a pool keeps mapped;
                                     beyond it they go back to the OS at once
-                                    (default 8 MiB, env BYTEPOOL_IDLE_BYTES) */
+                                    (default 64 MiB, env BYTEPOOL_IDLE_BYTES) */
     unsigned decay_ms;           /* wholly free segments idle this long are returned
                                     to the OS (default 1000, env BYTEPOOL_DECAY_MS) */
     unsigned flags;              /* BP_CHECKED, BP_NO_RECENT; env BYTEPOOL_CHECKED=1

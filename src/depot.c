@@ -4,10 +4,12 @@
  * Free buffers stay in their segment's free stack (slot indices in the
  * header, never in the buffer, so free memory can be poisoned or given back
  * to the OS). A tier keeps a list of segments with room: free slots or
- * slots never carved. A segment whose carved slots are all free is "empty":
- * it is unmapped when the pool holds more empty bytes than idle_bytes, when
- * it has been empty for decay_ms, or on trim. Every function here runs with
- * the pool lock held.
+ * slots never carved. A segment whose carved slots are all free is "empty"
+ * and joins the pool's empty list. Empty segments are unmapped oldest first
+ * when the pool holds more empty bytes than idle_bytes (so the one just
+ * emptied, the likeliest to be needed next, stays), when they have been
+ * empty for decay_ms, or on trim. Every function here runs with the pool
+ * lock held.
  */
 #include "internal.h"
 
@@ -36,6 +38,31 @@ static void partial_remove(bp_depot *d, bp_seg *seg) {
 
 static bool seg_empty(const bp_seg *seg) { return seg->ncarved && seg->nfree == seg->ncarved; }
 
+static void empty_add(bp_pool *pool, bp_seg *seg) { /* at the most recent end */
+    seg->empty_since_ms = bp__os_now_ms();
+    pool->empty_bytes += seg->map_bytes;
+    seg->enext = NULL;
+    seg->eprev = pool->empty_mru;
+    if (pool->empty_mru)
+        pool->empty_mru->enext = seg;
+    else
+        pool->empty_lru = seg;
+    pool->empty_mru = seg;
+}
+
+static void empty_remove(bp_pool *pool, bp_seg *seg) {
+    pool->empty_bytes -= seg->map_bytes;
+    if (seg->eprev)
+        seg->eprev->enext = seg->enext;
+    else
+        pool->empty_lru = seg->enext;
+    if (seg->enext)
+        seg->enext->eprev = seg->eprev;
+    else
+        pool->empty_mru = seg->eprev;
+    seg->enext = seg->eprev = NULL;
+}
+
 /* May this empty segment go back to the OS? Not below the reserve floor,
  * unless the pool is being destroyed. */
 static bool may_release(const bp_pool *pool, const bp_seg *seg) {
@@ -46,7 +73,7 @@ static bool may_release(const bp_pool *pool, const bp_seg *seg) {
 static void seg_release(bp_pool *pool, bp_seg *seg) {
     bp_depot *d = &pool->depot[seg->tier];
     partial_remove(d, seg);
-    pool->empty_bytes -= seg->map_bytes;
+    empty_remove(pool, seg);
     d->carved -= seg->ncarved;
     bp__seg_free(seg);
 }
@@ -63,7 +90,7 @@ uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n
             partial_add(d, seg);
         }
         if (seg_empty(seg))
-            pool->empty_bytes -= seg->map_bytes;
+            empty_remove(pool, seg);
         while (got < n && seg->nfree) {
             uint32_t idx = seg->freestk[--seg->nfree];
             out[got].p = bp__seg_buf(seg, idx);
@@ -95,11 +122,20 @@ uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n
 static void give_one(bp_pool *pool, bp_depot *d, bp_seg *seg, uint32_t idx) {
     seg->freestk[seg->nfree++] = idx;
     partial_add(d, seg);
-    if (seg_empty(seg)) {
-        seg->empty_since_ms = bp__os_now_ms();
-        pool->empty_bytes += seg->map_bytes;
-        if ((pool->empty_bytes > pool->idle_bytes || !pool->user_ref) && may_release(pool, seg))
+    if (!seg_empty(seg))
+        return;
+    empty_add(pool, seg);
+    if (!pool->user_ref) { /* destroyed: nothing is kept */
+        if (may_release(pool, seg))
             seg_release(pool, seg);
+        return;
+    }
+    /* over the bound: the least recently emptied go first */
+    for (bp_seg *old = pool->empty_lru, *next; old && pool->empty_bytes > pool->idle_bytes;
+         old = next) {
+        next = old->enext;
+        if (may_release(pool, old))
+            seg_release(pool, old);
     }
 }
 
@@ -143,13 +179,12 @@ void bp__depot_decay(bp_pool *pool) {
     if (now < pool->next_decay_ms)
         return;
     pool->next_decay_ms = now + pool->decay_ms / 2 + 1;
-    for (uint32_t t = 0; t < pool->ntiers; t++) {
-        bp_seg *next;
-        for (bp_seg *seg = pool->depot[t].partial; seg; seg = next) {
-            next = seg->pnext;
-            if (seg_empty(seg) && now - seg->empty_since_ms >= pool->decay_ms &&
-                may_release(pool, seg))
-                seg_release(pool, seg);
-        }
+    /* oldest first: stop at the first one not idle long enough */
+    for (bp_seg *seg = pool->empty_lru, *next; seg; seg = next) {
+        next = seg->enext;
+        if (now - seg->empty_since_ms < pool->decay_ms)
+            break;
+        if (may_release(pool, seg))
+            seg_release(pool, seg);
     }
 }

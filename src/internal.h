@@ -76,6 +76,7 @@ struct bp_seg {
     uint64_t empty_since_ms;
     bp_seg *next, *prev;   /* pool's list of all segments */
     bp_seg *pnext, *pprev; /* tier's list of segments with room */
+    bp_seg *enext, *eprev; /* pool's empty segments, least recently emptied first */
     _Atomic uint32_t rc[]; /* reference count per slot; 0 means free */
 };
 
@@ -171,7 +172,8 @@ struct bp_pool {
     bp_tcache *tcs;
     bool user_ref; /* false once bp_pool_destroy has run */
     uint64_t next_decay_ms;
-    uint64_t empty_bytes; /* wholly free segments kept mapped */
+    uint64_t empty_bytes;        /* wholly free segments kept mapped */
+    bp_seg *empty_lru, *empty_mru; /* those segments, oldest first */
     uint64_t mapped, nsegs, os_returned;
     bp_ring *ring;        /* recent lengths, unless a user recorder */
     bp_recorder recorder; /* user recorder; push NULL when unused */

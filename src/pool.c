@@ -64,7 +64,7 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     pool->tcache_bytes =
         cfg->tcache_bytes ? cfg->tcache_bytes : bp__env_size("BYTEPOOL_TCACHE_BYTES", 256 * 1024);
     pool->idle_bytes =
-        cfg->idle_bytes ? cfg->idle_bytes : bp__env_size("BYTEPOOL_IDLE_BYTES", 8u << 20);
+        cfg->idle_bytes ? cfg->idle_bytes : bp__env_size("BYTEPOOL_IDLE_BYTES", 64u << 20);
     pool->decay_ms =
         cfg->decay_ms ? cfg->decay_ms : (unsigned)bp__env_size("BYTEPOOL_DECAY_MS", 1000);
     pool->record = !(cfg->flags & BP_NO_RECENT);
