@@ -13,7 +13,7 @@ DEB_PKGS := cmake ninja-build gcc clang libclang-rt-14-dev make valgrind libcmoc
 GEN      := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
 
-.PHONY: all deps configure test test-normal test-asan test-tsan test-fuzz fuzz fuzz-build valgrind stress demo install clean
+.PHONY: all deps configure test test-normal test-asan test-tsan test-fuzz fuzz fuzz-build valgrind stress bench bench-full bench-deps demo install clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -76,6 +76,23 @@ fuzz: deps fuzz-build
 
 test-fuzz: fuzz-build
 	$(MAKE) fuzz FUZZ_SECONDS=60
+
+# Benchmarks against the peers (installs them as make test installs its
+# packages). bench: ~2 minutes; bench-full: more rounds, longer cells.
+BENCH_PKGS := libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev libavutil-dev gnuplot-nox valgrind
+bench-deps:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(BENCH_PKGS)"
+
+bench: deps bench-deps
+	@rm -f $(BUILD)/CMakeCache.txt.bench; test -f $(BUILD)/CMakeCache.txt || $(MAKE) configure
+	cmake -S . -B $(BUILD) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target bench
+	$(BUILD)/bench/bench --rounds 5 --out bench/results
+
+bench-full: deps bench-deps
+	cmake -S . -B $(BUILD) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target bench
+	$(BUILD)/bench/bench --rounds 11 --cell-ms 150 --out bench/results
 
 # Long stress runs: the normal build, then under ThreadSanitizer.
 stress: all test-tsan

@@ -527,8 +527,8 @@ static void print_targets(FILE *o) {
     int bp = runner_index("bytepool"), av = runner_index("avpool");
     int norec = runner_index("bytepool-norec");
     fprintf(o, "\nTargets (ratios from this run):\n\n");
-    const char *a_cells[] = {"a/128", "a/1K", "a/4K", "a/64K", "a-touch/128", "a-touch/1K",
-                             "a-touch/4K", "a-touch/64K"};
+    const char *a_cells[] = {"a/128",       "a/1K",       "a/4K",       "a/64K",
+                             "a-touch/128", "a-touch/1K", "a-touch/4K", "a-touch/64K"};
     double worst = 0;
     for (size_t i = 0; i < sizeof(a_cells) / sizeof(a_cells[0]); i++) {
         cellrow *c = cell(a_cells[i]);
@@ -546,8 +546,9 @@ static void print_targets(FILE *o) {
     /* one retain+release pair: (fanout - get+put) / 8 against the floor */
     double pair = (median(c, bp, NULL, NULL) - median(cell("a/4K"), bp, NULL, NULL)) / 8;
     double rc3 = pair / median(fl, bp, NULL, NULL);
-    fprintf(o, "- (c) fan-out <= 0.1x avpool: %.2fx: %s; <= 0.9x best allocator: %.2fx: %s; "
-               "retain+release pair %.1f ns = %.2fx the atomic floor (<= 1.5x): %s\n",
+    fprintf(o,
+            "- (c) fan-out <= 0.1x avpool: %.2fx: %s; <= 0.9x best allocator: %.2fx: %s; "
+            "retain+release pair %.1f ns = %.2fx the atomic floor (<= 1.5x): %s\n",
             rc1, rc1 <= 0.1 ? "met" : "missed", rc2, rc2 <= 0.9 ? "met" : "missed", pair, rc3,
             rc3 <= 1.5 ? "met" : "missed");
     cellrow *d = cell("d/xthread");
@@ -556,11 +557,13 @@ static void print_targets(FILE *o) {
     fprintf(o, "- (d) cross-thread <= 0.6x best allocator: %.2fx: %s; <= 0.25x avpool: %.2fx: %s\n",
             rd1, rd1 <= 0.6 ? "met" : "missed", rd2, rd2 <= 0.25 ? "met" : "missed");
     double re = median(cell("e/2t"), bp, NULL, NULL) / median(cell("e/1t"), bp, NULL, NULL);
-    fprintf(o, "- (e) two threads >= 1.9x one thread: %.2fx: %s\n", re, re >= 1.9 ? "met" : "missed");
+    fprintf(o, "- (e) two threads >= 1.9x one thread: %.2fx: %s\n", re,
+            re >= 1.9 ? "met" : "missed");
     if (rss_done[bp]) {
         double live = rss[bp][0], bound = live * 1.05 + 256.0 * 1024 * 15 * 2 + 8.0 * (1 << 20);
-        fprintf(o, "- (f) resident %.1f MiB for %.1f MiB live capacity: %.3fx; bound 1.05x + caches "
-                   "+ idle_bytes = %.1f MiB: %s; after trim %.1f%% of peak (<= 10%%): %s\n",
+        fprintf(o,
+                "- (f) resident %.1f MiB for %.1f MiB live capacity: %.3fx; bound 1.05x + caches "
+                "+ idle_bytes = %.1f MiB: %s; after trim %.1f%% of peak (<= 10%%): %s\n",
                 rss[bp][1] / 1048576, live / 1048576, rss[bp][1] / live, bound / 1048576,
                 rss[bp][1] <= bound ? "met" : "missed", 100 * rss[bp][2] / rss[bp][1],
                 rss[bp][2] <= rss[bp][1] / 10 ? "met" : "missed");
@@ -568,8 +571,9 @@ static void print_targets(FILE *o) {
     double g1 = median(cell("a/4K"), bp, NULL, NULL) / median(cell("a/4K"), norec, NULL, NULL);
     double g2 = median(cell("e/2t"), norec, NULL, NULL) / median(cell("e/2t"), bp, NULL, NULL);
     int lk = runner_index("bytepool-locked");
-    fprintf(o, "- (g) stats + lock-free recorder vs recorder off, 4 KiB: one thread %.2fx, two "
-               "threads %.2fx (<= 1.10x): %s; get+put ns: lock-free %.1f, locked %.1f, off %.1f\n",
+    fprintf(o,
+            "- (g) stats + lock-free recorder vs recorder off, 4 KiB: one thread %.2fx, two "
+            "threads %.2fx (<= 1.10x): %s; get+put ns: lock-free %.1f, locked %.1f, off %.1f\n",
             g1, g2, g1 <= 1.10 && g2 <= 1.10 ? "met" : "missed",
             median(cell("a/4K"), bp, NULL, NULL), median(cell("a/4K"), lk, NULL, NULL),
             median(cell("a/4K"), norec, NULL, NULL));
@@ -647,22 +651,23 @@ static void plots(const char *dir) {
     f = fopen(path, "w");
     if (!f)
         return;
-    fprintf(f,
-            "set terminal svg size 900,520 dynamic\n"
-            "set output '%s/get_put_by_size.svg'\n"
-            "set title 'same-thread get+put (ns/op, median)'\n"
-            "set logscale xy\nset xlabel 'buffer size (bytes)'\nset ylabel 'ns/op'\n"
-            "set key outside right\nset grid\n"
-            "plot for [i=2:%zu] '%s/plot.dat' using 1:i with linespoints title columnheader(i)\n"
-            "set output '%s/cross_thread.svg'\nunset logscale\nset logscale y\n"
-            "set title 'cross-thread hand-off and fan-out (ns/op, median)'\n"
-            "set style data histograms\nset style fill solid 0.8\nset xtics rotate by -30\n"
-            "set xlabel ''\n"
-            "plot '%s/bars.dat' using 2:xtic(1) title 'hand-off (d)', '' using 3 title 'fan-out (c)'\n"
-            "set output '%s/scaling.svg'\nunset logscale\n"
-            "set title 'get+put 4 KiB throughput (million ops/s)'\nset ylabel 'Mops/s'\n"
-            "plot '%s/bars.dat' using 4:xtic(1) title '1 thread', '' using 5 title '2 threads'\n",
-            dir, NRUN + 1, dir, dir, dir, dir, dir);
+    fprintf(
+        f,
+        "set terminal svg size 900,520 dynamic\n"
+        "set output '%s/get_put_by_size.svg'\n"
+        "set title 'same-thread get+put (ns/op, median)'\n"
+        "set logscale xy\nset xlabel 'buffer size (bytes)'\nset ylabel 'ns/op'\n"
+        "set key outside right\nset grid\n"
+        "plot for [i=2:%zu] '%s/plot.dat' using 1:i with linespoints title columnheader(i)\n"
+        "set output '%s/cross_thread.svg'\nunset logscale\nset logscale y\n"
+        "set title 'cross-thread hand-off and fan-out (ns/op, median)'\n"
+        "set style data histograms\nset style fill solid 0.8\nset xtics rotate by -30\n"
+        "set xlabel ''\n"
+        "plot '%s/bars.dat' using 2:xtic(1) title 'hand-off (d)', '' using 3 title 'fan-out (c)'\n"
+        "set output '%s/scaling.svg'\nunset logscale\n"
+        "set title 'get+put 4 KiB throughput (million ops/s)'\nset ylabel 'Mops/s'\n"
+        "plot '%s/bars.dat' using 4:xtic(1) title '1 thread', '' using 5 title '2 threads'\n",
+        dir, NRUN + 1, dir, dir, dir, dir, dir);
     fclose(f);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "gnuplot %s/plots.gp 2>/dev/null", dir);
@@ -699,7 +704,7 @@ static int drive(int rounds, const char *dir, bool do_icount, bool do_rss) {
                 continue;
             fprintf(stderr, " %s", runners[r].label);
             char *argv[] = {(char *)self_path, "--worker", (char *)runners[r].worker,
-                            "--cell-ms", ms, NULL};
+                            "--cell-ms",       ms,         NULL};
             char *out = run(&runners[r], argv);
             for (char *line = out ? strtok(out, "\n") : NULL; line; line = strtok(NULL, "\n")) {
                 char name[32];
@@ -724,7 +729,8 @@ static int drive(int rounds, const char *dir, bool do_icount, bool do_rss) {
         char *argv[] = {(char *)self_path, "--worker", (char *)runners[r].worker, "--rss", NULL};
         char *out = run(&runners[r], argv);
         double live = 0, res = 0, after = 0;
-        if (out && sscanf(strstr(out, "f/live") ? strstr(out, "f/live") : "", "f/live %lf", &live) &&
+        if (out &&
+            sscanf(strstr(out, "f/live") ? strstr(out, "f/live") : "", "f/live %lf", &live) &&
             strstr(out, "f/rss") && sscanf(strstr(out, "f/rss"), "f/rss %lf", &res) &&
             strstr(out, "f/after") && sscanf(strstr(out, "f/after"), "f/after %lf", &after)) {
             rss[r][0] = live;

@@ -11,12 +11,12 @@
 
 typedef struct peer {
     const char *name;
-    void *(*setup)(const char *variant);         /* per thread group */
-    void *(*get)(void *st, size_t len);          /* a handle, refcount 1 */
-    void *(*retain)(void *st, void *h);          /* a handle for the new reference */
-    void (*release)(void *st, void *h);          /* drop one reference */
-    unsigned char *(*data)(void *h);             /* the bytes of a handle */
-    void (*trim)(void *st);                      /* give idle memory back, if it can */
+    void *(*setup)(const char *variant); /* per thread group */
+    void *(*get)(void *st, size_t len);  /* a handle, refcount 1 */
+    void *(*retain)(void *st, void *h);  /* a handle for the new reference */
+    void (*release)(void *st, void *h);  /* drop one reference */
+    unsigned char *(*data)(void *h);     /* the bytes of a handle */
+    void (*trim)(void *st);              /* give idle memory back, if it can */
     void (*teardown)(void *st);
 } peer;
 

@@ -38,15 +38,16 @@ int bp__refuse(bp_pool *pool, int err, const char *op, const void *p) {
 }
 
 /* Stages a requested length in the thread's cache (see stats.c). */
-/* site: the caller's return address, the allocation site of leak reports;
- * a macro argument so it is only evaluated on the unlikely branch. */
+/* Records len in the thread's history (see stats.c). site: the caller's
+ * return address, the allocation site of leak reports; a macro argument so
+ * it is only evaluated on the unlikely branch. */
 #define stage_len(tc, len, p, site)                                                                \
     do {                                                                                           \
         uint64_t s_ = ld_rlx(&(tc)->seq);                                                          \
-        st_rlx(&(tc)->stage[s_ & (BP_STAGE - 1)], (len));                                          \
+        st_rlx(&(tc)->hist[s_ & (tc)->hmask], (len));                                              \
         st_rel(&(tc)->seq, s_ + 1);                                                                \
-        if (BP_UNLIKELY(s_ + 1 == (tc)->lim)) /* also where leak samples are taken */              \
-            bp__tc_publish_locked((tc), (p), (site));                                              \
+        if (BP_UNLIKELY(s_ + 1 == (tc)->lim)) /* a batch ends, or a leak sample is due */          \
+            bp__tc_batch((tc), (p), (site));                                                       \
     } while (0)
 
 /* ---- get ------------------------------------------------------------------ */

@@ -43,7 +43,7 @@
 #define BP_MAP_TOP_BITS (BP_ADDR_BITS - BP_CHUNK_SHIFT - BP_MAP_LEAF_BITS)
 #define BP_ALIGN_MIN 64         /* every buffer is at least this aligned */
 #define BP_SEG_PAYLOAD BP_CHUNK /* aim: about this many bytes of buffers */
-#define BP_STAGE 32             /* recent lengths a thread stages before publishing */
+#define BP_BATCH 32             /* recent lengths per stamped batch */
 #define BP_TLD_SLOTS 256
 #define BP_CLASS_MAX_SHIFT 10
 #define BP_RC_SAMPLED 0x80000000u /* the buffer's allocation site is recorded */
@@ -100,10 +100,12 @@ struct bp_tcache {
     bp_tld *tld;
     bp_tcache *tnext;         /* the thread's list */
     bp_tcache *pnext, *pprev; /* the pool's list (pool lock) */
-    _Atomic uint64_t seq;     /* lengths staged so far */
-    uint64_t lim;             /* seq at which the stage must be published */
-    uint64_t pub;             /* seq already published (pool lock) */
-    _Atomic size_t stage[BP_STAGE];
+    _Atomic uint64_t seq;     /* lengths recorded so far */
+    uint64_t lim;             /* seq at which bp__tc_batch runs (batch end, leak sample) */
+    uint64_t hmask;           /* history entries - 1 */
+    uint64_t pub;             /* user recorder: seq already pushed to it (pool lock) */
+    _Atomic size_t *hist;     /* this thread's recent lengths, a ring */
+    _Atomic uint64_t *stamp;  /* per batch: its place in the pool's order; 0 not yet */
     bp_bin bins[];
 };
 
@@ -172,12 +174,15 @@ struct bp_pool {
     bp_tcache *tcs;
     bool user_ref; /* false once bp_pool_destroy has run */
     uint64_t next_decay_ms;
-    uint64_t empty_bytes;        /* wholly free segments kept mapped */
+    uint64_t empty_bytes;          /* wholly free segments kept mapped */
     bp_seg *empty_lru, *empty_mru; /* those segments, oldest first */
     uint64_t mapped, nsegs, os_returned;
     bp_ring *ring;        /* recent lengths, unless a user recorder */
     bp_recorder recorder; /* user recorder; push NULL when unused */
     size_t window;
+    uint64_t hist_len; /* per-thread history: a power of two >= window + BP_BATCH */
+    _Alignas(64) _Atomic uint64_t ticket; /* orders the threads' batches */
+    char ticket_pad[56];
     bp_retired retired[BP_MAX_TIERS];
     bp_depot depot[BP_MAX_TIERS];
     bp_pool *gnext, *gprev; /* process-wide list, for fork */
@@ -280,9 +285,9 @@ BP_HIDDEN bp_tcache *bp__tc_find(const bp_pool *pool); /* no creation */
 BP_HIDDEN void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep);
 BP_HIDDEN void *bp__tc_refill(bp_tcache *tc, uint32_t tier);
 BP_HIDDEN void bp__tc_retire(bp_tcache *tc);  /* pool lock held */
-BP_HIDDEN void bp__tc_publish(bp_tcache *tc); /* pool lock held */
-BP_HIDDEN void bp__tc_publish_locked(bp_tcache *tc, void *just_got, void *site);
-BP_HIDDEN uint64_t bp__stage_interval(const bp_pool *pool);
+BP_HIDDEN void bp__tc_archive(bp_tcache *tc); /* pool lock held */
+BP_HIDDEN void bp__tc_batch(bp_tcache *tc, void *just_got, void *site);
+BP_HIDDEN uint64_t bp__batch_interval(const bp_pool *pool);
 BP_HIDDEN void bp__tld_sweep(void);
 BP_HIDDEN void bp__tc_drop_current(bp_pool *pool);
 BP_HIDDEN void bp__fork_prepare(void);

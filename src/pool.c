@@ -71,6 +71,9 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     pool->window = cfg->recent_window ? cfg->recent_window : BP_RECENT_DEFAULT;
     if (pool->window > ((size_t)1 << 24))
         return EINVAL;
+    pool->hist_len = 64;
+    while (pool->hist_len < pool->window + BP_BATCH)
+        pool->hist_len *= 2;
     if ((unsigned)cfg->leaks > BP_LEAKS_ALL)
         return EINVAL;
     pool->leaks = cfg->leaks;

@@ -3,11 +3,13 @@
  *
  * Counters live in each thread's cache (single writer, relaxed) and in the
  * pool for caches that have gone and for slow-path events; a read sums them
- * under the pool lock. Lengths are staged per thread (BP_STAGE at a time)
- * and published into the pool's ring in batches, so a get pays a store, not
- * a shared atomic; a reader takes the ring plus every thread's unpublished
- * stage. Publishing needs the lock the reader holds, so a stage cannot be
- * overwritten while it is read.
+ * under the pool lock. Each thread writes the lengths it is asked for into
+ * its own history ring, so a get pays two stores and nothing shared; every
+ * BP_BATCH lengths, one shared counter gives the finished batch its place
+ * in the pool's order. A reader merges the threads' batches by that order
+ * (exact within a thread), after the lengths of threads that have gone
+ * (archived in the pool's ring), and checks each thread's sequence again
+ * after copying, so it never returns a length the owner has overwritten.
  */
 #include "internal.h"
 
@@ -34,10 +36,10 @@ void bp__record(bp_pool *pool, size_t len) {
     bp_tcache *tc = bp__tc_fast(pool);
     if (tc && pool->record) {
         uint64_t s = ld_rlx(&tc->seq);
-        st_rlx(&tc->stage[s & (BP_STAGE - 1)], len);
+        st_rlx(&tc->hist[s & tc->hmask], len);
         st_rel(&tc->seq, s + 1);
         if (s + 1 == tc->lim)
-            bp__tc_publish_locked(tc, NULL, NULL);
+            bp__tc_batch(tc, NULL, NULL);
         return;
     }
     bp__pool_lock(pool);
@@ -45,45 +47,98 @@ void bp__record(bp_pool *pool, size_t len) {
     bp__pool_unlock(pool);
 }
 
+typedef struct run {
+    uint64_t order; /* UINT64_MAX: not stamped yet (a thread's newest) */
+    bool mine;      /* the calling thread's: it goes last */
+    size_t idx;     /* collection order: keeps a thread's runs in order */
+    const size_t *lens;
+    size_t n;
+} run;
+
+static int by_order(const void *a, const void *b) {
+    const run *x = a, *y = b;
+    if (x->order != y->order)
+        return x->order < y->order ? -1 : 1;
+    if (x->mine != y->mine)
+        return (int)x->mine - (int)y->mine;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* Copies tc's recent lengths as runs: stamped batches and the newest part. */
+static size_t collect(const bp_pool *pool, bp_tcache *tc, bool mine, size_t *buf, run *runs,
+                      size_t *nrun) {
+    uint64_t s = ld_acq(&tc->seq);
+    uint64_t lo = s > pool->window ? (s - pool->window) / BP_BATCH * BP_BATCH : 0;
+    uint64_t nb = (tc->hmask + 1) / BP_BATCH;
+    size_t used = 0, first = *nrun;
+    for (uint64_t start = lo; start < s; start += BP_BATCH) {
+        uint64_t end = start + BP_BATCH < s ? start + BP_BATCH : s;
+        uint64_t order =
+            end - start == BP_BATCH ? ld_acq(&tc->stamp[(start / BP_BATCH) & (nb - 1)]) : 0;
+        runs[*nrun] =
+            (run){order ? order : UINT64_MAX, mine, *nrun, buf + used, (size_t)(end - start)};
+        for (uint64_t i = start; i < end; i++)
+            buf[used++] = ld_rlx(&tc->hist[i & tc->hmask]);
+        (*nrun)++;
+    }
+    /* The owner may have written past the ring meanwhile: drop what it
+     * overwrote (and so any stamp that now belongs to a newer batch). */
+    uint64_t h = tc->hmask + 1, s2 = ld_acq(&tc->seq), safe = s2 > h ? s2 - h : 0;
+    for (size_t r = first, start = lo; r < *nrun; r++, start += BP_BATCH)
+        if (start < safe)
+            runs[r].n = 0;
+    return used;
+}
+
 size_t bp_pool_recent_lengths(bp_pool *pool, size_t *out, size_t max) {
     if (!pool || !out || !max || !pool->record)
         return 0;
     bp__pool_lock(pool);
-    size_t cap = pool->window;
+    size_t ntc = 0;
     for (bp_tcache *tc = pool->tcs; tc; tc = tc->pnext)
-        cap += (size_t)(ld_acq(&tc->seq) - tc->pub) + BP_STAGE;
-    size_t *all = malloc(cap * sizeof(size_t) + 1);
-    if (!all) {
+        ntc++;
+    size_t per = pool->window + 2 * BP_BATCH;
+    size_t cap = pool->window + ntc * per;
+    size_t *all = malloc((cap + 1) * sizeof(size_t));
+    size_t *buf = malloc((ntc * per + 1) * sizeof(size_t));
+    run *runs = malloc((ntc * (per / BP_BATCH + 2) + 1) * sizeof(run));
+    if (!all || !buf || !runs) {
         bp__pool_unlock(pool);
+        free(all);
+        free(buf);
+        free(runs);
         errno = ENOMEM;
         return 0;
     }
+    /* the archive (threads that have gone, a user recorder) is the oldest */
     size_t n = pool->recorder.read ? pool->recorder.read(pool->recorder.ctx, all, pool->window)
                                    : bp_ring_snapshot(pool->ring, all, pool->window);
     if (n > pool->window)
         n = pool->window;
-    /* The calling thread's stage goes last: its gets are the newest it knows. */
-    bp_tcache *mine = NULL;
+    size_t used = 0, nrun = 0;
     for (bp_tcache *tc = pool->tcs; tc; tc = tc->pnext) {
-        if (tc->tld == bp__tld) {
-            mine = tc;
-            continue;
+        if (pool->recorder.push) { /* user recorder: what it has not been given yet */
+            uint64_t s = ld_acq(&tc->seq);
+            runs[nrun] = (run){UINT64_MAX, tc->tld == bp__tld, nrun, buf + used, 0};
+            for (uint64_t i = tc->pub; i < s && runs[nrun].n < per; i++, runs[nrun].n++)
+                buf[used++] = ld_rlx(&tc->hist[i & tc->hmask]);
+            nrun++;
+        } else {
+            used += collect(pool, tc, tc->tld == bp__tld, buf + used, runs, &nrun);
         }
-        uint64_t seq = ld_acq(&tc->seq);
-        for (uint64_t i = tc->pub; i < seq && n < cap; i++)
-            all[n++] = ld_rlx(&tc->stage[i & (BP_STAGE - 1)]);
-    }
-    if (mine) {
-        uint64_t seq = ld_acq(&mine->seq);
-        for (uint64_t i = mine->pub; i < seq && n < cap; i++)
-            all[n++] = ld_rlx(&mine->stage[i & (BP_STAGE - 1)]);
     }
     bp__pool_unlock(pool);
+    qsort(runs, nrun, sizeof(run), by_order);
+    for (size_t r = 0; r < nrun; r++)
+        for (size_t i = 0; i < runs[r].n && n < cap; i++)
+            all[n++] = runs[r].lens[i];
     size_t keep = n < pool->window ? n : pool->window;
     if (keep > max)
         keep = max;
     memcpy(out, all + (n - keep), keep * sizeof(size_t));
     free(all);
+    free(buf);
+    free(runs);
     return keep;
 }
 

@@ -51,7 +51,9 @@ static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
     size_t entries = 0;
     for (uint32_t t = 0; t < pool->ntiers; t++)
         entries += pool->depot[t].bin_max;
-    size_t bytes = sizeof(bp_tcache) + n * sizeof(bp_bin) + entries * sizeof(bp_centry);
+    uint64_t nbatch = pool->hist_len / BP_BATCH;
+    size_t bytes = sizeof(bp_tcache) + n * sizeof(bp_bin) + entries * sizeof(bp_centry) +
+                   pool->hist_len * sizeof(size_t) + nbatch * sizeof(uint64_t);
     bp_tcache *tc = calloc(1, bytes);
     if (!tc)
         return NULL;
@@ -63,7 +65,10 @@ static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
         tc->bins[t].max = pool->depot[t].bin_max;
         e += tc->bins[t].max;
     }
-    tc->lim = bp__stage_interval(pool);
+    tc->hist = (_Atomic size_t *)e;
+    tc->stamp = (_Atomic uint64_t *)(tc->hist + pool->hist_len);
+    tc->hmask = pool->hist_len - 1;
+    tc->lim = bp__batch_interval(pool);
     return tc;
 }
 
@@ -106,44 +111,64 @@ bp_tcache *bp__tc_find(const bp_pool *pool) {
     return tc;
 }
 
-/* Gets between two publishes: the stage size, 1 when every get is sampled
- * for leak reports, never when nothing needs the stage. */
-uint64_t bp__stage_interval(const bp_pool *pool) {
+/* Gets between two calls of bp__tc_batch: a batch, 1 when every get is
+ * sampled for leak reports, never when nothing needs it. */
+uint64_t bp__batch_interval(const bp_pool *pool) {
     if (pool->leaks == BP_LEAKS_ALL)
         return 1;
-    return pool->record || pool->leaks == BP_LEAKS_SAMPLE ? BP_STAGE : UINT64_MAX;
+    return pool->record || pool->leaks == BP_LEAKS_SAMPLE ? BP_BATCH : UINT64_MAX;
 }
 
-void bp__tc_publish(bp_tcache *tc) {
-    bp_pool *pool = tc->pool;
-    uint64_t seq = ld_rlx(&tc->seq);
-    tc->lim = seq + bp__stage_interval(pool);
-    if (pool->record) {
-        if (seq - tc->pub == BP_STAGE && tc->pub % BP_STAGE == 0) {
-            /* a whole stage in order (the steady state): hand it over as it
-             * is; the stage's writer is this thread, its readers hold the lock */
-            bp__record_locked(pool, (const size_t *)tc->stage, BP_STAGE);
-        } else {
-            size_t buf[BP_STAGE];
-            size_t n = 0;
-            for (uint64_t i = tc->pub; i < seq; i++)
-                buf[n++] = ld_rlx(&tc->stage[i & (BP_STAGE - 1)]);
-            bp__record_locked(pool, buf, n);
-        }
-    }
+/* Pushes the lengths [tc->pub, seq) to the user recorder (pool lock held). */
+static void push_user(bp_tcache *tc, uint64_t seq) {
+    for (uint64_t i = tc->pub; i < seq; i++)
+        tc->pool->recorder.push(tc->pool->recorder.ctx, ld_rlx(&tc->hist[i & tc->hmask]));
     tc->pub = seq;
 }
 
-/* The stage is full (or a leak sample is due): publish, and sample the
- * buffer this get just handed out. */
-void bp__tc_publish_locked(bp_tcache *tc, void *just_got, void *site) {
-    bp__pool_lock(tc->pool);
-    bp__tc_publish(tc);
-    if (tc->pool->leaks != BP_LEAKS_OFF && just_got)
-        bp__leak_record(tc->pool, just_got,
-                        (size_t)ld_rlx(&tc->stage[(tc->pub - 1) & (BP_STAGE - 1)]), site);
-    bp__depot_decay(tc->pool);
-    bp__pool_unlock(tc->pool);
+/* A batch of lengths is complete (or a leak sample is due). The batch gets
+ * its place in the pool's order with one shared counter: no lock, no copy.
+ * A user recorder gets the lengths pushed, with the pool lock, as promised. */
+void bp__tc_batch(bp_tcache *tc, void *just_got, void *site) {
+    bp_pool *pool = tc->pool;
+    uint64_t seq = ld_rlx(&tc->seq);
+    tc->lim = seq + bp__batch_interval(pool);
+    if (pool->record && seq % BP_BATCH == 0) {
+        if (pool->recorder.push) {
+            bp__pool_lock(pool);
+            push_user(tc, seq);
+            bp__pool_unlock(pool);
+        } else {
+            uint64_t order = atomic_fetch_add_explicit(&pool->ticket, 1, memory_order_relaxed);
+            st_rel(&tc->stamp[(seq / BP_BATCH - 1) & (tc->hmask / BP_BATCH)], order + 1);
+        }
+    }
+    if (pool->leaks != BP_LEAKS_OFF && just_got) {
+        bp__pool_lock(pool);
+        bp__leak_record(pool, just_got, (size_t)ld_rlx(&tc->hist[(seq - 1) & tc->hmask]), site);
+        bp__pool_unlock(pool);
+    }
+}
+
+/* The cache is leaving: its recent lengths go to the pool's ring (or the
+ * user recorder), oldest first. Pool lock held. */
+void bp__tc_archive(bp_tcache *tc) {
+    bp_pool *pool = tc->pool;
+    uint64_t seq = ld_rlx(&tc->seq);
+    if (!pool->record)
+        return;
+    if (pool->recorder.push) {
+        push_user(tc, seq);
+        return;
+    }
+    uint64_t from = seq > pool->window ? seq - pool->window : 0;
+    size_t buf[256];
+    while (from < seq) {
+        size_t n = 0;
+        while (from < seq && n < 256)
+            buf[n++] = ld_rlx(&tc->hist[from++ & tc->hmask]);
+        bp__record_locked(pool, buf, n);
+    }
 }
 
 void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep) {
@@ -184,7 +209,7 @@ void bp__tc_retire(bp_tcache *tc) {
         pool->retired[t].put += ld_rlx(&tc->bins[t].put);
         pool->retired[t].miss += ld_rlx(&tc->bins[t].miss);
     }
-    bp__tc_publish(tc);
+    bp__tc_archive(tc);
     if (tc->pprev)
         tc->pprev->pnext = tc->pnext;
     else
