@@ -625,7 +625,7 @@ static void plots(const char *dir) {
     FILE *f = fopen(path, "w");
     if (!f)
         return;
-    fprintf(f, "# size");
+    fprintf(f, "size"); /* a header row: gnuplot takes the titles from it */
     for (size_t r = 0; r < NRUN; r++)
         fprintf(f, " %s", runners[r].label);
     fprintf(f, "\n");
