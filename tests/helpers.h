@@ -62,6 +62,28 @@ static inline size_t rss_bytes(void) {
     return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Writes text to a temporary file and runs cmd_fmt with its path in place
+ * of %s; returns the command's status (0: the checker accepted it). */
+static inline int run_on(const char *text, const char *cmd_fmt) {
+    char path[] = "/tmp/bp_test_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+        return -1;
+    close(fd);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, cmd_fmt, path);
+    int rc = system(cmd);
+    unlink(path);
+    return rc;
+}
+
+/* 0 when jq evaluates expr on the JSON text to true (and it parses). */
+static inline int jq_check(const char *json, const char *expr) {
+    char fmt[900];
+    snprintf(fmt, sizeof fmt, "jq -e '%s' %%s >/dev/null 2>&1", expr);
+    return run_on(json, fmt);
+}
+
 static inline bp_pool *new_pool_sizes(const size_t *sizes, size_t n) {
     bp_config cfg = {0};
     cfg.sizes = sizes;

@@ -2,25 +2,6 @@
  * Prometheus text (checked by promtool), detail JSON, tier advisor. */
 #include "helpers.h"
 
-static int run_on(const char *text, const char *cmd_fmt) {
-    char path[] = "/tmp/bp_export_XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-        return -1;
-    close(fd);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, cmd_fmt, path);
-    int rc = system(cmd);
-    unlink(path);
-    return rc;
-}
-
-static int jq(const char *json, const char *expr) {
-    char fmt[900];
-    snprintf(fmt, sizeof fmt, "jq -e '%s' %%s >/dev/null 2>&1", expr);
-    return run_on(json, fmt);
-}
-
 static void workload(bp_pool *pool) {
     for (int i = 0; i < 10; i++)
         bp_put(pool, bp_get(pool, 100));
@@ -40,15 +21,15 @@ static void publish_refuses_duplicates_and_destroy_unpublishes(void **state) {
     assert_int_equal(bp_expvar_publish(b, NULL), EINVAL);
     assert_int_equal(bp_expvar_publish(b, "b_"), 0);
     char *doc = bp_expvar_json();
-    assert_int_equal(jq(doc, "(.cmdline | type) == \"array\" and has(\"app_pool_stats\") and "
-                             "has(\"b_pool_detail\")"),
+    assert_int_equal(jq_check(doc, "(.cmdline | type) == \"array\" and has(\"app_pool_stats\") and "
+                                   "has(\"b_pool_detail\")"),
                      0);
     free(doc);
     assert_int_equal(bp_expvar_unpublish(b), 0);
     assert_int_equal(bp_expvar_unpublish(b), ENOENT);
     bp_pool_destroy(a); /* unpublishes */
     doc = bp_expvar_json();
-    assert_int_equal(jq(doc, "keys == [\"cmdline\"]"), 0);
+    assert_int_equal(jq_check(doc, "keys == [\"cmdline\"]"), 0);
     free(doc);
     bp_pool_destroy(b);
 }
@@ -61,16 +42,16 @@ static void debug_vars_carry_the_seed_shape_and_details(void **state) {
     assert_int_equal(bp_expvar_publish(pool, "svc_"), 0);
     char *doc = bp_expvar_json();
     assert_non_null(doc);
-    assert_int_equal(jq(doc, ".svc_pool_stats | keys == [\"discarded\",\"pools\","
-                             "\"recent_lengths\",\"total_get\",\"total_put\"]"),
+    assert_int_equal(jq_check(doc, ".svc_pool_stats | keys == [\"discarded\",\"pools\","
+                                   "\"recent_lengths\",\"total_get\",\"total_put\"]"),
                      0);
-    assert_int_equal(jq(doc, ".svc_pool_stats.total_get == 26 and .svc_pool_stats.total_put == 25"),
-                     0);
-    assert_int_equal(jq(doc, ".svc_pool_detail.outstanding == 1 and "
-                             ".svc_pool_detail.bytes_live == 8192 and "
-                             "(.svc_pool_detail.tiers | length) == 15 and "
-                             ".svc_pool_detail.tiers[0].get == 10 and "
-                             "(.svc_pool_detail.recent_lengths | length) == 26"),
+    assert_int_equal(
+        jq_check(doc, ".svc_pool_stats.total_get == 26 and .svc_pool_stats.total_put == 25"), 0);
+    assert_int_equal(jq_check(doc, ".svc_pool_detail.outstanding == 1 and "
+                                   ".svc_pool_detail.bytes_live == 8192 and "
+                                   "(.svc_pool_detail.tiers | length) == 15 and "
+                                   ".svc_pool_detail.tiers[0].get == 10 and "
+                                   "(.svc_pool_detail.recent_lengths | length) == 26"),
                      0);
     free(doc);
     bp_put(pool, live);
@@ -127,7 +108,8 @@ static void advisor_finds_the_least_waste(void **state) {
     assert_int_equal(out[2], 1000);
     assert_int_equal(bp_pool_advice(NULL, 2, &adv), EINVAL);
     char *d = bp_pool_detail_json(pool);
-    assert_int_equal(jq(d, ".advice.waste_current == 960 and (.advice.tiers | length) == 3"), 0);
+    assert_int_equal(jq_check(d, ".advice.waste_current == 960 and (.advice.tiers | length) == 3"),
+                     0);
     free(d);
     bp_pool_destroy(pool);
 }

@@ -98,22 +98,6 @@ static void per_tier_counters_and_bytes(void **state) {
     bp_pool_destroy(pool);
 }
 
-/* Runs jq on the text: exit status 0 when jq accepts the expression. */
-static int jq_check(const char *json, const char *expr) {
-    char path[] = "/tmp/bp_json_XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return -1;
-    if (write(fd, json, strlen(json)) != (ssize_t)strlen(json))
-        return -1;
-    close(fd);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "jq -e '%s' %s >/dev/null 2>&1", expr, path);
-    int rc = system(cmd);
-    unlink(path);
-    return rc;
-}
-
 static void json_has_exactly_the_seed_keys(void **state) {
     (void)state;
     const size_t sizes[] = {128, 512, 2048};
