@@ -31,11 +31,13 @@ deps:
 	  else echo "missing Debian packages:$$missing (run 'make deps' as root)"; exit 1; fi; \
 	fi
 
+# Every stage runs even when one fails; the last line sums them up.
+TEST_STAGES := test-normal test-asan test-tsan test-fuzz
 test: deps
-	$(MAKE) test-normal
-	$(MAKE) test-asan
-	$(MAKE) test-tsan
-	$(MAKE) test-fuzz
+	@passed=0; failed=0; for t in $(TEST_STAGES); do \
+	  if $(MAKE) --no-print-directory $$t; then passed=$$((passed + 1)); \
+	  else failed=$$((failed + 1)); echo "== $$t FAILED"; fi; done; \
+	echo "suites: $$passed passed, $$failed failed"; [ $$failed -eq 0 ]
 
 test-normal: all
 	cd $(BUILD) && $(CTEST)
