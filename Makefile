@@ -73,8 +73,10 @@ fuzz-build:
 
 fuzz: deps fuzz-build
 	mkdir -p $(BUILD)-fuzz/corpus
-	$(BUILD)-fuzz/fuzz/fuzz_ops -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	  $(BUILD)-fuzz/corpus fuzz/corpus 2>&1 | tail -25
+	@rc=0; $(BUILD)-fuzz/fuzz/fuzz_ops -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=$(BUILD)-fuzz/ $(BUILD)-fuzz/corpus fuzz/corpus \
+	  > $(BUILD)-fuzz/fuzz.log 2>&1 || rc=$$?; \
+	tail -25 $(BUILD)-fuzz/fuzz.log; exit $$rc
 
 test-fuzz: fuzz-build
 	$(MAKE) fuzz FUZZ_SECONDS=60
