@@ -28,12 +28,7 @@ static void partial_remove(bp_depot *d, bp_seg *seg) {
     if (!seg->in_partial)
         return;
     seg->in_partial = false;
-    if (seg->pprev)
-        seg->pprev->pnext = seg->pnext;
-    else
-        d->partial = seg->pnext;
-    if (seg->pnext)
-        seg->pnext->pprev = seg->pprev;
+    BP_DLIST_UNLINK(d->partial, seg, pnext, pprev);
 }
 
 static bool seg_empty(const bp_seg *seg) { return seg->ncarved && seg->nfree == seg->ncarved; }
@@ -52,14 +47,9 @@ static void empty_add(bp_pool *pool, bp_seg *seg) { /* at the most recent end */
 
 static void empty_remove(bp_pool *pool, bp_seg *seg) {
     pool->empty_bytes -= seg->map_bytes;
-    if (seg->eprev)
-        seg->eprev->enext = seg->enext;
-    else
-        pool->empty_lru = seg->enext;
-    if (seg->enext)
-        seg->enext->eprev = seg->eprev;
-    else
+    if (!seg->enext) /* the most recent end moves back */
         pool->empty_mru = seg->eprev;
+    BP_DLIST_UNLINK(pool->empty_lru, seg, enext, eprev);
     seg->enext = seg->eprev = NULL;
 }
 

@@ -34,6 +34,18 @@
 #define st_rel(p, v) atomic_store_explicit((p), (v), memory_order_release)
 #define bump(p) st_rlx((p), ld_rlx(p) + 1)
 
+/* Intrusive doubly linked lists: unlink node from the list headed by head,
+ * through its own next/prev fields (NULL-terminated at both ends). */
+#define BP_DLIST_UNLINK(head, node, next, prev)                                                    \
+    do {                                                                                           \
+        if ((node)->prev)                                                                          \
+            (node)->prev->next = (node)->next;                                                     \
+        else                                                                                       \
+            (head) = (node)->next;                                                                 \
+        if ((node)->next)                                                                          \
+            (node)->next->prev = (node)->prev;                                                     \
+    } while (0)
+
 /* ---- sizes ------------------------------------------------------------ */
 
 #define BP_CHUNK_SHIFT 20

@@ -40,12 +40,7 @@ void bp__pool_maybe_free(bp_pool *pool) {
         return;
     /* Nothing can reach the pool any more: no handle, buffer or cache. */
     bp__registry_lock();
-    if (pool->gprev)
-        pool->gprev->gnext = pool->gnext;
-    else
-        registry = pool->gnext;
-    if (pool->gnext)
-        pool->gnext->gprev = pool->gprev;
+    BP_DLIST_UNLINK(registry, pool, gnext, gprev);
     bp__registry_unlock();
     pool_release_memory(pool);
 }

@@ -114,12 +114,7 @@ bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len) {
 
 void bp__seg_free(bp_seg *seg) {
     bp_pool *pool = seg->pool;
-    if (seg->prev)
-        seg->prev->next = seg->next;
-    else
-        pool->segs = seg->next;
-    if (seg->next)
-        seg->next->prev = seg->prev;
+    BP_DLIST_UNLINK(pool->segs, seg, next, prev);
     pool->mapped -= seg->map_bytes;
     pool->nsegs--;
     pool->os_returned += seg->map_bytes;

@@ -210,12 +210,7 @@ void bp__tc_retire(bp_tcache *tc) {
         pool->retired[t].miss += ld_rlx(&tc->bins[t].miss);
     }
     bp__tc_archive(tc);
-    if (tc->pprev)
-        tc->pprev->pnext = tc->pnext;
-    else
-        pool->tcs = tc->pnext;
-    if (tc->pnext)
-        tc->pnext->pprev = tc->pprev;
+    BP_DLIST_UNLINK(pool->tcs, tc, pnext, pprev);
 }
 
 /* Retires tc from its pool and frees it; the caller unlinks it from its tld. */
