@@ -160,6 +160,49 @@ static void pools_keep_their_own_caches(void **state) {
     }
 }
 
+/* Recent lengths read while two threads record: only values really asked
+ * for, each thread's in the order it asked, at most the window. */
+static void *record_range(void *arg) {
+    size_t base = (size_t)(uintptr_t)arg;
+    for (size_t i = 1; i <= 20000; i++) /* base+1 .. base+20000, increasing */
+        bp_put(shared, bp_get(shared, base + i));
+    return NULL;
+}
+
+static void recent_lengths_read_during_recording(void **state) {
+    (void)state;
+    shared = bp_pool_new(NULL);
+    pthread_t a, b;
+    pthread_create(&a, NULL, record_range, (void *)(uintptr_t)100000);
+    pthread_create(&b, NULL, record_range, (void *)(uintptr_t)300000);
+    size_t out[256], reads = 0, bad = 0;
+    while (reads < 2000) {
+        size_t n = bp_pool_recent_lengths(shared, out, 256);
+        size_t last_a = 0, last_b = 0;
+        if (n > 256)
+            bad++;
+        for (size_t i = 0; i < n; i++) {
+            size_t v = out[i];
+            if (v > 100000 && v <= 120000) {
+                bad += v <= last_a;
+                last_a = v;
+            } else if (v > 300000 && v <= 320000) {
+                bad += v <= last_b;
+                last_b = v;
+            } else {
+                bad++; /* a value nobody asked for */
+            }
+        }
+        reads++;
+    }
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    assert_int_equal(bad, 0);
+    size_t n = bp_pool_recent_lengths(shared, out, 256);
+    assert_int_equal(n, 256);
+    assert_int_equal(bp_pool_destroy(shared), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ten_threads_times_fifty),
@@ -167,6 +210,7 @@ int main(void) {
         cmocka_unit_test(thread_exit_flushes_caches_and_live_buffers_survive),
         cmocka_unit_test(hundreds_of_short_lived_pools),
         cmocka_unit_test(pools_keep_their_own_caches),
+        cmocka_unit_test(recent_lengths_read_during_recording),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
