@@ -38,18 +38,6 @@ int bp__refuse(bp_pool *pool, int err, const char *op, const void *p) {
 }
 
 /* Stages a requested length in the thread's cache (see stats.c). */
-/* Records len in the thread's history (see stats.c). site: the caller's
- * return address, the allocation site of leak reports; a macro argument so
- * it is only evaluated on the unlikely branch. */
-#define stage_len(tc, len, p, site)                                                                \
-    do {                                                                                           \
-        uint64_t s_ = ld_rlx(&(tc)->seq);                                                          \
-        st_rlx(&(tc)->hist[s_ & (tc)->hmask], (len));                                              \
-        st_rel(&(tc)->seq, s_ + 1);                                                                \
-        if (BP_UNLIKELY(s_ + 1 == (tc)->lim)) /* a batch ends, or a leak sample is due */          \
-            bp__tc_batch((tc), (p), (site));                                                       \
-    } while (0)
-
 /* ---- get ------------------------------------------------------------------ */
 
 BP_COLD static void *get_oversize(bp_pool *pool, size_t len, void *site) {
@@ -123,7 +111,7 @@ BP_COLD static void *get_slow(bp_pool *pool, size_t len, void *site) {
     }
     bump(&tc->bins[t].get);
     track_give(pool, p, len);
-    stage_len(tc, len, p, site);
+    bp__stage_len(tc, len, p, site);
     return p;
 }
 
@@ -143,7 +131,7 @@ void *bp_get(bp_pool *pool, size_t len) {
     st_rlx(e.rc, 1);
     bump(&bin->get);
     track_give(pool, e.p, len);
-    stage_len(tc, len, e.p, __builtin_return_address(0));
+    bp__stage_len(tc, len, e.p, __builtin_return_address(0));
     return e.p;
 }
 

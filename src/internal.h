@@ -257,6 +257,18 @@ static inline uint32_t bp__tier_of(const bp_pool *pool, size_t len) {
     return t;
 }
 
+/* Records len in the thread's history (see stats.c). site: the caller's
+ * return address, the allocation site of leak reports; a macro argument so
+ * it is only evaluated on the unlikely branch. */
+#define bp__stage_len(tc, len, p, site)                                                            \
+    do {                                                                                           \
+        uint64_t s_ = ld_rlx(&(tc)->seq);                                                          \
+        st_rlx(&(tc)->hist[s_ & (tc)->hmask], (len));                                              \
+        st_rel(&(tc)->seq, s_ + 1);                                                                \
+        if (BP_UNLIKELY(s_ + 1 == (tc)->lim)) /* a batch ends, or a leak sample is due */          \
+            bp__tc_batch((tc), (p), (site));                                                       \
+    } while (0)
+
 /* ---- internal functions (hidden) ------------------------------------------ */
 
 /* os.c */

@@ -35,11 +35,7 @@ void bp__record_locked(bp_pool *pool, const size_t *lens, size_t n) {
 void bp__record(bp_pool *pool, size_t len) {
     bp_tcache *tc = bp__tc_fast(pool);
     if (tc && pool->record) {
-        uint64_t s = ld_rlx(&tc->seq);
-        st_rlx(&tc->hist[s & tc->hmask], len);
-        st_rel(&tc->seq, s + 1);
-        if (s + 1 == tc->lim)
-            bp__tc_batch(tc, NULL, NULL);
+        bp__stage_len(tc, len, NULL, NULL);
         return;
     }
     bp__pool_lock(pool);
