@@ -308,9 +308,11 @@ BP_API char *bp_pool_stats_json(bp_pool *pool);
  * the number of outstanding buffers; 0 for a NULL argument. Thread-safe. */
 BP_API size_t bp_pool_report_leaks(bp_pool *pool, FILE *out);
 
-/* Process-wide handler for refused calls that name no pool (bp_retain,
- * bp_release, bp_refcount of a pointer the library does not own). NULL
- * removes it. Returns the previous handler. Thread-safe. */
+/* Process-wide handler for refused calls that name no pool: bp_retain or
+ * bp_release of a pointer the library does not own, bp_put or
+ * bp_objpool_put with a NULL pool, bp_get with a NULL pool. (bp_refcount and
+ * bp_cap are queries: they return 0 and report nothing.) NULL removes the
+ * handler. Returns the previous one. Thread-safe. */
 BP_API bp_error_fn bp_set_error_handler(bp_error_fn fn, void *ctx);
 
 /* Refused calls that could not be charged to any pool, process-wide. */
