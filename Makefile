@@ -87,13 +87,12 @@ BENCH_PKGS := libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev libavutil-
 bench-deps:
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(BENCH_PKGS)"
 
-bench: deps bench-deps
-	@rm -f $(BUILD)/CMakeCache.txt.bench; test -f $(BUILD)/CMakeCache.txt || $(MAKE) configure
+bench: deps bench-deps configure
 	cmake -S . -B $(BUILD) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS) --target bench
 	$(BUILD)/bench/bench --rounds 5 --out bench/results
 
-bench-full: deps bench-deps
+bench-full: deps bench-deps configure
 	cmake -S . -B $(BUILD) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS) --target bench
 	$(BUILD)/bench/bench --rounds 11 --cell-ms 150 --out bench/results
