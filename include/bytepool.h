@@ -8,7 +8,9 @@
  *  - Error values: EINVAL  bad argument (NULL, a pointer the library does not
  *                          own, a pointer into another pool, a bad config);
  *                  EALREADY the buffer is free (double release, retain or put
- *                          of a released buffer);
+ *                          of a released buffer; for oversize buffers, whose
+ *                          memory is unmapped at release, the last 256
+ *                          released in the process are recognised);
  *                  EOVERFLOW the reference count would overflow;
  *                  ENOMEM  the operating system refused memory.
  *    A refused call changes nothing: the buffer and the pool stay as they

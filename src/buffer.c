@@ -15,6 +15,32 @@ static _Atomic uint64_t refused_unowned;
 static _Atomic(bp_error_fn) global_handler;
 static void *_Atomic global_ctx;
 
+/* Oversize buffers are unmapped on their last release, so a second release
+ * finds no segment. The last few released ranges are remembered (a refusal
+ * path only: never consulted while a call succeeds) so that it is still
+ * told apart from a foreign pointer and refused with EALREADY. */
+#define GONE_N 256
+static pthread_mutex_t gone_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { uintptr_t lo, hi; } gone[GONE_N];
+static size_t gone_next;
+
+static void gone_remember(const void *base, size_t len) {
+    pthread_mutex_lock(&gone_mu);
+    gone[gone_next % GONE_N].lo = (uintptr_t)base;
+    gone[gone_next % GONE_N].hi = (uintptr_t)base + len;
+    gone_next++;
+    pthread_mutex_unlock(&gone_mu);
+}
+
+static bool gone_contains(const void *p) {
+    bool hit = false;
+    pthread_mutex_lock(&gone_mu);
+    for (size_t i = 0; i < GONE_N && !hit; i++)
+        hit = (uintptr_t)p >= gone[i].lo && (uintptr_t)p < gone[i].hi;
+    pthread_mutex_unlock(&gone_mu);
+    return hit;
+}
+
 bp_error_fn bp_set_error_handler(bp_error_fn fn, void *ctx) {
     st_rel(&global_ctx, ctx);
     return atomic_exchange(&global_handler, fn);
@@ -141,6 +167,7 @@ void *bp_get(bp_pool *pool, size_t len) {
 void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
     bp_pool *pool = seg->pool;
     if (bp__seg_is_oversize(seg)) {
+        gone_remember(seg->base, seg->size);
         track_take(pool, seg->base, seg->size);
         atomic_fetch_add_explicit(&pool->discarded, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&pool->over_live, 1, memory_order_relaxed);
@@ -185,6 +212,10 @@ void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
 static _Atomic uint32_t *locate(bp_pool *expect, bool any_pool, const void *p, const char *op,
                                 bp_seg **segp, uint32_t *idxp) {
     bp_seg *seg = p ? bp__seg_of(p) : NULL;
+    if (!seg && p && gone_contains(p)) { /* an oversize buffer already released */
+        bp__refuse(expect, EALREADY, op, p);
+        return NULL;
+    }
     if (!seg || (!any_pool && seg->pool != expect)) {
         bp__refuse(expect, EINVAL, op, p);
         return NULL;

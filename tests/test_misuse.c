@@ -114,6 +114,27 @@ static void double_release_is_ealready_and_harmless(void **state) {
     assert_int_equal(bp_pool_destroy(pool), 0);
 }
 
+static void double_release_of_oversize_is_ealready(void **state) {
+    (void)state;
+    seen s = {0};
+    bp_pool *pool = pool_with_callback(&s);
+    uint8_t *big = bp_get(pool, 5u << 20); /* its own mapping, unmapped at release */
+    assert_int_equal(bp_release(big + 4096), 0);
+    assert_int_equal(bp_put(pool, big), EALREADY);
+    assert_int_equal(s.err, EALREADY);
+    assert_int_equal(bp_release(big + 100), EALREADY);
+    errno = 0;
+    assert_null(bp_retain(big));
+    assert_int_equal(errno, EALREADY);
+    assert_int_equal(bp_refcount(big), 0);
+    assert_int_equal(bp_cap(big), 0);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.discarded, 2);
+    assert_int_equal(st.outstanding, 0);
+    bp_pool_destroy(pool);
+}
+
 static void release_past_zero_with_retains_is_refused(void **state) {
     (void)state;
     bp_pool *pool = bp_pool_new(NULL);
@@ -183,6 +204,7 @@ int main(void) {
         cmocka_unit_test(null_foreign_and_stack_pointers_are_einval),
         cmocka_unit_test(unowned_refusals_go_to_the_global_handler),
         cmocka_unit_test(double_release_is_ealready_and_harmless),
+        cmocka_unit_test(double_release_of_oversize_is_ealready),
         cmocka_unit_test(release_past_zero_with_retains_is_refused),
         cmocka_unit_test(put_into_the_wrong_pool_is_einval_and_untouched),
         cmocka_unit_test(padding_and_header_pointers_are_einval),
