@@ -20,25 +20,23 @@ static void *_Atomic global_ctx;
  * path only: never consulted while a call succeeds) so that it is still
  * told apart from a foreign pointer and refused with EALREADY. */
 #define GONE_N 256
-static pthread_mutex_t gone_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct { uintptr_t lo, hi; } gone[GONE_N];
-static size_t gone_next;
+static struct { _Atomic uintptr_t lo, hi; /* atomics, no lock: safe across fork() */ } gone[GONE_N];
+static _Atomic size_t gone_next;
 
 static void gone_remember(const void *base, size_t len) {
-    pthread_mutex_lock(&gone_mu);
-    gone[gone_next % GONE_N].lo = (uintptr_t)base;
-    gone[gone_next % GONE_N].hi = (uintptr_t)base + len;
-    gone_next++;
-    pthread_mutex_unlock(&gone_mu);
+    size_t i = atomic_fetch_add_explicit(&gone_next, 1, memory_order_relaxed) % GONE_N;
+    st_rlx(&gone[i].hi, 0); /* a half-written pair never matches */
+    st_rlx(&gone[i].lo, (uintptr_t)base);
+    st_rel(&gone[i].hi, (uintptr_t)base + len);
 }
 
 static bool gone_contains(const void *p) {
-    bool hit = false;
-    pthread_mutex_lock(&gone_mu);
-    for (size_t i = 0; i < GONE_N && !hit; i++)
-        hit = (uintptr_t)p >= gone[i].lo && (uintptr_t)p < gone[i].hi;
-    pthread_mutex_unlock(&gone_mu);
-    return hit;
+    for (size_t i = 0; i < GONE_N; i++) {
+        uintptr_t hi = ld_acq(&gone[i].hi), lo = ld_rlx(&gone[i].lo);
+        if ((uintptr_t)p >= lo && (uintptr_t)p < hi)
+            return true;
+    }
+    return false;
 }
 
 bp_error_fn bp_set_error_handler(bp_error_fn fn, void *ctx) {
