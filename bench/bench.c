@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "rss.h"
 
 #include <errno.h>
 #include <math.h>
@@ -331,17 +332,6 @@ static long count_cell(const peer *p, const char *cell, long n) {
     body(&c, n);
     p->teardown(c.st);
     return n;
-}
-
-static size_t rss_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long a = 0, b = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &a, &b) != 2)
-            b = 0;
-        fclose(f);
-    }
-    return (size_t)b * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 /* (f) 10,000 live buffers of log-uniform lengths, every page touched, then

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bytepool.h"
+#include "rss.h"
 
 /* Runs body(arg) in a child process with stderr captured. Returns the
  * child's wait status; the first bytes of its stderr go to msg. */
@@ -49,18 +50,6 @@ static inline int run_in_child(void (*body)(void *), void *arg, char *msg, size_
 }
 
 #define assert_child_aborted(status) assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT)
-
-/* Resident set size of this process, in bytes. */
-static inline size_t rss_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 /* Writes text to a temporary file and runs cmd_fmt with its path in place
  * of %s; returns the command's status (0: the checker accepted it). */

@@ -21,6 +21,8 @@
 #define _GNU_SOURCE
 #include <bytepool.h>
 
+#include "rss.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -360,17 +362,6 @@ static int run_scratch(int nthreads) {
 
 /* ---- main ------------------------------------------------------------------ */
 
-static size_t rss(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long a = 0, b = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &a, &b) != 2)
-            b = 0;
-        fclose(f);
-    }
-    return (size_t)b * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 int main(int argc, char **argv) {
     double seconds = 4;
     int nthreads = 4;
@@ -384,7 +375,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: stress [--seconds S] [--threads 2..%d]\n", MAXT);
         return 2;
     }
-    size_t rss0 = rss();
+    size_t rss0 = rss_bytes();
     pool = bp_pool_new(NULL);
     double t0 = now_s();
     run_mixed(nthreads, seconds * 0.5);
@@ -404,7 +395,7 @@ int main(int argc, char **argv) {
             bad = 1;
         }
     bp_pool_trim(pool);
-    size_t rss1 = rss();
+    size_t rss1 = rss_bytes();
     /* bounds: the depot's idle_bytes (8 MiB) plus the caches other threads
      * held when they exited went back on trim; allow allocator noise. */
     size_t bound = rss0 + (24u << 20);
