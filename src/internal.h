@@ -56,6 +56,11 @@
 #define BP_ALIGN_MIN 64         /* every buffer is at least this aligned */
 #define BP_SEG_PAYLOAD BP_CHUNK /* aim: about this many bytes of buffers */
 #define BP_BATCH 32             /* recent lengths per stamped batch */
+/* A stamp packs the batch's place in the pool's order with its own batch
+ * number, so a reader never takes the stamp of the slot's previous batch. */
+#define BP_STAMP_BITS 20
+#define BP_STAMP_MASK ((UINT64_C(1) << BP_STAMP_BITS) - 1)
+#define BP_STAMP(order, batch) ((((order) + 1) << BP_STAMP_BITS) | ((batch)&BP_STAMP_MASK))
 #define BP_TLD_SLOTS 256
 #define BP_CLASS_MAX_SHIFT 10
 #define BP_RC_SAMPLED 0x80000000u /* the buffer's allocation site is recorded */

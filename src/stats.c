@@ -69,10 +69,13 @@ static size_t collect(const bp_pool *pool, bp_tcache *tc, bool mine, size_t *buf
     size_t used = 0, first = *nrun;
     for (uint64_t start = lo; start < s; start += BP_BATCH) {
         uint64_t end = start + BP_BATCH < s ? start + BP_BATCH : s;
-        uint64_t order =
-            end - start == BP_BATCH ? ld_acq(&tc->stamp[(start / BP_BATCH) & (nb - 1)]) : 0;
-        runs[*nrun] =
-            (run){order ? order : UINT64_MAX, mine, *nrun, buf + used, (size_t)(end - start)};
+        uint64_t b = start / BP_BATCH, order = UINT64_MAX; /* not stamped (yet) */
+        if (end - start == BP_BATCH) {
+            uint64_t st = ld_acq(&tc->stamp[b & (nb - 1)]);
+            if ((st >> BP_STAMP_BITS) && (st & BP_STAMP_MASK) == (b & BP_STAMP_MASK))
+                order = st >> BP_STAMP_BITS; /* else: the slot's previous batch */
+        }
+        runs[*nrun] = (run){order, mine, *nrun, buf + used, (size_t)(end - start)};
         for (uint64_t i = start; i < end; i++)
             buf[used++] = ld_rlx(&tc->hist[i & tc->hmask]);
         (*nrun)++;
