@@ -140,7 +140,8 @@ void bp__tc_batch(bp_tcache *tc, void *just_got, void *site) {
             bp__pool_unlock(pool);
         } else {
             uint64_t order = atomic_fetch_add_explicit(&pool->ticket, 1, memory_order_relaxed);
-            st_rel(&tc->stamp[(seq / BP_BATCH - 1) & (tc->hmask / BP_BATCH)], order + 1);
+            uint64_t batch = seq / BP_BATCH - 1;
+            st_rel(&tc->stamp[batch & (tc->hmask / BP_BATCH)], BP_STAMP(order, batch));
         }
     }
     if (pool->leaks != BP_LEAKS_OFF && just_got) {
@@ -222,6 +223,15 @@ static void tc_leave(bp_tcache *tc) {
     free(tc);
 }
 
+/* Takes the cache at *link out of the calling thread's list and its slot,
+ * then out of its pool. */
+static void tc_unlink_leave(bp_tld *tld, bp_tcache **link) {
+    bp_tcache *tc = *link;
+    *link = tc->tnext;
+    slot_clear(tld, tc->pool);
+    tc_leave(tc);
+}
+
 void bp__tld_sweep(void) {
     bp_tld *tld = bp__tld;
     if (!tld->live)
@@ -229,14 +239,10 @@ void bp__tld_sweep(void) {
     tld->epoch = ld_acq(&bp__dead_epoch);
     bp_tcache **link = &tld->tcs;
     while (*link) {
-        bp_tcache *tc = *link;
-        if (ld_acq(&tc->pool->flags) & BPF_DEAD) {
-            *link = tc->tnext;
-            slot_clear(tld, tc->pool);
-            tc_leave(tc);
-        } else {
-            link = &tc->tnext;
-        }
+        if (ld_acq(&(*link)->pool->flags) & BPF_DEAD)
+            tc_unlink_leave(tld, link);
+        else
+            link = &(*link)->tnext;
     }
 }
 
@@ -244,18 +250,11 @@ void bp__tc_drop_current(bp_pool *pool) {
     bp_tld *tld = bp__tld;
     if (!tld->live)
         return;
-    for (bp_tcache **link = &tld->tcs; *link; link = &(*link)->tnext) {
-        bp_tcache *tc = *link;
-        if (tc->pool == pool) {
-            *link = tc->tnext;
-            slot_clear(tld, pool);
-            bp__pool_lock(pool);
-            bp__tc_retire(tc);
-            bp__pool_unlock(pool);
-            free(tc);
+    for (bp_tcache **link = &tld->tcs; *link; link = &(*link)->tnext)
+        if ((*link)->pool == pool) { /* the pool outlives this: its handle is still held */
+            tc_unlink_leave(tld, link);
             return;
         }
-    }
 }
 
 static void tld_exit(void *arg) {
