@@ -71,6 +71,13 @@ bool bp__env_flag(const char *name) {
     return v && *v && strcmp(v, "0") != 0 && strcmp(v, "off") != 0;
 }
 
+bp_leaks bp__env_leaks(const char *name) {
+    const char *v = getenv(name);
+    if (v && !strcmp(v, "all"))
+        return BP_LEAKS_ALL;
+    return v && !strcmp(v, "sample") ? BP_LEAKS_SAMPLE : BP_LEAKS_OFF;
+}
+
 size_t bp__env_size(const char *name, size_t dflt) {
     const char *v = getenv(name);
     if (!v || !*v)

@@ -371,5 +371,6 @@ BP_HIDDEN void bp__checked_on_free(bp_seg *seg, uint32_t idx, const char *op);
 BP_HIDDEN _Noreturn void bp__abort(const char *fmt, ...);
 BP_HIDDEN bool bp__env_flag(const char *name);
 BP_HIDDEN size_t bp__env_size(const char *name, size_t dflt);
+BP_HIDDEN bp_leaks bp__env_leaks(const char *name); /* off|sample|all; else off */
 
 #endif /* BP_INTERNAL_H */

@@ -71,14 +71,7 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
         pool->hist_len *= 2;
     if ((unsigned)cfg->leaks > BP_LEAKS_ALL)
         return EINVAL;
-    pool->leaks = cfg->leaks;
-    if (pool->leaks == BP_LEAKS_DEFAULT) {
-        const char *env = getenv("BYTEPOOL_LEAKS");
-        pool->leaks = !env                     ? BP_LEAKS_OFF
-                      : !strcmp(env, "all")    ? BP_LEAKS_ALL
-                      : !strcmp(env, "sample") ? BP_LEAKS_SAMPLE
-                                               : BP_LEAKS_OFF;
-    }
+    pool->leaks = cfg->leaks != BP_LEAKS_DEFAULT ? cfg->leaks : bp__env_leaks("BYTEPOOL_LEAKS");
     pool->on_error = cfg->on_error;
     pool->error_ctx = cfg->error_ctx;
     if ((cfg->flags & BP_CHECKED) || bp__env_flag("BYTEPOOL_CHECKED"))
