@@ -123,8 +123,8 @@ BP_COLD static void *get_slow(bp_pool *pool, size_t len, void *site) {
         return get_uncached(pool, t, len, site);
     bp_bin *bin = &tc->bins[t];
     void *p;
-    if (bin->n) { /* the slot was cold, the bin was not */
-        bp_centry *e = &bin->e[--bin->n];
+    if (bin->top != bin->e) { /* the slot was cold, the bin was not */
+        bp_centry *e = --bin->top;
         st_rlx(e->rc, 1);
         p = e->p;
     } else {
@@ -140,18 +140,19 @@ BP_COLD static void *get_slow(bp_pool *pool, size_t len, void *site) {
 }
 
 void *bp_get(bp_pool *pool, size_t len) {
-    if (BP_UNLIKELY(!pool || len - 1 >= pool->max_len))
+    size_t v = len - 1; /* len 0 wraps and takes the slow path */
+    if (BP_UNLIKELY(!pool || v >= pool->dmax))
         return get_slow(pool, len, __builtin_return_address(0));
     const bp_tslot *slot = bp__tslot(pool);
     if (BP_UNLIKELY(slot->id != pool->id))
         return get_slow(pool, len, __builtin_return_address(0));
     bp_tcache *tc = slot->tc;
-    bp_bin *bin = &tc->bins[bp__tier_of(pool, len)];
-    uint32_t n = bin->n;
-    if (BP_UNLIKELY(n == 0))
+    bp_bin *bin = (bp_bin *)((char *)tc + pool->dtab[v >> pool->dshift]);
+    bp_centry *top = bin->top;
+    if (BP_UNLIKELY(top == bin->e))
         return get_slow(pool, len, __builtin_return_address(0));
-    bp_centry e = bin->e[n - 1];
-    bin->n = n - 1;
+    bp_centry e = *--top;
+    bin->top = top;
     st_rlx(e.rc, 1);
     bump(&bin->get);
     track_give(pool, e.p, len);
@@ -191,17 +192,17 @@ void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
         return;
     }
     bp_bin *bin = &tc->bins[t];
-    if (bin->n == bin->max) {
-        if (!bin->max) {
+    if (bin->top == bin->end) {
+        if (bin->end == bin->e) {
             bp__pool_lock(pool);
             bp__depot_give(pool, t, &e, 1);
             bp__pool_unlock(pool);
             bump(&tc->bins[t].put);
             return;
         }
-        bp__tc_flush_bin(tc, t, bin->max / 2);
+        bp__tc_flush_bin(tc, t, bp__bin_max(bin) / 2);
     }
-    bin->e[bin->n++] = e;
+    *bin->top++ = e;
     bump(&tc->bins[t].put);
 }
 
@@ -263,44 +264,46 @@ BP_COLD static int drop_slow(bp_pool *expect, bool any_pool, void *p, const char
  * holding the only reference makes the count go 1 -> 0 with a plain store
  * and pushes the buffer onto its bin; a shared count is decremented with one
  * CAS. Anything unusual returns -1 for the slow path to sort out. */
-static inline int drop_fast(bp_seg *seg, const void *p) {
+static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p) {
     size_t in;
     uint32_t idx = bp__slot_of(seg, p, &in);
     if (BP_UNLIKELY(idx == UINT32_MAX))
         return -1;
     _Atomic uint32_t *rc = &seg->rc[idx];
     uint32_t v = ld_acq(rc);
-    if (v - 2 < BP_RC_MAX - 1) /* shared (2..max): sampled buffers never match */
-        return atomic_compare_exchange_strong_explicit(rc, &v, v - 1, memory_order_release,
-                                                       memory_order_relaxed)
-                   ? 0
-                   : -1;
-    bp_pool *pool = seg->pool;
+    if (BP_UNLIKELY(v != 1)) {
+        if (v - 2 < BP_RC_MAX - 1) /* shared (2..max): sampled buffers never match */
+            return atomic_compare_exchange_strong_explicit(rc, &v, v - 1, memory_order_release,
+                                                           memory_order_relaxed)
+                       ? 0
+                       : -1;
+        return -1;
+    }
     const bp_tslot *slot = bp__tslot(pool);
-    if (BP_UNLIKELY(slot->id != pool->id) || BP_UNLIKELY(v != 1))
-        return -1;                            /* checked and destroyed pools never match a slot */
-    bp_bin *bin = &slot->tc->bins[seg->tier]; /* oversize: the full extra bin */
-    uint32_t n = bin->n;
-    if (BP_UNLIKELY(n == bin->max))
+    if (BP_UNLIKELY(slot->id != pool->id))
+        return -1; /* checked and destroyed pools never match a slot */
+    bp_bin *bin = (bp_bin *)((char *)slot->tc + seg->bin_off); /* oversize: the full extra bin */
+    bp_centry *top = bin->top;
+    if (BP_UNLIKELY(top == bin->end))
         return -1;
     st_rlx(rc, 0);
     track_take(pool, (uint8_t *)p - in, seg->size);
-    bin->e[n] = (bp_centry){(uint8_t *)p - in, rc};
-    bin->n = n + 1;
+    *top = (bp_centry){(uint8_t *)p - in, rc};
+    bin->top = top + 1;
     bump(&bin->put);
     return 0;
 }
 
 int bp_put(bp_pool *pool, void *p) {
     bp_seg *seg = bp__seg_of(p);
-    if (BP_LIKELY(seg && seg->pool == pool) && BP_LIKELY(drop_fast(seg, p) == 0))
+    if (BP_LIKELY(seg && seg->pool == pool) && BP_LIKELY(drop_fast(pool, seg, p) == 0))
         return 0;
     return drop_slow(pool, false, p, "bp_put");
 }
 
 int bp_release(void *p) {
     bp_seg *seg = bp__seg_of(p);
-    if (BP_LIKELY(seg != NULL) && BP_LIKELY(drop_fast(seg, p) == 0))
+    if (BP_LIKELY(seg != NULL) && BP_LIKELY(drop_fast(seg->pool, seg, p) == 0))
         return 0;
     return drop_slow(NULL, true, p, "bp_release");
 }

@@ -32,7 +32,22 @@
 #define st_rlx(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
 #define ld_acq(p) atomic_load_explicit((p), memory_order_acquire)
 #define st_rel(p, v) atomic_store_explicit((p), (v), memory_order_release)
+/* A counter only its owner thread writes. On x86-64 one aligned `incq` is
+ * that relaxed load + store in one instruction (readers see old or new, and
+ * there is no other writer to lose); compilers do not fuse the two atomics
+ * themselves. TSan builds keep the C11 form so it sees every write. */
+#if defined(__SANITIZE_THREAD__)
+#define BP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BP_TSAN 1
+#endif
+#endif
+#if defined(__x86_64__) && !defined(BP_TSAN)
+#define bump(p) __asm__("incq %0" : "+m"(*(uint64_t *)(p)))
+#else
 #define bump(p) st_rlx((p), ld_rlx(p) + 1)
+#endif
 
 /* Intrusive doubly linked lists: unlink node from the list headed by head,
  * through its own next/prev fields (NULL-terminated at both ends). */
@@ -63,6 +78,7 @@
 #define BP_STAMP(order, batch) ((((order) + 1) << BP_STAMP_BITS) | ((batch)&BP_STAMP_MASK))
 #define BP_TLD_SLOTS 256
 #define BP_CLASS_MAX_SHIFT 10
+#define BP_DTAB 2048 /* entries of the direct length -> bin table */
 #define BP_RC_SAMPLED 0x80000000u /* the buffer's allocation site is recorded */
 #define BP_RC_COUNT 0x7fffffffu
 #define BP_RC_MAX (BP_RC_COUNT - 1)
@@ -82,6 +98,7 @@ struct bp_seg {
     size_t size;     /* capacity of each buffer */
     uint32_t nslots; /* buffers the segment can hold */
     uint32_t tier;   /* tier index; pool->ntiers for oversize */
+    uint32_t bin_off; /* byte offset of the tier's bin in a bp_tcache */
     /* below: owned by the pool lock */
     uint32_t ncarved; /* slots handed out at least once */
     uint32_t nfree;   /* entries in freestk (free buffers in the depot) */
@@ -105,12 +122,15 @@ typedef struct bp_centry {
 } bp_centry;
 
 typedef struct __attribute__((aligned(64))) bp_bin { /* one line: no false sharing */
-    uint32_t n;                                      /* entries held; owner thread only */
-    uint32_t max;                                    /* bound derived from tcache_bytes */
-    bp_centry *e;
+    bp_centry *top; /* one past the newest entry; owner thread only */
+    bp_centry *end; /* e + the bound derived from tcache_bytes */
+    bp_centry *e;   /* the entries, oldest first */
     /* counters of this thread and tier: written by the owner only */
     _Atomic uint64_t get, put, miss;
 } bp_bin;
+
+static inline uint32_t bp__bin_n(const bp_bin *b) { return (uint32_t)(b->top - b->e); }
+static inline uint32_t bp__bin_max(const bp_bin *b) { return (uint32_t)(b->end - b->e); }
 
 struct bp_tcache {
     bp_pool *pool;
@@ -165,12 +185,16 @@ struct bp_pool {
     uint64_t id;
     _Atomic uint32_t flags;
     uint32_t slot;
+    size_t slot_off; /* slot * sizeof(bp_tslot): the fast paths add, not scale */
     size_t max_len; /* largest tier */
+    size_t dmax;    /* len - 1 < dmax: the bin is dtab[(len - 1) >> dshift] */
+    uint32_t dshift;
     uint32_t cshift;
     uint32_t ntiers;
     const uint8_t *ctab; /* class -> first candidate tier */
     bp_octave oct[64];   /* per octave of len-1: class = base + (v >> shift) */
     size_t sizes[BP_MAX_TIERS];
+    uint16_t dtab[BP_DTAB]; /* byte offset of the tier's bin in a bp_tcache */
 
     /* configuration */
     size_t tcache_bytes, idle_bytes;
@@ -244,7 +268,12 @@ extern BP_TLS bp_tld *bp__tld BP_HIDDEN;
 extern _Atomic uint64_t bp__dead_epoch BP_HIDDEN;
 
 /* The calling thread's slot for pool; it is the pool's when s->id matches. */
-static inline const bp_tslot *bp__tslot(const bp_pool *pool) { return &bp__tld->slot[pool->slot]; }
+static inline const bp_tslot *bp__tslot(const bp_pool *pool) {
+    return (const bp_tslot *)((const char *)bp__tld->slot + pool->slot_off);
+}
+static inline uint32_t bp__bin_off(uint32_t tier) {
+    return (uint32_t)(offsetof(bp_tcache, bins) + tier * sizeof(bp_bin));
+}
 
 /* The calling thread's cache for pool, or NULL (slow path). */
 static inline bp_tcache *bp__tc_fast(const bp_pool *pool) {

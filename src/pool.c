@@ -114,6 +114,7 @@ bp_pool *bp_pool_new(const bp_config *cfg) {
     bp__vg_pool_new(pool);
     pool->id = atomic_fetch_add(&next_id, 1) + 1;
     pool->slot = (uint32_t)(pool->id % BP_TLD_SLOTS);
+    pool->slot_off = pool->slot * sizeof(bp_tslot);
     pool->user_ref = true;
     pool->next_decay_ms = bp__os_now_ms() + pool->decay_ms;
     bp__registry_lock();
@@ -189,7 +190,7 @@ size_t bp_pool_trim(bp_pool *pool) {
     bp_tcache *tc = bp__tc_find(pool);
     if (tc) {
         for (uint32_t t = 0; t < pool->ntiers; t++)
-            if (tc->bins[t].n)
+            if (bp__bin_n(&tc->bins[t]))
                 bp__tc_flush_bin(tc, t, 0);
     }
     bp__pool_lock(pool);

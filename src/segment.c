@@ -81,6 +81,7 @@ bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
     seg->magic = UINT64_MAX / stride + 1;
     seg->nslots = n;
     seg->tier = tier;
+    seg->bin_off = bp__bin_off(tier);
     seg->freestk = (uint32_t *)&seg->rc[n];
     seg->reqlen = checked ? seg->freestk + n : NULL;
     track_fresh(seg->base, (size_t)n * stride);
@@ -106,6 +107,7 @@ bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len) {
     seg->nslots = 1;
     seg->ncarved = 1;
     seg->tier = pool->ntiers; /* the always-full extra bin */
+    seg->bin_off = bp__bin_off(seg->tier);
     seg->freestk = (uint32_t *)&seg->rc[1];
     seg->reqlen = seg->freestk + 1;
     seg_link(pool, seg);

@@ -61,9 +61,9 @@ static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
     tc->tld = tld;
     bp_centry *e = (bp_centry *)&tc->bins[n];
     for (uint32_t t = 0; t < pool->ntiers; t++) {
-        tc->bins[t].e = e;
-        tc->bins[t].max = pool->depot[t].bin_max;
-        e += tc->bins[t].max;
+        tc->bins[t].e = tc->bins[t].top = e;
+        e += pool->depot[t].bin_max;
+        tc->bins[t].end = e;
     }
     tc->hist = (_Atomic size_t *)e;
     tc->stamp = (_Atomic uint64_t *)(tc->hist + pool->hist_len);
@@ -174,13 +174,13 @@ void bp__tc_archive(bp_tcache *tc) {
 
 void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep) {
     bp_bin *bin = &tc->bins[tier];
-    uint32_t give = bin->n - keep;
+    uint32_t give = bp__bin_n(bin) - keep;
     bp__pool_lock(tc->pool);
     bp__depot_give(tc->pool, tier, bin->e, give); /* the oldest, coldest ones */
     bp__depot_decay(tc->pool);
     bp__pool_unlock(tc->pool);
     memmove(bin->e, bin->e + give, keep * sizeof(bp_centry));
-    bin->n = keep;
+    bin->top = bin->e + keep;
 }
 
 void *bp__tc_refill(bp_tcache *tc, uint32_t tier) {
@@ -189,14 +189,15 @@ void *bp__tc_refill(bp_tcache *tc, uint32_t tier) {
     uint32_t want = pool->depot[tier].batch;
     bp_centry one;
     bp__pool_lock(pool);
+    bool cached = bin->end != bin->e;
     uint32_t got =
-        bin->max ? bp__depot_take(pool, tier, bin->e, want) : bp__depot_take(pool, tier, &one, 1);
+        cached ? bp__depot_take(pool, tier, bin->e, want) : bp__depot_take(pool, tier, &one, 1);
     bp__depot_decay(pool);
     bp__pool_unlock(pool);
     if (!got)
         return NULL;
-    bp_centry *e = bin->max ? &bin->e[got - 1] : &one;
-    bin->n = bin->max ? got - 1 : 0;
+    bp_centry *e = cached ? &bin->e[got - 1] : &one;
+    bin->top = cached ? e : bin->e;
     st_rlx(e->rc, 1);
     return e->p;
 }
@@ -204,8 +205,8 @@ void *bp__tc_refill(bp_tcache *tc, uint32_t tier) {
 void bp__tc_retire(bp_tcache *tc) {
     bp_pool *pool = tc->pool;
     for (uint32_t t = 0; t < pool->ntiers; t++) {
-        bp__depot_give(pool, t, tc->bins[t].e, tc->bins[t].n);
-        tc->bins[t].n = 0;
+        bp__depot_give(pool, t, tc->bins[t].e, bp__bin_n(&tc->bins[t]));
+        tc->bins[t].top = tc->bins[t].e;
         pool->retired[t].get += ld_rlx(&tc->bins[t].get);
         pool->retired[t].put += ld_rlx(&tc->bins[t].put);
         pool->retired[t].miss += ld_rlx(&tc->bins[t].miss);

@@ -70,6 +70,34 @@ static bool shift_fits(const size_t *s, uint32_t n, uint32_t cs) {
     return true;
 }
 
+/* The direct table: lengths up to dmax find their bin with one shift and
+ * one load. Its granularity 2^k must divide every tier size it covers (a
+ * bucket may not hold a tier boundary); the k covering most lengths wins. */
+static void direct_build(bp_pool *pool, const size_t *s, uint32_t n) {
+    size_t best = 0;
+    uint32_t best_k = 0;
+    for (uint32_t k = 0; k < 24; k++) {
+        size_t cover = (size_t)BP_DTAB << k;
+        if (cover > s[n - 1])
+            cover = s[n - 1];
+        bool fits = true;
+        for (uint32_t t = 0; t < n && s[t] < cover; t++)
+            fits = fits && (s[t] & (((size_t)1 << k) - 1)) == 0;
+        if (fits && cover > best) {
+            best = cover;
+            best_k = k;
+        }
+    }
+    uint32_t t = 0;
+    for (size_t b = 0; b < BP_DTAB && (b << best_k) < best; b++) {
+        while (s[t] < (b << best_k) + 1) /* the bucket's lengths all share this tier */
+            t++;
+        pool->dtab[b] = (uint16_t)bp__bin_off(t);
+    }
+    pool->dshift = best_k;
+    pool->dmax = best;
+}
+
 int bp__tiers_build(bp_pool *pool, const size_t *sizes, size_t n) {
     if (!sizes) {
         sizes = bp_sizes_pow2(&n);
@@ -107,5 +135,6 @@ int bp__tiers_build(bp_pool *pool, const size_t *sizes, size_t n) {
     pool->max_len = s[n - 1];
     pool->cshift = cs;
     pool->ctab = tab;
+    direct_build(pool, s, (uint32_t)n);
     return 0;
 }

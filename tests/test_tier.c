@@ -83,6 +83,38 @@ static void custom_unordered_and_close_tiers(void **state) {
     }
 }
 
+/* Every length from 1 to past the fast table's reach (it covers 2048
+ * buckets of the largest power of two dividing the tiers below it) gets the
+ * smallest tier that holds it: the table and the log-linear classes agree. */
+static void every_length_gets_the_smallest_tier(void **state) {
+    (void)state;
+    const size_t sets[][6] = {
+        {128, 256, 512, 4096, 262144, 524288}, /* table: 128-byte buckets up to 256 KiB */
+        {3000, 100, 1000, 70000},              /* 4-byte buckets up to 8 KiB */
+        {100, 101, 102, 103, 5000, 9999},      /* 1-byte buckets up to 2 KiB */
+        {64, 1000000},                         /* 64-byte buckets up to 128 KiB */
+    };
+    const size_t counts[] = {6, 4, 6, 2};
+    const size_t upto[] = {300000, 71000, 11000, 140000};
+    for (size_t i = 0; i < 4; i++) {
+        bp_pool *pool = new_pool_sizes(sets[i], counts[i]);
+        assert_non_null(pool);
+        size_t sz[6];
+        size_t n = bp_pool_sizes(pool, sz, 6);
+        size_t t = 0;
+        for (size_t len = 1; len <= upto[i]; len++) {
+            while (t < n && sz[t] < len)
+                t++;
+            void *p = bp_get(pool, len);
+            assert_non_null(p);
+            if (bp_cap(p) != (t < n ? sz[t] : len))
+                fail_msg("set %zu: len %zu got cap %zu", i, len, bp_cap(p));
+            assert_int_equal(bp_put(pool, p), 0);
+        }
+        assert_int_equal(bp_pool_destroy(pool), 0);
+    }
+}
+
 static void bad_configs_are_refused(void **state) {
     (void)state;
     const size_t zero[] = {128, 0};
@@ -143,6 +175,7 @@ int main(void) {
         cmocka_unit_test(stream_set_matches_seed),
         cmocka_unit_test(pow2_selection_is_exact),
         cmocka_unit_test(custom_unordered_and_close_tiers),
+        cmocka_unit_test(every_length_gets_the_smallest_tier),
         cmocka_unit_test(bad_configs_are_refused),
         cmocka_unit_test(pool_sizes_reports_count_and_truncates),
         cmocka_unit_test(version_matches_header),
