@@ -70,7 +70,8 @@
 #define BP_MAP_TOP_BITS (BP_ADDR_BITS - BP_CHUNK_SHIFT - BP_MAP_LEAF_BITS)
 #define BP_ALIGN_MIN 64         /* every buffer is at least this aligned */
 #define BP_SEG_PAYLOAD BP_CHUNK /* aim: about this many bytes of buffers */
-#define BP_BATCH 32             /* recent lengths per stamped batch */
+#define BP_TICK 32   /* gets between calls of bp__tc_batch: pushes, leak samples */
+#define BP_BATCH 128            /* recent lengths per stamped batch: one shared RMW each */
 /* A stamp packs the batch's place in the pool's order with its own batch
  * number, so a reader never takes the stamp of the slot's previous batch. */
 #define BP_STAMP_BITS 20

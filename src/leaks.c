@@ -6,7 +6,7 @@
  * buffer's count. No fast path accepts a count with that bit, so only
  * sampled buffers take the slow path on their last release, where the
  * record is dropped; everything else pays nothing. Sampling rides on the
- * stage publish every 32nd get of a thread (every get in "all" mode), a
+ * tick of every 32nd get of a thread (every get in "all" mode), a
  * branch the get path has anyway. The report groups records by backtrace.
  */
 #include "internal.h"
