@@ -90,12 +90,12 @@ bench-deps:
 bench: deps bench-deps configure
 	cmake -S . -B $(BUILD) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS) --target bench
-	$(BUILD)/bench/bench --rounds 5 --out bench/results
+	$(BUILD)/bench/bench --rounds 5 --out bench/results > bench/results/latest.md; s=$$?; cat bench/results/latest.md; exit $$s
 
 bench-full: deps bench-deps configure
 	cmake -S . -B $(BUILD) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS) --target bench
-	$(BUILD)/bench/bench --rounds 11 --cell-ms 150 --out bench/results
+	$(BUILD)/bench/bench --rounds 11 --cell-ms 150 --out bench/results > bench/results/latest.md; s=$$?; cat bench/results/latest.md; exit $$s
 
 # Long stress runs: the normal build, then under ThreadSanitizer.
 stress: all test-tsan
