@@ -70,7 +70,7 @@
 #define BP_MAP_TOP_BITS (BP_ADDR_BITS - BP_CHUNK_SHIFT - BP_MAP_LEAF_BITS)
 #define BP_ALIGN_MIN 64         /* every buffer is at least this aligned */
 #define BP_SEG_PAYLOAD BP_CHUNK /* aim: about this many bytes of buffers */
-#define BP_TICK 32   /* gets between calls of bp__tc_batch: pushes, leak samples */
+#define BP_TICK 32              /* gets between calls of bp__tc_batch: pushes, leak samples */
 #define BP_BATCH 128            /* recent lengths per stamped batch: one shared RMW each */
 /* A stamp packs the batch's place in the pool's order with its own batch
  * number, so a reader never takes the stamp of the slot's previous batch. */
@@ -79,7 +79,7 @@
 #define BP_STAMP(order, batch) ((((order) + 1) << BP_STAMP_BITS) | ((batch)&BP_STAMP_MASK))
 #define BP_TLD_SLOTS 256
 #define BP_CLASS_MAX_SHIFT 10
-#define BP_DTAB 2048 /* entries of the direct length -> bin table */
+#define BP_DTAB 2048              /* entries of the direct length -> bin table */
 #define BP_RC_SAMPLED 0x80000000u /* the buffer's allocation site is recorded */
 #define BP_RC_COUNT 0x7fffffffu
 #define BP_RC_MAX (BP_RC_COUNT - 1)
@@ -92,13 +92,13 @@ typedef struct bp_tcache bp_tcache;
 typedef struct bp_tld bp_tld;
 
 struct bp_seg {
-    bp_pool *pool;   /* owner; fixed for the segment's life */
-    uint8_t *base;   /* first buffer */
-    uint64_t magic;  /* index = mulhi(offset, magic); 0 for oversize */
-    size_t stride;   /* distance between buffers */
-    size_t size;     /* capacity of each buffer */
-    uint32_t nslots; /* buffers the segment can hold */
-    uint32_t tier;   /* tier index; pool->ntiers for oversize */
+    bp_pool *pool;    /* owner; fixed for the segment's life */
+    uint8_t *base;    /* first buffer */
+    uint64_t magic;   /* index = mulhi(offset, magic); 0 for oversize */
+    size_t stride;    /* distance between buffers */
+    size_t size;      /* capacity of each buffer */
+    uint32_t nslots;  /* buffers the segment can hold */
+    uint32_t tier;    /* tier index; pool->ntiers for oversize */
     uint32_t bin_off; /* byte offset of the tier's bin in a bp_tcache */
     /* below: owned by the pool lock */
     uint32_t ncarved; /* slots handed out at least once */
@@ -187,8 +187,8 @@ struct bp_pool {
     _Atomic uint32_t flags;
     uint32_t slot;
     size_t slot_off; /* slot * sizeof(bp_tslot): the fast paths add, not scale */
-    size_t max_len; /* largest tier */
-    size_t dmax;    /* len - 1 < dmax: the bin is dtab[(len - 1) >> dshift] */
+    size_t max_len;  /* largest tier */
+    size_t dmax;     /* len - 1 < dmax: the bin is dtab[(len - 1) >> dshift] */
     uint32_t dshift;
     uint32_t cshift;
     uint32_t ntiers;
