@@ -185,8 +185,7 @@ struct bp_pool {
     /* read-mostly, used by the fast paths */
     uint64_t id;
     _Atomic uint32_t flags;
-    uint32_t slot;
-    size_t slot_off; /* slot * sizeof(bp_tslot): the fast paths add, not scale */
+    size_t slot_off; /* byte offset of its slot in bp_tld.slot: the fast paths add, not scale */
     size_t max_len;  /* largest tier */
     size_t dmax;     /* len - 1 < dmax: the bin is dtab[(len - 1) >> dshift] */
     uint32_t dshift;
@@ -268,10 +267,12 @@ static inline uint32_t bp__slot_of(const bp_seg *seg, const void *p, size_t *off
 extern BP_TLS bp_tld *bp__tld BP_HIDDEN;
 extern _Atomic uint64_t bp__dead_epoch BP_HIDDEN;
 
-/* The calling thread's slot for pool; it is the pool's when s->id matches. */
-static inline const bp_tslot *bp__tslot(const bp_pool *pool) {
-    return (const bp_tslot *)((const char *)bp__tld->slot + pool->slot_off);
+/* tld's slot for pool; it is the pool's when s->id matches. */
+static inline bp_tslot *bp__tld_slot(bp_tld *tld, const bp_pool *pool) {
+    return (bp_tslot *)((char *)tld->slot + pool->slot_off);
 }
+/* The calling thread's slot for pool. */
+static inline const bp_tslot *bp__tslot(const bp_pool *pool) { return bp__tld_slot(bp__tld, pool); }
 static inline uint32_t bp__bin_off(uint32_t tier) {
     return (uint32_t)(offsetof(bp_tcache, bins) + tier * sizeof(bp_bin));
 }

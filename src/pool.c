@@ -113,8 +113,7 @@ bp_pool *bp_pool_new(const bp_config *cfg) {
     pthread_mutex_init(&pool->lock, NULL);
     bp__vg_pool_new(pool);
     pool->id = atomic_fetch_add(&next_id, 1) + 1;
-    pool->slot = (uint32_t)(pool->id % BP_TLD_SLOTS);
-    pool->slot_off = pool->slot * sizeof(bp_tslot);
+    pool->slot_off = (pool->id % BP_TLD_SLOTS) * sizeof(bp_tslot);
     pool->user_ref = true;
     pool->next_decay_ms = bp__os_now_ms() + pool->decay_ms;
     bp__registry_lock();

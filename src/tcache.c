@@ -73,7 +73,7 @@ static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
 }
 
 static void slot_clear(bp_tld *tld, const bp_pool *pool) {
-    bp_tslot *s = &tld->slot[pool->slot];
+    bp_tslot *s = bp__tld_slot(tld, pool);
     if (s->id == pool->id)
         *s = (bp_tslot){0, NULL};
 }
@@ -100,7 +100,7 @@ bp_tcache *bp__tc_slow(bp_pool *pool) {
         tc->tnext = tld->tcs;
         tld->tcs = tc;
     }
-    tld->slot[pool->slot] = (bp_tslot){pool->id, tc};
+    *bp__tld_slot(tld, pool) = (bp_tslot){pool->id, tc};
     return tc;
 }
 
