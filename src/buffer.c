@@ -193,11 +193,16 @@ void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
     }
     bp_bin *bin = &tc->bins[t];
     if (bin->top == bin->end) {
-        if (bin->end == bin->e) {
+        if (bin->end == bin->e) { /* a tier without thread bins */
+            bump(&tc->bins[t].put);
+            if (bp__depot_hot_give(pool, t, e.rc)) {
+                bp__depot_tick(pool);
+                return;
+            }
             bp__pool_lock(pool);
             bp__depot_give(pool, t, &e, 1);
+            bp__depot_decay(pool);
             bp__pool_unlock(pool);
-            bump(&tc->bins[t].put);
             return;
         }
         bp__tc_flush_bin(tc, t, bp__bin_max(bin) / 2);
@@ -284,8 +289,11 @@ static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p) {
         return -1; /* checked and destroyed pools never match a slot */
     bp_bin *bin = (bp_bin *)((char *)slot->tc + seg->bin_off); /* oversize: the full extra bin */
     bp_centry *top = bin->top;
-    if (BP_UNLIKELY(top == bin->end))
-        return -1;
+    if (BP_UNLIKELY(top == bin->end)) { /* flush the bin, or a tier without one */
+        st_rlx(rc, 0);
+        bp__buffer_free_slow(seg, idx);
+        return 0;
+    }
     st_rlx(rc, 0);
     track_take(pool, (uint8_t *)p - in, seg->size);
     *top = (bp_centry){(uint8_t *)p - in, rc};

@@ -9,7 +9,7 @@
  * when the pool holds more empty bytes than idle_bytes (so the one just
  * emptied, the likeliest to be needed next, stays), when they have been
  * empty for decay_ms, or on trim. Every function here runs with the pool
- * lock held.
+ * lock held, except the two on a tier's hot slot at the end.
  */
 #include "internal.h"
 
@@ -139,6 +139,7 @@ void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in, uint32_t 
 
 size_t bp__depot_trim(bp_pool *pool, bool all_empty) {
     size_t returned = 0;
+    bp__depot_drain_hot(pool);
     size_t page = bp__os_page();
     for (uint32_t t = 0; t < pool->ntiers; t++) {
         bp_depot *d = &pool->depot[t];
@@ -166,9 +167,10 @@ size_t bp__depot_trim(bp_pool *pool, bool all_empty) {
 
 void bp__depot_decay(bp_pool *pool) {
     uint64_t now = bp__os_now_ms();
-    if (now < pool->next_decay_ms)
+    if (now < ld_rlx(&pool->next_decay_ms))
         return;
-    pool->next_decay_ms = now + pool->decay_ms / 2 + 1;
+    st_rlx(&pool->next_decay_ms, now + pool->decay_ms / 2 + 1);
+    bp__depot_drain_hot(pool); /* an idle hot buffer starts decaying too */
     /* oldest first: stop at the first one not idle long enough */
     for (bp_seg *seg = pool->empty_lru, *next; seg; seg = next) {
         next = seg->enext;
@@ -177,4 +179,72 @@ void bp__depot_decay(bp_pool *pool) {
         if (may_release(pool, seg))
             seg_release(pool, seg);
     }
+}
+
+/* Moves the hot slots' buffers into their segments. */
+void bp__depot_drain_hot(bp_pool *pool) {
+    for (uint32_t t = 0; t < pool->ntiers; t++) {
+        bp_depot *d = &pool->depot[t];
+        for (int i = 0; i < BP_HOT; i++) {
+            _Atomic uint32_t *rc =
+                atomic_load(&d->hot[i]) ? atomic_exchange(&d->hot[i], NULL) : NULL;
+            if (rc) {
+                bp_seg *seg = bp__seg_of_rc(rc);
+                give_one(pool, d, seg, (uint32_t)(rc - seg->rc));
+            }
+        }
+    }
+}
+
+/* ---- the hot slot: no lock ------------------------------------------------- */
+
+/* A tier too large for thread bins would take the lock on every get and put.
+ * Up to BP_HOT free buffers of such a tier wait in the depot's hot slots
+ * instead, so a put and a later get of the tier (any threads) are one
+ * atomic exchange each. A slot holds the buffer's count address (count 0).
+ * Relaxed loads skip the slots that cannot succeed. */
+/* Calls that no longer take the lock still run the decay when it is due,
+ * so idle segments go back to the OS as promised under hot-slot traffic. */
+void bp__depot_tick(bp_pool *pool) {
+    if (BP_UNLIKELY(bp__os_now_ms() >= ld_rlx(&pool->next_decay_ms))) {
+        bp__pool_lock(pool);
+        bp__depot_decay(pool);
+        bp__pool_unlock(pool);
+    }
+}
+
+_Atomic uint32_t *bp__depot_hot_take(bp_pool *pool, uint32_t tier) {
+    bp_depot *d = &pool->depot[tier];
+    if (!pool->hot)
+        return NULL;
+    for (int i = 0; i < BP_HOT; i++) {
+        _Atomic uint32_t *rc = ld_rlx(&d->hot[i]) ? atomic_exchange(&d->hot[i], NULL) : NULL;
+        if (rc)
+            return rc;
+    }
+    return NULL;
+}
+
+/* Parks a free buffer (count 0) in a hot slot; false when all are taken.
+ * The caller's thread cache keeps the pool alive. If bp_pool_destroy has
+ * begun, the slot is emptied again (its drain ran or will run: the flag and
+ * the slot are both sequentially consistent, so one side sees the other). */
+bool bp__depot_hot_give(bp_pool *pool, uint32_t tier, _Atomic uint32_t *rc) {
+    bp_depot *d = &pool->depot[tier];
+    if (!pool->hot)
+        return false;
+    int i = 0;
+    for (;; i++) {
+        _Atomic uint32_t *expect = NULL;
+        if (i == BP_HOT)
+            return false;
+        if (!ld_rlx(&d->hot[i]) && atomic_compare_exchange_strong(&d->hot[i], &expect, rc))
+            break;
+    }
+    if (BP_UNLIKELY(atomic_load(&pool->flags) & BPF_DEAD)) {
+        bp__pool_lock(pool);
+        bp__depot_drain_hot(pool);
+        bp__pool_unlock(pool);
+    }
+    return true;
 }

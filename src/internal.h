@@ -79,6 +79,7 @@
 #define BP_STAMP(order, batch) ((((order) + 1) << BP_STAMP_BITS) | ((batch)&BP_STAMP_MASK))
 #define BP_TLD_SLOTS 256
 #define BP_CLASS_MAX_SHIFT 10
+#define BP_HOT 4                  /* hot slots of a tier without thread bins */
 #define BP_DTAB 2048              /* entries of the direct length -> bin table */
 #define BP_RC_SAMPLED 0x80000000u /* the buffer's allocation site is recorded */
 #define BP_RC_COUNT 0x7fffffffu
@@ -166,6 +167,10 @@ struct bp_tld {
 #define BPF_SLOW (BPF_DEAD | BPF_CHECKED)
 
 typedef struct bp_depot {
+    /* Tiers too large for a thread bin (bin_max 0) hand a few free buffers
+     * from put to get here without the lock: count addresses, or NULL.
+     * Outside the lock; drained into the segments by decay and trim. */
+    _Alignas(64) _Atomic uint32_t *_Atomic hot[BP_HOT];
     bp_seg *partial;   /* segments with a free or uncarved slot */
     uint64_t carved;   /* buffers that exist in this tier */
     uint64_t reserved; /* bp_pool_reserve floor: carved buffers kept mapped */
@@ -199,6 +204,7 @@ struct bp_pool {
     /* configuration */
     size_t tcache_bytes, idle_bytes;
     unsigned decay_ms;
+    bool hot; /* tiers with bin_max 0 use the depot's hot slots */
     bool record;
     bp_error_fn on_error;
     void *error_ctx;
@@ -213,10 +219,10 @@ struct bp_pool {
     pthread_mutex_t lock;
     bp_seg *segs;
     bp_tcache *tcs;
-    bool user_ref; /* false once bp_pool_destroy has run */
-    uint64_t next_decay_ms;
-    uint64_t empty_bytes;          /* wholly free segments kept mapped */
-    bp_seg *empty_lru, *empty_mru; /* those segments, oldest first */
+    bool user_ref;                  /* false once bp_pool_destroy has run */
+    _Atomic uint64_t next_decay_ms; /* written under lock; hot-slot calls peek */
+    uint64_t empty_bytes;           /* wholly free segments kept mapped */
+    bp_seg *empty_lru, *empty_mru;  /* those segments, oldest first */
     uint64_t mapped, nsegs, os_returned;
     bp_ring *ring;        /* recent lengths, unless a user recorder */
     bp_recorder recorder; /* user recorder; push NULL when unused */
@@ -338,6 +344,11 @@ BP_HIDDEN uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, 
 BP_HIDDEN void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in, uint32_t n);
 BP_HIDDEN size_t bp__depot_trim(bp_pool *pool, bool all_empty);
 BP_HIDDEN void bp__depot_decay(bp_pool *pool);
+BP_HIDDEN void bp__depot_drain_hot(bp_pool *pool);
+BP_HIDDEN void bp__depot_tick(bp_pool *pool); /* no lock held: decay if due */
+/* depot.c, without the lock: the hot slot of tiers without thread bins */
+BP_HIDDEN _Atomic uint32_t *bp__depot_hot_take(bp_pool *pool, uint32_t tier);
+BP_HIDDEN bool bp__depot_hot_give(bp_pool *pool, uint32_t tier, _Atomic uint32_t *rc);
 
 /* tcache.c */
 BP_HIDDEN bp_tcache *bp__tc_slow(bp_pool *pool);

@@ -76,8 +76,18 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     pool->error_ctx = cfg->error_ctx;
     if ((cfg->flags & BP_CHECKED) || bp__env_flag("BYTEPOOL_CHECKED"))
         st_rlx(&pool->flags, BPF_CHECKED);
+    /* A bin of fewer than BP_HOT buffers would take the lock on most calls:
+     * such tiers share the depot's lock-free hot slots instead, as long as
+     * what those can hold stays within half the idle memory allowed. */
+    size_t hot_bytes = 0;
+    for (uint32_t t = 0; t < pool->ntiers; t++)
+        if (pool->tcache_bytes / pool->sizes[t] < BP_HOT)
+            hot_bytes += BP_HOT * pool->sizes[t];
+    pool->hot = hot_bytes <= pool->idle_bytes / 2;
     for (uint32_t t = 0; t < pool->ntiers; t++) {
         size_t cap = pool->tcache_bytes / pool->sizes[t];
+        if (pool->hot && cap < BP_HOT)
+            cap = 0;
         bp_depot *d = &pool->depot[t];
         d->bin_max = (uint32_t)(cap < BIN_MAX ? cap : BIN_MAX);
         d->batch = d->bin_max > 1 ? d->bin_max / 2 : 1;
@@ -97,7 +107,10 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
 }
 
 bp_pool *bp_pool_new(const bp_config *cfg) {
-    bp_pool *pool = calloc(1, sizeof(*pool));
+    /* aligned: the shared counters it holds each own a cache line */
+    bp_pool *pool = aligned_alloc(_Alignof(bp_pool), sizeof(*pool));
+    if (pool)
+        memset(pool, 0, sizeof(*pool));
     if (!pool) {
         errno = ENOMEM;
         return NULL;
@@ -115,7 +128,7 @@ bp_pool *bp_pool_new(const bp_config *cfg) {
     pool->id = atomic_fetch_add(&next_id, 1) + 1;
     pool->slot_off = (pool->id % BP_TLD_SLOTS) * sizeof(bp_tslot);
     pool->user_ref = true;
-    pool->next_decay_ms = bp__os_now_ms() + pool->decay_ms;
+    st_rlx(&pool->next_decay_ms, bp__os_now_ms() + pool->decay_ms);
     bp__registry_lock();
     pool->gnext = registry;
     if (registry)

@@ -189,8 +189,14 @@ void *bp__tc_refill(bp_tcache *tc, uint32_t tier) {
     bp_bin *bin = &tc->bins[tier];
     uint32_t want = pool->depot[tier].batch;
     bp_centry one;
-    bp__pool_lock(pool);
     bool cached = bin->end != bin->e;
+    if (!cached && (one.rc = bp__depot_hot_take(pool, tier)) != NULL) {
+        bp_seg *seg = bp__seg_of_rc(one.rc);
+        st_rlx(one.rc, 1);
+        bp__depot_tick(pool);
+        return bp__seg_buf(seg, (uint32_t)(one.rc - seg->rc));
+    }
+    bp__pool_lock(pool);
     uint32_t got =
         cached ? bp__depot_take(pool, tier, bin->e, want) : bp__depot_take(pool, tier, &one, 1);
     bp__depot_decay(pool);

@@ -28,11 +28,50 @@ static void destroy_returns_live_count_and_defers_freeing(void **state) {
 static void destroy_of_an_idle_pool_unmaps_everything(void **state) {
     (void)state;
     bp_pool *pool = bp_pool_new(NULL);
-    uint8_t *p = bp_get(pool, 5000);
+    uint8_t *p = bp_get(pool, 5000), *big = bp_get(pool, 1u << 20);
     bp_put(pool, p);
+    bp_put(pool, big); /* no thread bin at 1 MiB: it waits in a hot slot */
     assert_int_equal(bp_pool_destroy(pool), 0);
     assert_int_equal(bp_refcount(p), 0);
     assert_int_equal(bp_release(p), EINVAL); /* segment unmapped, map cleared */
+    assert_int_equal(bp_release(big), EINVAL);
+}
+
+/* Tiers whose thread bin would hold fewer than 4 buffers (here 1 MiB with
+ * the default 256 KiB tcache_bytes) keep up to 4 free buffers in lock-free
+ * hot slots; more go to the depot; trim empties the slots. */
+static void big_tiers_reuse_through_hot_slots(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    void *v[5], *w[5];
+    for (int i = 0; i < 5; i++)
+        v[i] = bp_get(pool, 1u << 20);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(bp_put(pool, v[i]), 0);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.segments, 5);
+    for (int i = 0; i < 5; i++) {
+        w[i] = bp_get(pool, 1000000);
+        int found = 0;
+        for (int j = 0; j < 5; j++)
+            found += w[i] == v[j];
+        assert_int_equal(found, 1); /* reused, not new */
+        for (int j = 0; j < i; j++)
+            assert_ptr_not_equal(w[i], w[j]); /* and never handed out twice */
+        assert_int_equal(bp_refcount(w[i]), 1);
+    }
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.segments, 5);
+    assert_int_equal(st.tiers[st.ntiers - 2].live, 5); /* the 1 MiB tier */
+    for (int i = 0; i < 5; i++)
+        bp_put(pool, w[i]);
+    assert_int_equal(bp_put(pool, w[0]), EALREADY); /* a free buffer in a hot slot */
+    bp_pool_trim(pool);
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.segments, 0);
+    assert_int_equal(st.bytes_mapped, 0);
+    assert_int_equal(bp_pool_destroy(pool), 0);
 }
 
 static void reserve_prewarms_a_tier(void **state) {
@@ -130,15 +169,18 @@ static void decay_returns_segments_idle_long_enough(void **state) {
     cfg.tcache_bytes = 1;
     bp_pool *pool = bp_pool_new(&cfg);
     void *a = bp_get(pool, 100000), *b = bp_get(pool, 1000);
-    bp_put(pool, a);
+    bp_put(pool, a); /* no thread bin: a waits in its tier's hot slot */
     bp_stats st;
     bp_pool_stats(pool, &st);
     assert_int_equal(st.segments, 2);
     usleep(120 * 1000);
-    bp_put(pool, b); /* a slow-path call runs the decay */
-    bp_put(pool, bp_get(pool, 1000));
+    bp_put(pool, b); /* the decay is due: the hot slots drain into their segments */
     bp_pool_stats(pool, &st);
-    assert_true(st.segments <= 1);
+    assert_int_equal(st.segments, 2); /* a's segment has only just become empty */
+    usleep(120 * 1000);
+    bp_put(pool, bp_get(pool, 1000)); /* the next decay returns it */
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.segments, 1);
     bp_pool_destroy(pool);
 }
 
@@ -146,6 +188,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(destroy_returns_live_count_and_defers_freeing),
         cmocka_unit_test(destroy_of_an_idle_pool_unmaps_everything),
+        cmocka_unit_test(big_tiers_reuse_through_hot_slots),
         cmocka_unit_test(reserve_prewarms_a_tier),
         cmocka_unit_test(trim_gives_memory_back),
         cmocka_unit_test(trim_releases_pages_of_partly_used_segments),

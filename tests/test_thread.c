@@ -56,14 +56,14 @@ static void *consumer(void *arg) {
     return NULL;
 }
 
-static void cross_thread_release_balances(void **state) {
-    (void)state;
+/* Hands HANDOFFS buffers of lengths base + (i % mod) * step to the consumer. */
+static void handoff(size_t base, size_t step, size_t mod) {
     shared = bp_pool_new(NULL);
     size_t bad = 1;
     pthread_t c;
     pthread_create(&c, NULL, consumer, &bad);
     for (size_t i = 0; i < HANDOFFS; i++) {
-        uint8_t *p = bp_get(shared, 64 + (i % 9000));
+        uint8_t *p = bp_get(shared, base + (i % mod) * step);
         assert_non_null(p);
         p[1] = (uint8_t)i;
         p[0] = (uint8_t)(i ^ 0x5a);
@@ -80,6 +80,17 @@ static void cross_thread_release_balances(void **state) {
     assert_int_equal(st.total_put, HANDOFFS);
     assert_int_equal(st.outstanding, 0);
     assert_int_equal(bp_pool_destroy(shared), 0);
+}
+
+static void cross_thread_release_balances(void **state) {
+    (void)state;
+    handoff(64, 1, 9000);
+}
+
+/* 128 KiB .. 2 MiB: tiers without thread bins, through the hot slots. */
+static void cross_thread_release_of_big_buffers(void **state) {
+    (void)state;
+    handoff(100000, 300000, 7);
 }
 
 static void *hold_and_exit(void *arg) {
@@ -207,6 +218,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ten_threads_times_fifty),
         cmocka_unit_test(cross_thread_release_balances),
+        cmocka_unit_test(cross_thread_release_of_big_buffers),
         cmocka_unit_test(thread_exit_flushes_caches_and_live_buffers_survive),
         cmocka_unit_test(hundreds_of_short_lived_pools),
         cmocka_unit_test(pools_keep_their_own_caches),
