@@ -550,7 +550,10 @@ static void print_targets(FILE *o) {
     fprintf(o, "- (e) two threads >= 1.9x one thread: %.2fx: %s\n", re,
             re >= 1.9 ? "met" : "missed");
     if (rss_done[bp]) {
-        double live = rss[bp][0], bound = live * 1.05 + 256.0 * 1024 * 15 * 2 + 8.0 * (1 << 20);
+        /* default bounds, one thread: 10 tiers with thread bins of <= 256 KiB,
+         * 4 hot slots of each of the 128 KiB..2 MiB tiers, idle_bytes 64 MiB */
+        double live = rss[bp][0], mib = 1 << 20;
+        double bound = live * 1.05 + 10 * 256.0 * 1024 + 4 * 3.875 * mib + 64 * mib;
         fprintf(o,
                 "- (f) resident %.1f MiB for %.1f MiB live capacity: %.3fx; bound 1.05x + caches "
                 "+ idle_bytes = %.1f MiB: %s; after trim %.1f%% of peak (<= 10%%): %s\n",

@@ -196,7 +196,7 @@ void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
         if (bin->end == bin->e) { /* a tier without thread bins */
             bump(&tc->bins[t].put);
             if (bp__depot_hot_give(pool, t, e.rc)) {
-                bp__depot_tick(pool);
+                bp__depot_tick(tc);
                 return;
             }
             bp__pool_lock(pool);

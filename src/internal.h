@@ -80,6 +80,7 @@
 #define BP_TLD_SLOTS 256
 #define BP_CLASS_MAX_SHIFT 10
 #define BP_HOT 4                  /* hot slots of a tier without thread bins */
+#define BP_HOT_TICK 16            /* hot-slot calls per decay-clock check, per thread */
 #define BP_DTAB 2048              /* entries of the direct length -> bin table */
 #define BP_RC_SAMPLED 0x80000000u /* the buffer's allocation site is recorded */
 #define BP_RC_COUNT 0x7fffffffu
@@ -145,6 +146,8 @@ struct bp_tcache {
     uint64_t pub;             /* user recorder: seq already pushed to it (pool lock) */
     _Atomic size_t *hist;     /* this thread's recent lengths, a ring */
     _Atomic uint64_t *stamp;  /* per batch: its place in the pool's order; 0 not yet */
+    uint32_t hot_calls;       /* gets and puts served by hot slots: every BP_HOT_TICK-th
+                                 reads the clock for the decay */
     bp_bin bins[];
 };
 
@@ -345,7 +348,7 @@ BP_HIDDEN void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in,
 BP_HIDDEN size_t bp__depot_trim(bp_pool *pool, bool all_empty);
 BP_HIDDEN void bp__depot_decay(bp_pool *pool);
 BP_HIDDEN void bp__depot_drain_hot(bp_pool *pool);
-BP_HIDDEN void bp__depot_tick(bp_pool *pool); /* no lock held: decay if due */
+BP_HIDDEN void bp__depot_tick(bp_tcache *tc); /* no lock held: now and then, decay if due */
 /* depot.c, without the lock: the hot slot of tiers without thread bins */
 BP_HIDDEN _Atomic uint32_t *bp__depot_hot_take(bp_pool *pool, uint32_t tier);
 BP_HIDDEN bool bp__depot_hot_give(bp_pool *pool, uint32_t tier, _Atomic uint32_t *rc);

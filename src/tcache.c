@@ -193,7 +193,7 @@ void *bp__tc_refill(bp_tcache *tc, uint32_t tier) {
     if (!cached && (one.rc = bp__depot_hot_take(pool, tier)) != NULL) {
         bp_seg *seg = bp__seg_of_rc(one.rc);
         st_rlx(one.rc, 1);
-        bp__depot_tick(pool);
+        bp__depot_tick(tc);
         return bp__seg_buf(seg, (uint32_t)(one.rc - seg->rc));
     }
     bp__pool_lock(pool);

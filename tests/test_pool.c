@@ -166,21 +166,43 @@ static void decay_returns_segments_idle_long_enough(void **state) {
     (void)state;
     bp_config cfg = {0};
     cfg.decay_ms = 30;
-    cfg.tcache_bytes = 1;
+    cfg.tcache_bytes = 1; /* no thread bins: every tier uses hot slots */
     bp_pool *pool = bp_pool_new(&cfg);
     void *a = bp_get(pool, 100000), *b = bp_get(pool, 1000);
-    bp_put(pool, a); /* no thread bin: a waits in its tier's hot slot */
+    bp_put(pool, a); /* a waits in its tier's hot slot */
     bp_stats st;
     bp_pool_stats(pool, &st);
     assert_int_equal(st.segments, 2);
     usleep(120 * 1000);
-    bp_put(pool, b); /* the decay is due: the hot slots drain into their segments */
-    bp_pool_stats(pool, &st);
-    assert_int_equal(st.segments, 2); /* a's segment has only just become empty */
+    /* the decay is due: the hot slots drain into their segments */
+    for (int i = 0; i < 16; i++)
+        bp_put(pool, bp_get(pool, 1000));
+    assert_int_equal(bp_release(a), EALREADY); /* just emptied: still mapped, free */
     usleep(120 * 1000);
-    bp_put(pool, bp_get(pool, 1000)); /* the next decay returns it */
-    bp_pool_stats(pool, &st);
-    assert_int_equal(st.segments, 1);
+    bp_put(pool, bp_get(pool, 5000)); /* a locked call: the next decay unmaps it */
+    assert_int_equal(bp_release(a), EINVAL);
+    bp_put(pool, b);
+    bp_pool_destroy(pool);
+}
+
+/* Calls served by hot slots take no lock, yet the decay still runs: they
+ * look at the clock every 16th time. */
+static void hot_slot_traffic_still_runs_the_decay(void **state) {
+    (void)state;
+    bp_config cfg = {0};
+    cfg.decay_ms = 30;
+    cfg.tcache_bytes = 1;
+    bp_pool *pool = bp_pool_new(&cfg);
+    void *v[5];
+    for (int i = 0; i < 5; i++)
+        v[i] = bp_get(pool, 1u << 20);
+    for (int i = 0; i < 5; i++)
+        bp_put(pool, v[i]);           /* four fill the hot slots, v[4]'s segment empties */
+    bp_put(pool, bp_get(pool, 1000)); /* a 1 KiB buffer now waits in a hot slot */
+    usleep(120 * 1000);
+    for (int i = 0; i < 16; i++)
+        bp_put(pool, bp_get(pool, 1000));       /* hot slots only, no lock */
+    assert_int_equal(bp_release(v[4]), EINVAL); /* idle 120 ms: unmapped */
     bp_pool_destroy(pool);
 }
 
@@ -194,6 +216,7 @@ int main(void) {
         cmocka_unit_test(trim_releases_pages_of_partly_used_segments),
         cmocka_unit_test(idle_bytes_bound_unmaps_empty_segments),
         cmocka_unit_test(decay_returns_segments_idle_long_enough),
+        cmocka_unit_test(hot_slot_traffic_still_runs_the_decay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
