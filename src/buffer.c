@@ -268,7 +268,8 @@ BP_COLD static int drop_slow(bp_pool *expect, bool any_pool, void *p, const char
 /* Drops one reference of p, which the caller has found in seg. The caller
  * holding the only reference makes the count go 1 -> 0 with a plain store
  * and pushes the buffer onto its bin; a shared count is decremented with one
- * CAS. Anything unusual returns -1 for the slow path to sort out. */
+ * CAS. Returns 0 when done, 1 for the only reference when the bin is full
+ * (drop_full), -1 for anything unusual (drop_slow sorts it out). */
 static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p) {
     size_t in;
     uint32_t idx = bp__slot_of(seg, p, &in);
@@ -289,11 +290,8 @@ static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p) {
         return -1; /* checked and destroyed pools never match a slot */
     bp_bin *bin = (bp_bin *)((char *)slot->tc + seg->bin_off); /* oversize: the full extra bin */
     bp_centry *top = bin->top;
-    if (BP_UNLIKELY(top == bin->end)) { /* flush the bin, or a tier without one */
-        st_rlx(rc, 0);
-        bp__buffer_free_slow(seg, idx);
-        return 0;
-    }
+    if (BP_UNLIKELY(top == bin->end))
+        return 1; /* the only reference, but the bin is full or the tier has none */
     st_rlx(rc, 0);
     track_take(pool, (uint8_t *)p - in, seg->size);
     *top = (bp_centry){(uint8_t *)p - in, rc};
@@ -302,17 +300,31 @@ static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p) {
     return 0;
 }
 
+/* drop_fast found the only reference of p, whose bin is full (or whose
+ * tier has none): straight home. Only p is passed, so the fast path keeps
+ * its registers (p was valid a moment ago: no checks). */
+BP_COLD static int drop_full(const void *p) {
+    bp_seg *seg = bp__seg_of(p);
+    size_t in;
+    uint32_t idx = bp__slot_of(seg, p, &in);
+    st_rlx(&seg->rc[idx], 0);
+    bp__buffer_free_slow(seg, idx);
+    return 0;
+}
+
 int bp_put(bp_pool *pool, void *p) {
     bp_seg *seg = bp__seg_of(p);
-    if (BP_LIKELY(seg && seg->pool == pool) && BP_LIKELY(drop_fast(pool, seg, p) == 0))
-        return 0;
+    int r;
+    if (BP_LIKELY(seg && seg->pool == pool) && BP_LIKELY((r = drop_fast(pool, seg, p)) >= 0))
+        return BP_LIKELY(r == 0) ? 0 : drop_full(p);
     return drop_slow(pool, false, p, "bp_put");
 }
 
 int bp_release(void *p) {
     bp_seg *seg = bp__seg_of(p);
-    if (BP_LIKELY(seg != NULL) && BP_LIKELY(drop_fast(seg->pool, seg, p) == 0))
-        return 0;
+    int r;
+    if (BP_LIKELY(seg != NULL) && BP_LIKELY((r = drop_fast(seg->pool, seg, p)) >= 0))
+        return BP_LIKELY(r == 0) ? 0 : drop_full(p);
     return drop_slow(NULL, true, p, "bp_release");
 }
 
