@@ -153,10 +153,10 @@ typedef struct bp_config {
     size_t nsizes;               /* number of entries in sizes */
     size_t tcache_bytes;         /* per thread and tier, bytes a thread cache may hold
                                     (default 256 KiB, env BYTEPOOL_TCACHE_BYTES).
-                                    A tier where that is under 4 buffers has no
-                                    thread cache: up to 4 of its free buffers wait
-                                    in lock-free slots shared by all threads (if
-                                    4x those tiers' sizes is at most idle_bytes/2) */
+                                    A tier where that is under 4 buffers also
+                                    keeps up to 4 free buffers in lock-free slots
+                                    shared by all threads (if 4x those tiers'
+                                    sizes is at most idle_bytes/2) */
     size_t idle_bytes;           /* bytes of wholly free segments a pool keeps mapped;
                                     beyond it they go back to the OS at once
                                     (default 64 MiB, env BYTEPOOL_IDLE_BYTES) */

@@ -193,12 +193,13 @@ void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
     }
     bp_bin *bin = &tc->bins[t];
     if (bin->top == bin->end) {
+        if (pool->depot[t].use_hot && bp__depot_hot_give(pool, t, e.rc)) {
+            bump(&tc->bins[t].put);
+            bp__depot_tick(tc);
+            return;
+        }
         if (bin->end == bin->e) { /* a tier without thread bins */
             bump(&tc->bins[t].put);
-            if (bp__depot_hot_give(pool, t, e.rc)) {
-                bp__depot_tick(tc);
-                return;
-            }
             bp__pool_lock(pool);
             bp__depot_give(pool, t, &e, 1);
             bp__depot_decay(pool);

@@ -198,11 +198,6 @@ void bp__depot_drain_hot(bp_pool *pool) {
 
 /* ---- the hot slot: no lock ------------------------------------------------- */
 
-/* A tier too large for thread bins would take the lock on every get and put.
- * Up to BP_HOT free buffers of such a tier wait in the depot's hot slots
- * instead, so a put and a later get of the tier (any threads) are one
- * atomic exchange each. A slot holds the buffer's count address (count 0).
- * Relaxed loads skip the slots that cannot succeed. */
 /* Calls that no longer take the lock still run the decay when it is due,
  * so idle segments go back to the OS under hot-slot traffic too. Reading
  * the clock on every such call was 7% of the mixed workload (b): every
@@ -218,10 +213,14 @@ void bp__depot_tick(bp_tcache *tc) {
     }
 }
 
+/* A tier whose thread bins hold fewer than BP_HOT buffers (or none) would
+ * flush and refill under the lock on most calls. Up to BP_HOT of its free
+ * buffers wait in the depot's hot slots instead, so a put that finds its
+ * bin full and a later get that finds its bin empty (any threads) are one
+ * atomic operation each. A slot holds the buffer's count address (count 0).
+ * Relaxed loads skip the slots that cannot succeed. */
 _Atomic uint32_t *bp__depot_hot_take(bp_pool *pool, uint32_t tier) {
     bp_depot *d = &pool->depot[tier];
-    if (!pool->hot)
-        return NULL;
     for (int i = 0; i < BP_HOT; i++) {
         _Atomic uint32_t *rc = ld_rlx(&d->hot[i]) ? atomic_exchange(&d->hot[i], NULL) : NULL;
         if (rc)
@@ -236,8 +235,6 @@ _Atomic uint32_t *bp__depot_hot_take(bp_pool *pool, uint32_t tier) {
  * the slot are both sequentially consistent, so one side sees the other). */
 bool bp__depot_hot_give(bp_pool *pool, uint32_t tier, _Atomic uint32_t *rc) {
     bp_depot *d = &pool->depot[tier];
-    if (!pool->hot)
-        return false;
     int i = 0;
     for (;; i++) {
         _Atomic uint32_t *expect = NULL;

@@ -79,7 +79,7 @@
 #define BP_STAMP(order, batch) ((((order) + 1) << BP_STAMP_BITS) | ((batch)&BP_STAMP_MASK))
 #define BP_TLD_SLOTS 256
 #define BP_CLASS_MAX_SHIFT 10
-#define BP_HOT 4                  /* hot slots of a tier without thread bins */
+#define BP_HOT 4                  /* hot slots of a tier whose bins are smaller */
 #define BP_HOT_TICK 16            /* hot-slot calls per decay-clock check, per thread */
 #define BP_DTAB 2048              /* entries of the direct length -> bin table */
 #define BP_RC_SAMPLED 0x80000000u /* the buffer's allocation site is recorded */
@@ -170,10 +170,11 @@ struct bp_tld {
 #define BPF_SLOW (BPF_DEAD | BPF_CHECKED)
 
 typedef struct bp_depot {
-    /* Tiers too large for a thread bin (bin_max 0) hand a few free buffers
-     * from put to get here without the lock: count addresses, or NULL.
-     * Outside the lock; drained into the segments by decay and trim. */
+    /* Tiers whose bins hold under BP_HOT buffers (or none) pass a few free
+     * buffers from put to get here without the lock: count addresses, or
+     * NULL. Outside the lock; drained into the segments by decay and trim. */
     _Alignas(64) _Atomic uint32_t *_Atomic hot[BP_HOT];
+    bool use_hot;      /* this tier's bins are under BP_HOT: hot slots before the lock */
     bp_seg *partial;   /* segments with a free or uncarved slot */
     uint64_t carved;   /* buffers that exist in this tier */
     uint64_t reserved; /* bp_pool_reserve floor: carved buffers kept mapped */
@@ -207,7 +208,6 @@ struct bp_pool {
     /* configuration */
     size_t tcache_bytes, idle_bytes;
     unsigned decay_ms;
-    bool hot; /* tiers with bin_max 0 use the depot's hot slots */
     bool record;
     bp_error_fn on_error;
     void *error_ctx;
@@ -349,7 +349,7 @@ BP_HIDDEN size_t bp__depot_trim(bp_pool *pool, bool all_empty);
 BP_HIDDEN void bp__depot_decay(bp_pool *pool);
 BP_HIDDEN void bp__depot_drain_hot(bp_pool *pool);
 BP_HIDDEN void bp__depot_tick(bp_tcache *tc); /* no lock held: now and then, decay if due */
-/* depot.c, without the lock: the hot slot of tiers without thread bins */
+/* depot.c, without the lock: the hot slots of tiers with small or no bins */
 BP_HIDDEN _Atomic uint32_t *bp__depot_hot_take(bp_pool *pool, uint32_t tier);
 BP_HIDDEN bool bp__depot_hot_give(bp_pool *pool, uint32_t tier, _Atomic uint32_t *rc);
 

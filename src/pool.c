@@ -76,19 +76,19 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     pool->error_ctx = cfg->error_ctx;
     if ((cfg->flags & BP_CHECKED) || bp__env_flag("BYTEPOOL_CHECKED"))
         st_rlx(&pool->flags, BPF_CHECKED);
-    /* A bin of fewer than BP_HOT buffers would take the lock on most calls:
-     * such tiers share the depot's lock-free hot slots instead, as long as
-     * what those can hold stays within half the idle memory allowed. */
+    /* A bin of fewer than BP_HOT buffers (or none) would flush and refill
+     * under the lock on most calls: such tiers pass buffers through the
+     * depot's lock-free hot slots first, as long as what those can hold
+     * stays within half the idle memory allowed. */
     size_t hot_bytes = 0;
     for (uint32_t t = 0; t < pool->ntiers; t++)
         if (pool->tcache_bytes / pool->sizes[t] < BP_HOT)
             hot_bytes += BP_HOT * pool->sizes[t];
-    pool->hot = hot_bytes <= pool->idle_bytes / 2;
+    bool hot = hot_bytes <= pool->idle_bytes / 2;
     for (uint32_t t = 0; t < pool->ntiers; t++) {
         size_t cap = pool->tcache_bytes / pool->sizes[t];
-        if (pool->hot && cap < BP_HOT)
-            cap = 0;
         bp_depot *d = &pool->depot[t];
+        d->use_hot = hot && cap < BP_HOT;
         d->bin_max = (uint32_t)(cap < BIN_MAX ? cap : BIN_MAX);
         d->batch = d->bin_max > 1 ? d->bin_max / 2 : 1;
     }
@@ -109,12 +109,11 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
 bp_pool *bp_pool_new(const bp_config *cfg) {
     /* aligned: the shared counters it holds each own a cache line */
     bp_pool *pool = aligned_alloc(_Alignof(bp_pool), sizeof(*pool));
-    if (pool)
-        memset(pool, 0, sizeof(*pool));
     if (!pool) {
         errno = ENOMEM;
         return NULL;
     }
+    memset(pool, 0, sizeof(*pool));
     int err = apply_config(pool, cfg);
     if (err) {
         free((void *)pool->ctab);

@@ -190,7 +190,7 @@ void *bp__tc_refill(bp_tcache *tc, uint32_t tier) {
     uint32_t want = pool->depot[tier].batch;
     bp_centry one;
     bool cached = bin->end != bin->e;
-    if (!cached && (one.rc = bp__depot_hot_take(pool, tier)) != NULL) {
+    if (pool->depot[tier].use_hot && (one.rc = bp__depot_hot_take(pool, tier)) != NULL) {
         bp_seg *seg = bp__seg_of_rc(one.rc);
         st_rlx(one.rc, 1);
         bp__depot_tick(tc);

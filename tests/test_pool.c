@@ -37,9 +37,9 @@ static void destroy_of_an_idle_pool_unmaps_everything(void **state) {
     assert_int_equal(bp_release(big), EINVAL);
 }
 
-/* Tiers whose thread bin would hold fewer than 4 buffers (here 1 MiB with
- * the default 256 KiB tcache_bytes) keep up to 4 free buffers in lock-free
- * hot slots; more go to the depot; trim empties the slots. */
+/* Tiers whose thread bin holds fewer than 4 buffers (here 1 MiB, no bin
+ * with the default 256 KiB tcache_bytes) keep up to 4 free buffers in
+ * lock-free hot slots; more go to the depot; trim empties the slots. */
 static void big_tiers_reuse_through_hot_slots(void **state) {
     (void)state;
     bp_pool *pool = bp_pool_new(NULL);
