@@ -17,11 +17,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "bytepool.h"
 #include "rss.h"
+
+/* Whether the page holding p is mapped in this process: mincore fails with
+ * ENOMEM for an unmapped range. (A release of an unmapped address is not
+ * proof: it may fall in a remembered oversize range and get EALREADY.) */
+static inline int is_mapped(const void *p) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char v;
+    return mincore((void *)((uintptr_t)p & ~(uintptr_t)(pg - 1)), pg, &v) == 0;
+}
 
 /* Runs body(arg) in a child process with stderr captured. Returns the
  * child's wait status; the first bytes of its stderr go to msg. */
