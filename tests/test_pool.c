@@ -167,7 +167,7 @@ static void idle_bytes_bound_unmaps_empty_segments(void **state) {
 static void decay_returns_segments_idle_long_enough(void **state) {
     (void)state;
     bp_config cfg = {0};
-    cfg.decay_ms = 30;
+    cfg.decay_ms = 100;   /* far above a scheduling stall, far below the sleeps */
     cfg.tcache_bytes = 1; /* no thread bins: every tier uses hot slots */
     bp_pool *pool = bp_pool_new(&cfg);
     void *a = bp_get(pool, 100000), *b = bp_get(pool, 1000);
@@ -175,12 +175,12 @@ static void decay_returns_segments_idle_long_enough(void **state) {
     bp_stats st;
     bp_pool_stats(pool, &st);
     assert_int_equal(st.segments, 2);
-    usleep(120 * 1000);
+    usleep(250 * 1000);
     /* the decay is due: the hot slots drain into their segments */
     for (int i = 0; i < 16; i++)
         bp_put(pool, bp_get(pool, 1000));
     assert_int_equal(bp_release(a), EALREADY); /* just emptied: still mapped, free */
-    usleep(120 * 1000);
+    usleep(250 * 1000);
     bp_put(pool, bp_get(pool, 5000)); /* a locked call: the next decay unmaps it */
     assert_false(is_mapped(a));
     bp_put(pool, b);
@@ -192,7 +192,7 @@ static void decay_returns_segments_idle_long_enough(void **state) {
 static void hot_slot_traffic_still_runs_the_decay(void **state) {
     (void)state;
     bp_config cfg = {0};
-    cfg.decay_ms = 30;
+    cfg.decay_ms = 100;
     cfg.tcache_bytes = 1;
     bp_pool *pool = bp_pool_new(&cfg);
     void *v[5];
@@ -201,10 +201,10 @@ static void hot_slot_traffic_still_runs_the_decay(void **state) {
     for (int i = 0; i < 5; i++)
         bp_put(pool, v[i]);           /* four fill the hot slots, v[4]'s segment empties */
     bp_put(pool, bp_get(pool, 1000)); /* a 1 KiB buffer now waits in a hot slot */
-    usleep(120 * 1000);
+    usleep(250 * 1000);
     for (int i = 0; i < 16; i++)
         bp_put(pool, bp_get(pool, 1000)); /* hot slots only, no lock */
-    assert_false(is_mapped(v[4]));        /* idle 120 ms: unmapped */
+    assert_false(is_mapped(v[4]));        /* idle 250 ms: unmapped */
     bp_pool_destroy(pool);
 }
 
