@@ -181,17 +181,14 @@ void bp__depot_decay(bp_pool *pool) {
     }
 }
 
-/* Moves the hot slots' buffers into their segments. */
+/* Moves the hot slots' buffers into their segments (at most BP_HOT takes
+ * per tier: puts racing the drain cannot keep it going). */
 void bp__depot_drain_hot(bp_pool *pool) {
     for (uint32_t t = 0; t < pool->ntiers; t++) {
-        bp_depot *d = &pool->depot[t];
-        for (int i = 0; i < BP_HOT; i++) {
-            _Atomic uint32_t *rc =
-                atomic_load(&d->hot[i]) ? atomic_exchange(&d->hot[i], NULL) : NULL;
-            if (rc) {
-                bp_seg *seg = bp__seg_of_rc(rc);
-                give_one(pool, d, seg, (uint32_t)(rc - seg->rc));
-            }
+        _Atomic uint32_t *rc;
+        for (int i = 0; i < BP_HOT && (rc = bp__depot_hot_take(pool, t)) != NULL; i++) {
+            bp_seg *seg = bp__seg_of_rc(rc);
+            give_one(pool, &pool->depot[t], seg, (uint32_t)(rc - seg->rc));
         }
     }
 }
@@ -218,11 +215,13 @@ void bp__depot_tick(bp_tcache *tc) {
  * buffers wait in the depot's hot slots instead, so a put that finds its
  * bin full and a later get that finds its bin empty (any threads) are one
  * atomic operation each. A slot holds the buffer's count address (count 0).
- * Relaxed loads skip the slots that cannot succeed. */
+ * A load skips the slots that cannot succeed; it is sequentially
+ * consistent (a plain load on x86-64) because destroy's drain relies on it
+ * seeing a put whose flag check did not see destroy. */
 _Atomic uint32_t *bp__depot_hot_take(bp_pool *pool, uint32_t tier) {
     bp_depot *d = &pool->depot[tier];
     for (int i = 0; i < BP_HOT; i++) {
-        _Atomic uint32_t *rc = ld_rlx(&d->hot[i]) ? atomic_exchange(&d->hot[i], NULL) : NULL;
+        _Atomic uint32_t *rc = atomic_load(&d->hot[i]) ? atomic_exchange(&d->hot[i], NULL) : NULL;
         if (rc)
             return rc;
     }
