@@ -11,7 +11,8 @@
  *       allocator; writes DIR/bench.json and SVG plots (gnuplot).
  *   bench --worker PEER[:VARIANT] [--cell-ms MS]
  *       one round of one peer: prints "cell ns" lines.
- *   bench --worker PEER --count CELL N     exactly N operations (callgrind)
+ *   bench --worker PEER --count CELL N     exactly N operations (callgrind):
+ *                                          a/128, a/4K, b/mixed, c/fanout
  *   bench --worker PEER --rss              resident memory lines
  *
  * Workloads: (a) same-thread get+put at 128 B..1 MiB, touched and 64 KiB
@@ -326,10 +327,15 @@ static long count_cell(const peer *p, const char *cell, long n) {
         c.size = 128;
     else if (!strcmp(cell, "c/fanout"))
         body = fanout;
-    else if (strcmp(cell, "a/4K"))
+    else if (!strcmp(cell, "b/mixed")) {
+        body = mixed;
+        mixed_fill(&c, 64);
+    } else if (strcmp(cell, "a/4K"))
         return -1;
     body(&c, 1000); /* warm, so both counts include the same set-up */
     body(&c, n);
+    if (body == mixed)
+        mixed_drain(&c);
     p->teardown(c.st);
     return n;
 }

@@ -197,7 +197,7 @@ void bp__depot_drain_hot(bp_pool *pool) {
 
 /* Calls that no longer take the lock still run the decay when it is due,
  * so idle segments go back to the OS under hot-slot traffic too. Reading
- * the clock on every such call was 7% of the mixed workload (b): every
+ * the clock on every such call was 6% of the mixed workload (b): every
  * BP_HOT_TICK-th call of a thread reads it. */
 void bp__depot_tick(bp_tcache *tc) {
     if (++tc->hot_calls % BP_HOT_TICK)
