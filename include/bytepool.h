@@ -12,11 +12,14 @@
  *                          memory is unmapped at release, the last 256
  *                          released in the process are recognised);
  *                  EOVERFLOW the reference count would overflow;
- *                  ENOMEM  the operating system refused memory.
+ *                  ENOMEM  the operating system refused memory, or the
+ *                          pool's max_bytes budget is used up;
+ *                  ETIMEDOUT bp_get_wait waited as long as it was told.
  *    A refused call changes nothing: the buffer and the pool stay as they
  *    were. It is counted in the pool's `refused` statistic and reported to
  *    the pool's error callback (or, when no pool can be named, to the
- *    process-wide handler of bp_set_error_handler()).
+ *    process-wide handler of bp_set_error_handler()). bp_error_name()
+ *    turns an error and the operation into words ("double release").
  *  - "Thread-safe" means any thread may call the function at any time on
  *    the same object; exceptions are stated.
  */
@@ -129,8 +132,13 @@ typedef struct bp_pool bp_pool;
 #define BP_RECENT_DEFAULT 256       /* recent lengths kept by default */
 
 /* bp_config.flags */
-#define BP_CHECKED 0x1u   /* poison free buffers, check canaries, abort on misuse */
+#define BP_CHECKED 0x1u   /* poison free buffers, guard gaps with canaries, abort on misuse */
 #define BP_NO_RECENT 0x2u /* do not record requested lengths */
+#define BP_STRICT_LEN 0x4u /* only the requested length is usable: checked mode puts a
+                              canary right after it, ASan and Valgrind builds allow
+                              access to it alone (default: the whole bp_cap) */
+#define BP_NO_BACKGROUND 0x8u /* no background purge: idle memory goes back to the OS only
+                                 during later calls on the pool (and on bp_pool_trim) */
 
 /* Leak reports: which buffers record where they were allocated. */
 typedef enum bp_leaks {
@@ -161,9 +169,16 @@ typedef struct bp_config {
                                     beyond it they go back to the OS at once
                                     (default 64 MiB, env BYTEPOOL_IDLE_BYTES) */
     unsigned decay_ms;           /* wholly free segments idle this long are returned
-                                    to the OS (default 1000, env BYTEPOOL_DECAY_MS) */
-    unsigned flags;              /* BP_CHECKED, BP_NO_RECENT; env BYTEPOOL_CHECKED=1
-                                    adds BP_CHECKED */
+                                    to the OS, without any further call on the pool:
+                                    a background thread (one per process, started by
+                                    the first pool that needs it, again in a fork()
+                                    child, ended at exit) purges them within about
+                                    1.5x decay_ms (default 1000, env
+                                    BYTEPOOL_DECAY_MS; BP_NO_BACKGROUND or
+                                    BYTEPOOL_BACKGROUND=0: only later calls do) */
+    unsigned flags;              /* BP_CHECKED, BP_NO_RECENT, BP_STRICT_LEN,
+                                    BP_NO_BACKGROUND; env BYTEPOOL_CHECKED=1 adds
+                                    BP_CHECKED, =strict adds both checks */
     size_t recent_window;        /* recent lengths kept; 0: BP_RECENT_DEFAULT */
     bp_error_fn on_error;        /* refused-call callback, may be NULL */
     void *error_ctx;             /* first argument of on_error */
@@ -173,7 +188,23 @@ typedef struct bp_config {
                                     must outlive the pool */
     bp_leaks leaks;              /* allocation sites for leak reports
                                     (env BYTEPOOL_LEAKS=off|sample|all) */
+    size_t max_bytes;            /* budget: bytes the pool may have mapped, segment
+                                    headers and oversize buffers included; 0 = no
+                                    cap (env BYTEPOOL_MAX_BYTES). At the cap a get
+                                    first unmaps idle memory, then fails with
+                                    ENOMEM (counted in budget_refused, reported to
+                                    on_error); bp_get_wait waits instead. While a
+                                    pool is at its cap, thread caches are bypassed
+                                    (about 100 ms after each refusal) so a buffer
+                                    released on one thread serves a get on another.
+                                    Free buffers left in the cache of a thread that
+                                    no longer calls the pool still count */
 } bp_config;
+
+/* Environment variables are parsed strictly: booleans 1/0, true/false,
+ * yes/no, on/off; sizes are digits with an optional K, M or G suffix, in
+ * range. An invalid value is ignored, the default is used, and one line on
+ * stderr names the variable (once per variable and process). */
 
 /* Creates a pool. cfg may be NULL (defaults). Tier sizes must be non-zero,
  * distinct, at most BP_MAX_TIER_SIZE, and at most BP_MAX_TIERS of them.
@@ -195,8 +226,10 @@ BP_API size_t bp_pool_destroy(bp_pool *pool);
  * serving `size` ready in the pool, mapping and faulting in memory now
  * rather than on the first gets. The tier then keeps at least that many
  * buffers mapped (trim and decay respect it); calling again with a larger
- * count raises that floor, a smaller one leaves it. Returns 0, EINVAL (NULL pool, size 0 or above
- * the largest tier), or ENOMEM (the pool keeps what it had). Thread-safe. */
+ * count raises that floor, a smaller one leaves it. Returns 0, EINVAL (NULL
+ * pool, size 0 or above the largest tier; counted and reported), or ENOMEM
+ * (the OS or the budget refused: the floor stays as it was and what this
+ * call mapped is unmapped again). Thread-safe. */
 BP_API int bp_pool_reserve(bp_pool *pool, size_t size, size_t count);
 
 /* Returns idle memory to the OS: flushes the calling thread's caches of this
@@ -211,15 +244,36 @@ BP_API size_t bp_pool_trim(bp_pool *pool);
 /* Returns a buffer of at least len bytes with reference count 1, from the
  * smallest tier >= len; its capacity (bp_cap) is exactly the tier size.
  * len above the largest tier is served by a direct mapping of exactly len
- * bytes, counted as discarded. Buffers are 64-byte aligned, page-aligned for
- * tiers of 4 KiB and up. Contents are unspecified. Returns NULL with errno
- * EINVAL (NULL pool or len 0) or ENOMEM. Thread-safe. */
+ * bytes, counted as discarded. All bp_cap bytes are the caller's to use, in
+ * every build (as Go's cap, as malloc_usable_size), unless BP_STRICT_LEN.
+ * Buffers are 64-byte aligned, page-aligned for tiers of 4 KiB and up.
+ * Contents are unspecified. Returns NULL with errno EINVAL (NULL pool or len
+ * 0) or ENOMEM (the OS refused, or the budget: see bp_config.max_bytes).
+ * Thread-safe. */
 BP_API void *bp_get(bp_pool *pool, size_t len);
+
+/* bp_get, but at the pool's budget it waits up to timeout_ms (-1: forever,
+ * 0: not at all) for releases on any thread to make room. Returns the buffer,
+ * or NULL with errno ETIMEDOUT (still no room), ENOMEM (timeout_ms 0, or the
+ * OS refused), or EINVAL. Thread-safe. */
+BP_API void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms);
+
+/* END POINTERS: p + bp_cap(p) is NOT inside the buffer. In normal builds it
+ * may be the first byte of the next buffer of the segment, and every call
+ * below that takes "any pointer inside it" then acts on that neighbour (an
+ * interior pointer cannot tell). Pass the buffer's start, or any pointer
+ * below its end; bp_base() finds the start. Checked mode leaves a guard gap
+ * after every buffer, so there a one-past-the-end pointer is refused with
+ * EINVAL and reported. */
 
 /* Drops one reference of the buffer containing p (any pointer inside it);
  * at zero the buffer goes back to the pool. Returns 0, EINVAL (NULL pool,
  * p NULL, foreign, or of another pool) or EALREADY (the buffer is free).
- * Thread-safe; the caller must own the reference it drops. */
+ * This is the owner's call: when it drops the only reference it takes no
+ * atomic read-modify-write (as free() does not), so two threads putting the
+ * same buffer at once is undefined outside checked mode (which catches it:
+ * "double release"). References shared between threads are dropped with
+ * bp_release. Thread-safe otherwise. */
 BP_API int bp_put(bp_pool *pool, void *p);
 
 /* Adds one reference to the buffer containing p (any pointer inside it) and
@@ -227,8 +281,12 @@ BP_API int bp_put(bp_pool *pool, void *p);
  * EALREADY (the buffer is free) or EOVERFLOW. Thread-safe. */
 BP_API void *bp_retain(void *p);
 
-/* Drops one reference like bp_put, finding the pool from the address.
- * Returns 0, EINVAL or EALREADY. Thread-safe. */
+/* Drops one reference like bp_put, finding the pool from the address (any
+ * pointer inside the buffer: see END POINTERS). Every decrement, the final
+ * one included, is one atomic read-modify-write, so of two threads racing
+ * to release the last reference exactly one succeeds and the other gets
+ * EALREADY, and a bp_retain racing the final release either fails or holds
+ * a real reference. Returns 0, EINVAL or EALREADY. Thread-safe. */
 BP_API int bp_release(void *p);
 
 /* The reference count of the buffer containing p; 0 when p is not inside a
@@ -236,8 +294,19 @@ BP_API int bp_release(void *p);
 BP_API size_t bp_refcount(const void *p);
 
 /* Bytes from p to the end of the live buffer containing p; 0 when p is not
- * inside a live buffer. Thread-safe. */
+ * inside a live buffer. Like bp_refcount, it never touches unmapped memory,
+ * whatever p is and whatever other threads free meanwhile. Thread-safe. */
 BP_API size_t bp_cap(const void *p);
+
+/* The start of the live buffer containing p (p itself for a start); NULL
+ * with errno EINVAL when p is not inside a live buffer. A query: nothing is
+ * counted or reported. Thread-safe. */
+BP_API void *bp_base(const void *p);
+
+/* Words for a refused call's error, given the operation as on_error gets
+ * it: "double release (the buffer is already free)" for EALREADY from
+ * bp_put/bp_release, and so on. A static string; never NULL. */
+BP_API const char *bp_error_name(int err, const char *op);
 
 /* ===================================================================== */
 /* Statistics                                                            */
@@ -257,7 +326,9 @@ BP_API size_t bp_cap(const void *p);
     X(bytes_idle, idle_bytes, gauge, "Capacity of free buffers kept for reuse")                    \
     X(bytes_mapped, mapped_bytes, gauge, "Bytes mapped from the OS, headers included")             \
     X(segments, segments, gauge, "Segments mapped, oversize buffers included")                     \
-    X(os_returned, os_returned_bytes, counter, "Bytes given back to the OS")
+    X(os_returned, os_returned_bytes, counter, "Bytes given back to the OS")                      \
+    X(max_bytes, budget_bytes, gauge, "The memory budget (max_bytes); 0 for none")                 \
+    X(budget_refused, budget_refused, counter, "Gets refused at the memory budget")
 
 #define BP_TIER_STAT_FIELDS(X)                                                                     \
     X(get, tier_gets, counter, "Buffers handed out by the tier")                                   \
@@ -387,9 +458,9 @@ typedef struct bp_objpool bp_objpool;
 
 typedef struct bp_objpool_config {
     size_t obj_size;                     /* bytes per object, 1 .. 1 GiB */
-    void (*init)(void *obj, void *arg);  /* once per fresh object; may be NULL.
-                                            Runs with the pool lock held: it
-                                            must not call this object pool */
+    void (*init)(void *obj, void *arg);  /* once per object, when it is first
+                                            handed out, on the getting thread,
+                                            no lock held; may be NULL */
     void (*reset)(void *obj, void *arg); /* on every put, before the object is
                                             reusable; may be NULL */
     void *arg;                           /* passed to init and reset */
@@ -399,7 +470,7 @@ typedef struct bp_objpool_config {
 typedef struct bp_obj_stats {
     uint64_t get, put, hits; /* gets, puts, gets served from a thread cache */
     uint64_t live;           /* objects handed out and not put back */
-    uint64_t created;        /* objects initialised so far */
+    uint64_t created;        /* objects handed out for the first time (init ran) */
     uint64_t refused;        /* refused puts */
 } bp_obj_stats;
 
@@ -413,14 +484,18 @@ BP_API void *bp_objpool_get(bp_objpool *op);
 
 /* Runs reset on obj and makes it reusable. Returns 0, EINVAL (NULL, not an
  * object of this pool, or not its start) or EALREADY (already put).
- * Thread-safe; the caller must not touch obj afterwards. */
+ * Thread-safe; the caller must not touch obj afterwards. Like bp_put, the
+ * owner's call: two threads putting the same object at once is undefined.
+ * Objects of a destroyed object pool may still be put (op stays valid for
+ * that): reset runs, and the last one frees the pool. */
 BP_API int bp_objpool_put(bp_objpool *op, void *obj);
 
 /* Statistics; 0 or EINVAL. Thread-safe. */
 BP_API int bp_objpool_stats(bp_objpool *op, bp_obj_stats *out);
 
 /* Destroys the pool and returns how many objects are still out; their
- * memory stays valid until each is put back. NULL returns 0. */
+ * memory stays valid until each is put back with bp_objpool_put(op, obj).
+ * NULL returns 0. */
 BP_API size_t bp_objpool_destroy(bp_objpool *op);
 
 #ifdef __cplusplus

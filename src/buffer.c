@@ -10,6 +10,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <string.h>
+#include <time.h>
 
 static _Atomic uint64_t refused_unowned;
 static _Atomic(bp_error_fn) global_handler;
@@ -49,8 +51,7 @@ uint64_t bp_refused_unowned(void) { return ld_rlx(&refused_unowned); }
 int bp__refuse(bp_pool *pool, int err, const char *op, const void *p) {
     if (pool) {
         atomic_fetch_add_explicit(&pool->refused, 1, memory_order_relaxed);
-        if (pool->on_error)
-            pool->on_error(pool->error_ctx, err, op, p);
+        bp__report(pool, err, op, p);
     } else {
         atomic_fetch_add_explicit(&refused_unowned, 1, memory_order_relaxed);
         bp_error_fn fn = ld_acq(&global_handler);
@@ -61,15 +62,34 @@ int bp__refuse(bp_pool *pool, int err, const char *op, const void *p) {
     return err;
 }
 
-/* Stages a requested length in the thread's cache (see stats.c). */
+/* A pool handle from the caller is only trusted once the registry knows it:
+ * a refusal must not write into, or call through, memory that is no pool. */
+int bp__refuse_user(bp_pool *pool, int err, const char *op, const void *p) {
+    return bp__refuse(pool && bp__registry_has(pool) ? pool : NULL, err, op, p);
+}
+
+void bp__report(bp_pool *pool, int err, const char *op, const void *p) {
+    if (pool->on_error)
+        pool->on_error(pool->error_ctx, err, op, p);
+}
+
 /* ---- get ------------------------------------------------------------------ */
+
+/* A get that came back empty: a refusal by the budget is reported. */
+BP_COLD static void *got_none(bp_pool *pool) {
+    if (bp__budget_failed) {
+        bp__report(pool, ENOMEM, "bp_get", NULL);
+        errno = ENOMEM;
+    }
+    return NULL;
+}
 
 BP_COLD static void *get_oversize(bp_pool *pool, size_t len, void *site) {
     bp__pool_lock(pool);
     bp_seg *seg = bp__seg_new_oversize(pool, len);
     bp__pool_unlock(pool);
     if (!seg)
-        return NULL;
+        return got_none(pool);
     seg->reqlen[0] = (uint32_t)(len > UINT32_MAX ? UINT32_MAX : len);
     st_rel(&seg->rc[0], 1);
     track_give(pool, seg->base, len);
@@ -105,14 +125,15 @@ BP_COLD static void *get_uncached(bp_pool *pool, uint32_t t, size_t len, void *s
     }
     bp__pool_unlock(pool);
     if (!got)
-        return NULL;
+        return got_none(pool);
     track_give(pool, e.p, len);
     return e.p;
 }
 
 BP_COLD static void *get_slow(bp_pool *pool, size_t len, void *site) {
     if (!pool || len == 0)
-        return bp__refuse(pool, EINVAL, "bp_get", NULL), NULL;
+        return bp__refuse_user(pool, EINVAL, "bp_get", NULL), NULL;
+    bp__budget_failed = false;
     if (len > pool->max_len)
         return get_oversize(pool, len, site);
     uint32_t t = bp__tier_of(pool, len);
@@ -130,7 +151,7 @@ BP_COLD static void *get_slow(bp_pool *pool, size_t len, void *site) {
     } else {
         p = bp__tc_refill(tc, t);
         if (!p)
-            return NULL; /* errno is ENOMEM */
+            return got_none(pool); /* errno is ENOMEM */
         bump(&tc->bins[t].miss);
     }
     bump(&tc->bins[t].get);
@@ -144,7 +165,7 @@ void *bp_get(bp_pool *pool, size_t len) {
     if (BP_UNLIKELY(!pool || v >= pool->dmax))
         return get_slow(pool, len, __builtin_return_address(0));
     const bp_tslot *slot = bp__tslot(pool);
-    if (BP_UNLIKELY(slot->id != pool->id))
+    if (BP_UNLIKELY(slot->id != ld_rlx(&pool->key)))
         return get_slow(pool, len, __builtin_return_address(0));
     bp_tcache *tc = slot->tc;
     bp_bin *bin = (bp_bin *)((char *)tc + pool->dtab[v >> pool->dshift]);
@@ -218,11 +239,11 @@ static _Atomic uint32_t *locate(bp_pool *expect, bool any_pool, const void *p, c
                                 bp_seg **segp, uint32_t *idxp) {
     bp_seg *seg = p ? bp__seg_of(p) : NULL;
     if (!seg && p && gone_contains(p)) { /* an oversize buffer already released */
-        bp__refuse(expect, EALREADY, op, p);
+        bp__refuse_user(expect, EALREADY, op, p);
         return NULL;
     }
     if (!seg || (!any_pool && seg->pool != expect)) {
-        bp__refuse(expect, EINVAL, op, p);
+        bp__refuse_user(expect, EINVAL, op, p);
         return NULL;
     }
     size_t in;
@@ -266,12 +287,15 @@ BP_COLD static int drop_slow(bp_pool *expect, bool any_pool, void *p, const char
     return 0;
 }
 
-/* Drops one reference of p, which the caller has found in seg. The caller
- * holding the only reference makes the count go 1 -> 0 with a plain store
- * and pushes the buffer onto its bin; a shared count is decremented with one
- * CAS. Returns 0 when done, 1 for the only reference when the bin is full
- * (drop_full), -1 for anything unusual (drop_slow sorts it out). */
-static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p) {
+/* Drops one reference of p, which the caller has found in seg. A shared
+ * count is decremented with one CAS. For the only reference, bp_put (the
+ * owner's call: `owner`) makes the count go 1 -> 0 with a plain store, as
+ * free() assumes one caller; bp_release (shared references, maybe racing)
+ * makes it one CAS 1 -> 0, so of two racing final releases exactly one wins
+ * and a retain racing it either fails or truly holds. Then the buffer goes
+ * onto the thread's bin. Returns 0 when done, 1 for the only reference when
+ * the bin is full (drop_full), -1 for anything unusual (drop_slow). */
+static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p, bool owner) {
     size_t in;
     uint32_t idx = bp__slot_of(seg, p, &in);
     if (BP_UNLIKELY(idx == UINT32_MAX))
@@ -287,13 +311,17 @@ static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p) {
         return -1;
     }
     const bp_tslot *slot = bp__tslot(pool);
-    if (BP_UNLIKELY(slot->id != pool->id))
+    if (BP_UNLIKELY(slot->id != ld_rlx(&pool->key)))
         return -1; /* checked and destroyed pools never match a slot */
     bp_bin *bin = (bp_bin *)((char *)slot->tc + seg->bin_off); /* oversize: the full extra bin */
     bp_centry *top = bin->top;
     if (BP_UNLIKELY(top == bin->end))
         return 1; /* the only reference, but the bin is full or the tier has none */
-    st_rlx(rc, 0);
+    if (owner)
+        st_rlx(rc, 0);
+    else if (BP_UNLIKELY(!atomic_compare_exchange_strong_explicit(rc, &v, 0, memory_order_acquire,
+                                                                  memory_order_relaxed)))
+        return -1; /* it changed meanwhile: a racing release or retain */
     track_take(pool, (uint8_t *)p - in, seg->size);
     *top = (bp_centry){(uint8_t *)p - in, rc};
     bin->top = top + 1;
@@ -302,13 +330,19 @@ static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p) {
 }
 
 /* drop_fast found the only reference of p, whose bin is full (or whose
- * tier has none): straight home. Only p is passed, so the fast path keeps
- * its registers (p was valid a moment ago: no checks). */
-BP_COLD static int drop_full(const void *p) {
+ * tier has none): straight home, the count dropped with one CAS whichever
+ * call it is (the way home is slow anyway, and an oversize buffer is
+ * unmapped: two racing final drops must not both get there). Only p is
+ * passed, so the fast path keeps its registers (p was valid a moment ago:
+ * no checks). */
+BP_COLD static int drop_full(void *p, const char *op) {
     bp_seg *seg = bp__seg_of(p);
     size_t in;
     uint32_t idx = bp__slot_of(seg, p, &in);
-    st_rlx(&seg->rc[idx], 0);
+    uint32_t one = 1;
+    if (!atomic_compare_exchange_strong_explicit(&seg->rc[idx], &one, 0, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return drop_slow(NULL, true, p, op);
     bp__buffer_free_slow(seg, idx);
     return 0;
 }
@@ -316,16 +350,17 @@ BP_COLD static int drop_full(const void *p) {
 int bp_put(bp_pool *pool, void *p) {
     bp_seg *seg = bp__seg_of(p);
     int r;
-    if (BP_LIKELY(seg && seg->pool == pool) && BP_LIKELY((r = drop_fast(pool, seg, p)) >= 0))
-        return BP_LIKELY(r == 0) ? 0 : drop_full(p);
+    if (BP_LIKELY(seg && seg->pool == pool) &&
+        BP_LIKELY((r = drop_fast(pool, seg, p, true)) >= 0))
+        return BP_LIKELY(r == 0) ? 0 : drop_full(p, "bp_put");
     return drop_slow(pool, false, p, "bp_put");
 }
 
 int bp_release(void *p) {
     bp_seg *seg = bp__seg_of(p);
     int r;
-    if (BP_LIKELY(seg != NULL) && BP_LIKELY((r = drop_fast(seg->pool, seg, p)) >= 0))
-        return BP_LIKELY(r == 0) ? 0 : drop_full(p);
+    if (BP_LIKELY(seg != NULL) && BP_LIKELY((r = drop_fast(seg->pool, seg, p, false)) >= 0))
+        return BP_LIKELY(r == 0) ? 0 : drop_full(p, "bp_release");
     return drop_slow(NULL, true, p, "bp_release");
 }
 
@@ -383,4 +418,87 @@ size_t bp_cap(const void *p) {
     if (!seg || (idx = bp__slot_of(seg, p, &in)) == UINT32_MAX)
         return 0;
     return ld_acq(&seg->rc[idx]) & BP_RC_COUNT ? seg->size - in : 0;
+}
+
+void *bp_base(const void *p) {
+    bp_seg *seg = bp__seg_of(p);
+    size_t in;
+    uint32_t idx;
+    if (!seg || (idx = bp__slot_of(seg, p, &in)) == UINT32_MAX ||
+        !(ld_acq(&seg->rc[idx]) & BP_RC_COUNT)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return (uint8_t *)p - in;
+}
+
+/* ---- waiting for room under the budget ------------------------------------ */
+
+static void deadline_after(struct timespec *ts, int ms) {
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms) {
+    struct timespec deadline;
+    if (timeout_ms > 0)
+        deadline_after(&deadline, timeout_ms);
+    for (;;) {
+        uint64_t gen = pool ? ld_acq(&pool->room_gen) : 0;
+        bp__budget_failed = false;
+        void *p = bp_get(pool, len);
+        if (p || !bp__budget_failed)
+            return p; /* served, or refused for another reason (errno says) */
+        if (timeout_ms == 0)
+            break;
+        int rc = 0;
+        bp__pool_lock(pool);
+        pool->waiters++;
+        /* Room came back since the attempt began? Then try again at once. */
+        while (ld_acq(&pool->room_gen) == gen && rc == 0)
+            rc = timeout_ms < 0 ? pthread_cond_wait(&pool->room, &pool->lock)
+                                : pthread_cond_timedwait(&pool->room, &pool->lock, &deadline);
+        pool->waiters--;
+        bp__pool_unlock(pool);
+        if (rc == ETIMEDOUT)
+            break;
+    }
+    errno = timeout_ms == 0 ? ENOMEM : ETIMEDOUT;
+    return NULL;
+}
+
+/* ---- naming errors ---------------------------------------------------------- */
+
+const char *bp_error_name(int err, const char *op) {
+    bool drop = op && (!strcmp(op, "bp_put") || !strncmp(op, "bp_release", 10) ||
+                       !strcmp(op, "bp_objpool_put") || !strcmp(op, "bp_put_bulk"));
+    switch (err) {
+    case 0:
+        return "no error";
+    case EINVAL:
+        return drop || (op && !strcmp(op, "bp_retain"))
+                   ? "not a pointer into a live buffer of the pool (foreign, stale, a "
+                     "one-past-the-end pointer, or another pool's)"
+                   : "invalid argument";
+    case EALREADY:
+        return drop ? "double release (the buffer is already free)"
+                    : "the buffer is already free (retain after the last release)";
+    case EOVERFLOW:
+        return "reference count overflow";
+    case ENOMEM:
+        return "out of memory, or the pool's max_bytes budget is used up";
+    case ETIMEDOUT:
+        return "timed out waiting for room under the pool's budget";
+    case EEXIST:
+        return "the name is already published";
+    case ENOENT:
+        return "not published";
+    default:
+        return "unknown error";
+    }
 }

@@ -75,6 +75,8 @@ uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n
         bp_seg *seg = d->partial;
         if (!seg) {
             seg = bp__seg_new_tier(pool, tier);
+            if (!seg && d->partial)
+                continue; /* the budget drained the hot slots: buffers are back */
             if (!seg)
                 break;
             partial_add(d, seg);
@@ -95,11 +97,6 @@ uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n
             out[got].rc = &seg->rc[idx];
             d->carved++;
             pool->carved_total++;
-            if (pool->on_carve) { /* object pools: init runs on free memory */
-                track_touch_begin(out[got].p, seg->size);
-                pool->on_carve(out[got].p, pool->carve_arg);
-                track_touch_end(out[got].p, seg->size);
-            }
             got++;
         }
         if (!seg->nfree && seg->ncarved == seg->nslots)
@@ -135,6 +132,30 @@ void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in, uint32_t 
         bp_seg *seg = bp__seg_of_rc(in[i].rc);
         give_one(pool, d, seg, (uint32_t)(in[i].rc - seg->rc));
     }
+    if (n)
+        bp__depot_room(pool);
+}
+
+/* Buffers or memory came back: wake the threads waiting in bp_get_wait. */
+void bp__depot_room(bp_pool *pool) {
+    st_rel(&pool->room_gen, ld_rlx(&pool->room_gen) + 1); /* one writer: the lock holder */
+    if (pool->waiters)
+        pthread_cond_broadcast(&pool->room);
+}
+
+/* Unmaps the wholly free segments of a tier (every tier for UINT32_MAX)
+ * above its reserve floor, after draining the hot slots. */
+size_t bp__depot_release_empty(bp_pool *pool, uint32_t tier) {
+    size_t returned = 0;
+    bp__depot_drain_hot(pool);
+    for (bp_seg *seg = pool->empty_lru, *next; seg; seg = next) {
+        next = seg->enext;
+        if ((tier == UINT32_MAX || seg->tier == tier) && may_release(pool, seg)) {
+            returned += seg->map_bytes;
+            seg_release(pool, seg);
+        }
+    }
+    return returned;
 }
 
 size_t bp__depot_trim(bp_pool *pool, bool all_empty) {

@@ -73,6 +73,8 @@ int bp_expvar_unpublish(bp_pool *pool) {
 }
 
 void bp__expvar_forget(bp_pool *pool) { (void)bp_expvar_unpublish(pool); }
+void bp__expvar_lock(void) { pthread_mutex_lock(&ev_mu); }
+void bp__expvar_unlock(void) { pthread_mutex_unlock(&ev_mu); }
 
 static void cmdline(bp_sbuf *b) {
     bp__sb_printf(b, "\"cmdline\":[");

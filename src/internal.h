@@ -109,6 +109,7 @@ struct bp_seg {
     bool in_partial;
     uint32_t *freestk; /* free slot indices, LIFO */
     uint32_t *reqlen;  /* checked mode: requested length per slot */
+    uint8_t *inited;   /* object pools: 1 once the slot was first handed out (init ran) */
     size_t map_bytes;  /* the whole mapping */
     uint64_t empty_since_ms;
     bp_seg *next, *prev;   /* pool's list of all segments */
@@ -167,7 +168,11 @@ struct bp_tld {
 
 #define BPF_DEAD 0x1u
 #define BPF_CHECKED 0x2u
-#define BPF_SLOW (BPF_DEAD | BPF_CHECKED)
+#define BPF_PRESSURE 0x4u /* at the memory budget: caches bypassed, every buffer shared */
+#define BPF_SLOW (BPF_DEAD | BPF_CHECKED | BPF_PRESSURE)
+#define BPF_STRICT 0x8u /* BP_STRICT_LEN */
+#define BP_KEY_OFF (UINT64_C(1) << 63)
+#define BP_PRESSURE_MS 100 /* caches stay bypassed this long after a budget refusal */
 
 typedef struct bp_depot {
     /* Tiers whose bins hold under BP_HOT buffers (or none) pass a few free
@@ -192,6 +197,9 @@ typedef struct bp_retired { /* counters of caches that have gone */
 
 struct bp_pool {
     /* read-mostly, used by the fast paths */
+    _Atomic uint64_t key; /* a thread slot serves the fast paths when its id equals this:
+                             the pool's id, or BP_KEY_OFF|id while every call must take
+                             the slow path (destroyed, or at its memory budget) */
     uint64_t id;
     _Atomic uint32_t flags;
     size_t slot_off; /* byte offset of its slot in bp_tld.slot: the fast paths add, not scale */
@@ -207,15 +215,18 @@ struct bp_pool {
 
     /* configuration */
     size_t tcache_bytes, idle_bytes;
+    size_t max_bytes; /* budget for pool->mapped; 0: none */
     unsigned decay_ms;
     bool record;
+    bool background; /* the background thread purges this pool */
     bp_error_fn on_error;
     void *error_ctx;
     bp_leaks leaks;            /* OFF, SAMPLE or ALL */
     struct bp_leak **leak_tab; /* sampled live buffers, by address (lock) */
     size_t leak_cap, leak_n;
-    void (*on_carve)(void *obj, void *arg); /* object pools: init fresh slots */
-    void *carve_arg;
+    void (*obj_init)(void *obj, void *arg); /* object pools: init, on a slot's first get */
+    void *obj_arg;
+    struct bp_objpool *objpool; /* the object pool this pool serves, freed with it */
     uint64_t carved_total;
 
     /* slow-path state, under lock */
@@ -237,8 +248,15 @@ struct bp_pool {
     bp_depot depot[BP_MAX_TIERS];
     bp_pool *gnext, *gprev; /* process-wide list, for fork */
 
+    /* the memory budget (under lock, but for the atomics) */
+    pthread_cond_t room;                   /* bp_get_wait sleeps here */
+    uint32_t waiters;                      /* threads in bp_get_wait */
+    _Atomic uint64_t room_gen;             /* bumped when memory or buffers come back */
+    _Atomic uint64_t pressure_until_ms;    /* caches bypassed until then (BPF_PRESSURE) */
+    uint64_t dead_ms;                      /* when bp_pool_destroy ran */
+
     /* slow-path counters, atomic RMW */
-    _Atomic uint64_t discarded, refused, over_live, over_bytes;
+    _Atomic uint64_t discarded, refused, over_live, over_bytes, budget_refused;
 };
 
 /* ---- the segment map ---------------------------------------------------- */
@@ -255,6 +273,11 @@ static inline bp_seg *bp__seg_of(const void *p) {
     if (BP_UNLIKELY(!leaf))
         return NULL;
     return ld_acq(&leaf[c & ((1u << BP_MAP_LEAF_BITS) - 1)]);
+}
+
+/* Bytes of a buffer handed out that memory tools let the caller touch. */
+static inline size_t bp__usable(bp_pool *pool, const void *p, size_t len) {
+    return (ld_rlx(&pool->flags) & BPF_STRICT) ? len : bp__seg_of(p)->size;
 }
 
 /* Slot index of p in seg, or UINT32_MAX when p is not inside a buffer
@@ -289,7 +312,7 @@ static inline uint32_t bp__bin_off(uint32_t tier) {
 /* The calling thread's cache for pool, or NULL (slow path). */
 static inline bp_tcache *bp__tc_fast(const bp_pool *pool) {
     const bp_tslot *s = bp__tslot(pool);
-    return BP_LIKELY(s->id == pool->id) ? s->tc : NULL;
+    return BP_LIKELY(s->id == ld_rlx(&pool->key)) ? s->tc : NULL;
 }
 
 /* The tier serving len, for 1 <= len <= pool->max_len. */
@@ -320,6 +343,8 @@ static inline uint32_t bp__tier_of(const bp_pool *pool, size_t len) {
 BP_HIDDEN void *bp__os_map(size_t size, size_t align);
 BP_HIDDEN void bp__os_unmap(void *p, size_t size);
 BP_HIDDEN int bp__os_decommit(void *p, size_t size);
+BP_HIDDEN void bp__os_retire(void *p, size_t size, size_t keep);
+BP_HIDDEN void *bp__os_regrow(void *p, size_t keep, size_t size);
 BP_HIDDEN size_t bp__os_page(void);
 BP_HIDDEN uint64_t bp__os_now_ms(void);
 
@@ -331,6 +356,10 @@ BP_HIDDEN void bp__segmap_remove(bp_seg *seg);
 BP_HIDDEN bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier);
 BP_HIDDEN bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len);
 BP_HIDDEN void bp__seg_free(bp_seg *seg);
+extern BP_TLS bool bp__budget_failed BP_HIDDEN; /* the last mapping was refused by the budget */
+BP_HIDDEN void bp__tomb_lock(void); /* fork */
+BP_HIDDEN void bp__tomb_unlock(void);
+BP_HIDDEN size_t bp__tomb_count(void);
 static inline uint8_t *bp__seg_buf(const bp_seg *seg, uint32_t idx) {
     return seg->base + (size_t)idx * seg->stride;
 }
@@ -348,6 +377,8 @@ BP_HIDDEN void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in,
 BP_HIDDEN size_t bp__depot_trim(bp_pool *pool, bool all_empty);
 BP_HIDDEN void bp__depot_decay(bp_pool *pool);
 BP_HIDDEN void bp__depot_drain_hot(bp_pool *pool);
+BP_HIDDEN size_t bp__depot_release_empty(bp_pool *pool, uint32_t tier); /* UINT32_MAX: all */
+BP_HIDDEN void bp__depot_room(bp_pool *pool); /* wakes bp_get_wait */
 BP_HIDDEN void bp__depot_tick(bp_tcache *tc); /* no lock held: now and then, decay if due */
 /* depot.c, without the lock: the hot slots of tiers with small or no bins */
 BP_HIDDEN _Atomic uint32_t *bp__depot_hot_take(bp_pool *pool, uint32_t tier);
@@ -375,6 +406,17 @@ BP_HIDDEN void bp__pool_maybe_free(bp_pool *pool); /* lock held; may unlock+free
 BP_HIDDEN void bp__registry_lock(void);
 BP_HIDDEN void bp__registry_unlock(void);
 BP_HIDDEN bp_pool *bp__registry_first(void);
+BP_HIDDEN bool bp__registry_has(const bp_pool *pool); /* is it a pool handle? (refusal paths) */
+BP_HIDDEN void bp__atfork_once(void);
+
+/* background.c: one purge thread per process */
+BP_HIDDEN void bp__bg_start(unsigned decay_ms); /* a pool with this decay needs it */
+BP_HIDDEN void bp__bg_fork_prepare(void);
+BP_HIDDEN void bp__bg_fork_parent(void);
+BP_HIDDEN void bp__bg_fork_child(void);
+
+/* objpool.c */
+BP_HIDDEN void bp__objpool_free(struct bp_objpool *op);
 
 /* ring.c: a batch from a writer that is the only one (pool lock held) */
 BP_HIDDEN void bp__ring_push_batch(bp_ring *r, const void *elems, size_t n);
@@ -385,6 +427,8 @@ BP_HIDDEN void bp__record(bp_pool *pool, size_t len);
 
 /* buffer.c */
 BP_HIDDEN int bp__refuse(bp_pool *pool, int err, const char *op, const void *p);
+BP_HIDDEN int bp__refuse_user(bp_pool *pool, int err, const char *op, const void *p);
+BP_HIDDEN void bp__report(bp_pool *pool, int err, const char *op, const void *p); /* uncounted */
 BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx); /* rc already 0 */
 
 /* sbuf.c: a growing malloc'd string; every writer is a no-op after a failure */
@@ -402,6 +446,8 @@ BP_HIDDEN char *bp__sb_finish(bp_sbuf *b);                   /* NULL + ENOMEM on
 BP_HIDDEN void bp__json_seed(bp_sbuf *b, bp_pool *pool);
 BP_HIDDEN void bp__json_detail(bp_sbuf *b, bp_pool *pool);
 BP_HIDDEN void bp__expvar_forget(bp_pool *pool);
+BP_HIDDEN void bp__expvar_lock(void); /* fork */
+BP_HIDDEN void bp__expvar_unlock(void);
 typedef void (*bp_ev_visit)(void *ctx, bp_pool *pool, const char *prefix);
 BP_HIDDEN void bp__expvar_each(bp_ev_visit fn, void *ctx); /* registry locked */
 
@@ -413,9 +459,25 @@ BP_HIDDEN void bp__leak_free_all(bp_pool *pool);
 /* checked.c */
 BP_HIDDEN void bp__checked_on_get(bp_seg *seg, uint32_t idx, size_t len);
 BP_HIDDEN void bp__checked_on_free(bp_seg *seg, uint32_t idx, const char *op);
+BP_HIDDEN size_t bp__checked_gap(size_t size, size_t page); /* guard bytes after a buffer */
 BP_HIDDEN _Noreturn void bp__abort(const char *fmt, ...);
-BP_HIDDEN bool bp__env_flag(const char *name);
-BP_HIDDEN size_t bp__env_size(const char *name, size_t dflt);
-BP_HIDDEN bp_leaks bp__env_leaks(const char *name); /* off|sample|all; else off */
+
+/* env.c: strict parsing; an invalid value is ignored with one line on stderr */
+typedef enum bp_env {
+    BP_ENV_CHECKED,
+    BP_ENV_TCACHE_BYTES,
+    BP_ENV_IDLE_BYTES,
+    BP_ENV_DECAY_MS,
+    BP_ENV_LEAKS,
+    BP_ENV_MAX_BYTES,
+    BP_ENV_BACKGROUND,
+    BP_ENV_COUNT
+} bp_env;
+BP_HIDDEN const char *bp__env_name(bp_env v);
+BP_HIDDEN int bp__parse_bool(const char *s);                 /* 1, 0, or -1: not a boolean */
+BP_HIDDEN int bp__parse_size(const char *s, uint64_t *out); /* digits + K/M/G; 0 or -1 */
+BP_HIDDEN int bp__env_bool(bp_env v, int dflt);
+BP_HIDDEN uint64_t bp__env_size(bp_env v, uint64_t dflt, uint64_t min, uint64_t max);
+BP_HIDDEN int bp__env_word(bp_env v, const char *const *words, int n, int dflt); /* index */
 
 #endif /* BP_INTERNAL_H */

@@ -1,9 +1,13 @@
 /*
  * objpool.c - the seed's Pool[T]: fixed-size objects on top of a one-tier
  * buffer pool, so objects get the same segments, thread caches, statistics
- * and refusal of bad pointers. init runs when a slot is first carved (its
- * memory is never poisoned, so an initialised object stays initialised);
- * reset runs on put, before the object can be handed out again.
+ * and refusal of bad pointers. init runs when an object is first handed out
+ * (as the seed's constructor runs on demand: an init that allocates does so
+ * only for objects somebody asked for), marked per slot in the segment
+ * header; the memory is never poisoned, so an initialised object stays
+ * initialised. reset runs on put, before the object can be handed out again.
+ * The object pool's handle lives as long as its buffer pool: a put after
+ * bp_objpool_destroy still finds it, and the last one frees both.
  */
 #include "internal.h"
 
@@ -12,8 +16,10 @@
 
 struct bp_objpool {
     bp_pool *pool;
+    void (*init)(void *obj, void *arg);
     void (*reset)(void *obj, void *arg);
     void *arg;
+    _Atomic uint64_t created;
 };
 
 bp_objpool *bp_objpool_new(const bp_objpool_config *cfg) {
@@ -31,19 +37,21 @@ bp_objpool *bp_objpool_new(const bp_objpool_config *cfg) {
     pc.sizes = &size;
     pc.nsizes = 1;
     pc.tcache_bytes = cfg->tcache_bytes;
-    pc.flags = BP_NO_RECENT;
+    pc.flags = BP_NO_RECENT | BP_NO_BACKGROUND;
     op->pool = bp_pool_new(&pc);
     if (!op->pool) {
         free(op);
         return NULL;
     }
-    atomic_fetch_and(&op->pool->flags, ~BPF_CHECKED); /* poison would undo init */
-    op->pool->on_carve = cfg->init;
-    op->pool->carve_arg = cfg->arg;
+    atomic_fetch_and(&op->pool->flags, ~(uint32_t)(BPF_CHECKED | BPF_STRICT)); /* poison would undo init */
+    op->init = cfg->init;
     op->reset = cfg->reset;
     op->arg = cfg->arg;
+    op->pool->objpool = op; /* before any segment exists: segments get the inited bytes */
     return op;
 }
+
+void bp__objpool_free(struct bp_objpool *op) { free(op); }
 
 void *bp_objpool_get(bp_objpool *op) {
     if (!op) {
@@ -51,8 +59,18 @@ void *bp_objpool_get(bp_objpool *op) {
         return NULL;
     }
     void *obj = bp_get(op->pool, op->pool->max_len);
-    if (obj) /* an object keeps its state between uses: it is not fresh memory */
-        bp__vg_defined(obj, op->pool->max_len);
+    if (!obj)
+        return NULL;
+    bp__vg_defined(obj, op->pool->max_len); /* an object keeps its state between uses */
+    bp_seg *seg = bp__seg_of(obj);
+    size_t in;
+    uint32_t idx = bp__slot_of(seg, obj, &in);
+    if (BP_UNLIKELY(!seg->inited[idx])) { /* the caller owns it: no other thread looks */
+        seg->inited[idx] = 1;
+        atomic_fetch_add_explicit(&op->created, 1, memory_order_relaxed);
+        if (op->init)
+            op->init(obj, op->arg);
+    }
     return obj;
 }
 
@@ -68,7 +86,7 @@ int bp_objpool_put(bp_objpool *op, void *obj) {
         return bp__refuse(op->pool, EALREADY, "bp_objpool_put", obj);
     if (op->reset)
         op->reset(obj, op->arg);
-    return bp_put(op->pool, obj);
+    return bp_put(op->pool, obj); /* after destroy, the last put may free op: not touched again */
 }
 
 int bp_objpool_stats(bp_objpool *op, bp_obj_stats *out) {
@@ -80,16 +98,12 @@ int bp_objpool_stats(bp_objpool *op, bp_obj_stats *out) {
     out->hits = st.hits;
     out->live = st.outstanding;
     out->refused = st.refused;
-    bp__pool_lock(op->pool);
-    out->created = op->pool->carved_total;
-    bp__pool_unlock(op->pool);
+    out->created = ld_rlx(&op->created);
     return 0;
 }
 
 size_t bp_objpool_destroy(bp_objpool *op) {
     if (!op)
         return 0;
-    size_t live = bp_pool_destroy(op->pool);
-    free(op);
-    return live;
+    return bp_pool_destroy(op->pool); /* frees op with the pool, now or at the last put */
 }

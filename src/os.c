@@ -58,11 +58,36 @@ int bp__os_decommit(void *p, size_t size) {
     return madvise(p, size, MADV_DONTNEED) == 0 ? 0 : errno;
 }
 
+/* Retires a mapping without ever leaving its first `keep` bytes unmapped:
+ * they are replaced in one step by fresh zero pages (no memory until
+ * written), the rest is unmapped. A thread that read a stale segment address
+ * from the map may still read the header there; it reads zeros, which
+ * describe a segment of no slots, and refuses. */
+void bp__os_retire(void *p, size_t size, size_t keep) {
+    if (keep < size)
+        munmap((uint8_t *)p + keep, size - keep);
+    if (mmap(p, keep, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+        MAP_FAILED)
+        madvise(p, keep, MADV_DONTNEED); /* same effect on an anonymous private mapping */
+}
+
+/* Grows a retired mapping of `keep` bytes in place to `size`; NULL when the
+ * addresses after it are taken. */
+void *bp__os_regrow(void *p, size_t keep, size_t size) {
+    if (os_should_fail())
+        return NULL;
+    void *q = mremap(p, keep, size, 0);
+    return q == MAP_FAILED ? NULL : q;
+}
+
 size_t bp__os_page(void) {
-    static size_t page;
-    if (!page)
-        page = (size_t)sysconf(_SC_PAGESIZE);
-    return page;
+    static _Atomic size_t page; /* the first segments may be made by two threads at once */
+    size_t pg = ld_rlx(&page);
+    if (BP_UNLIKELY(!pg)) {
+        pg = (size_t)sysconf(_SC_PAGESIZE);
+        st_rlx(&page, pg);
+    }
+    return pg;
 }
 
 uint64_t bp__os_now_ms(void) {

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BIN_MAX 64 /* entries per thread-cache bin, at most */
 
@@ -21,10 +22,28 @@ static _Atomic uint64_t next_id;
 void bp__registry_lock(void) { pthread_mutex_lock(&registry_mu); }
 void bp__registry_unlock(void) { pthread_mutex_unlock(&registry_mu); }
 bp_pool *bp__registry_first(void) { return registry; }
+
+bool bp__registry_has(const bp_pool *pool) {
+    bp__registry_lock();
+    const bp_pool *p = registry;
+    while (p && p != pool)
+        p = p->gnext;
+    bp__registry_unlock();
+    return p != NULL;
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void atfork_register(void) {
+    pthread_atfork(bp__fork_prepare, bp__fork_parent, bp__fork_child);
+}
+void bp__atfork_once(void) { pthread_once(&atfork_once, atfork_register); }
 void bp__pool_lock(bp_pool *pool) { pthread_mutex_lock(&pool->lock); }
 void bp__pool_unlock(bp_pool *pool) { pthread_mutex_unlock(&pool->lock); }
 
 static void pool_release_memory(bp_pool *pool) {
+    if (pool->objpool)
+        bp__objpool_free(pool->objpool);
+    pthread_cond_destroy(&pool->room);
     free((void *)pool->ctab);
     bp_ring_free(pool->ring);
     bp__leak_free_all(pool);
@@ -45,23 +64,36 @@ void bp__pool_maybe_free(bp_pool *pool) {
     pool_release_memory(pool);
 }
 
+/* BYTEPOOL_CHECKED: a boolean, or "strict" (checked + BP_STRICT_LEN). */
+static unsigned env_checked_flags(void) {
+    static const char *const words[] = {"0", "false", "no", "off", "1", "true", "yes", "on", "strict"};
+    int w = bp__env_word(BP_ENV_CHECKED, words, 9, 0);
+    return w == 8 ? BPF_CHECKED | BPF_STRICT : w >= 4 ? BPF_CHECKED : 0;
+}
+
+#define BP_CONFIG_FLAGS (BP_CHECKED | BP_NO_RECENT | BP_STRICT_LEN | BP_NO_BACKGROUND)
+
 static int apply_config(bp_pool *pool, const bp_config *cfg) {
     static const bp_config zero;
     if (!cfg)
         cfg = &zero;
-    if (cfg->flags & ~(unsigned)(BP_CHECKED | BP_NO_RECENT))
+    if (cfg->flags & ~(unsigned)BP_CONFIG_FLAGS)
         return EINVAL;
     if (cfg->sizes == NULL && cfg->nsizes != 0)
         return EINVAL;
     int err = bp__tiers_build(pool, cfg->sizes, cfg->nsizes);
     if (err)
         return err;
-    pool->tcache_bytes =
-        cfg->tcache_bytes ? cfg->tcache_bytes : bp__env_size("BYTEPOOL_TCACHE_BYTES", 256 * 1024);
-    pool->idle_bytes =
-        cfg->idle_bytes ? cfg->idle_bytes : bp__env_size("BYTEPOOL_IDLE_BYTES", 64u << 20);
-    pool->decay_ms =
-        cfg->decay_ms ? cfg->decay_ms : (unsigned)bp__env_size("BYTEPOOL_DECAY_MS", 1000);
+    pool->tcache_bytes = cfg->tcache_bytes ? cfg->tcache_bytes
+                                           : bp__env_size(BP_ENV_TCACHE_BYTES, 256 * 1024, 0, 1u << 30);
+    pool->idle_bytes = cfg->idle_bytes
+                           ? cfg->idle_bytes
+                           : bp__env_size(BP_ENV_IDLE_BYTES, 64u << 20, 0, UINT64_C(1) << 44);
+    pool->decay_ms = cfg->decay_ms ? cfg->decay_ms
+                                   : (unsigned)bp__env_size(BP_ENV_DECAY_MS, 1000, 1, UINT32_MAX);
+    pool->max_bytes = cfg->max_bytes ? cfg->max_bytes
+                                     : bp__env_size(BP_ENV_MAX_BYTES, 0, 0, UINT64_C(1) << 48);
+    pool->background = !(cfg->flags & BP_NO_BACKGROUND) && bp__env_bool(BP_ENV_BACKGROUND, 1);
     pool->record = !(cfg->flags & BP_NO_RECENT);
     pool->window = cfg->recent_window ? cfg->recent_window : BP_RECENT_DEFAULT;
     if (pool->window > ((size_t)1 << 24))
@@ -71,11 +103,19 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
         pool->hist_len *= 2;
     if ((unsigned)cfg->leaks > BP_LEAKS_ALL)
         return EINVAL;
-    pool->leaks = cfg->leaks != BP_LEAKS_DEFAULT ? cfg->leaks : bp__env_leaks("BYTEPOOL_LEAKS");
+    static const char *const leak_words[] = {"off", "sample", "all"};
+    static const bp_leaks leak_kinds[] = {BP_LEAKS_OFF, BP_LEAKS_SAMPLE, BP_LEAKS_ALL};
+    pool->leaks = cfg->leaks != BP_LEAKS_DEFAULT
+                      ? cfg->leaks
+                      : leak_kinds[bp__env_word(BP_ENV_LEAKS, leak_words, 3, 0)];
     pool->on_error = cfg->on_error;
     pool->error_ctx = cfg->error_ctx;
-    if ((cfg->flags & BP_CHECKED) || bp__env_flag("BYTEPOOL_CHECKED"))
-        st_rlx(&pool->flags, BPF_CHECKED);
+    uint32_t flags = env_checked_flags();
+    if (cfg->flags & BP_CHECKED)
+        flags |= BPF_CHECKED;
+    if (cfg->flags & BP_STRICT_LEN)
+        flags |= BPF_STRICT;
+    st_rlx(&pool->flags, flags);
     /* A bin of fewer than BP_HOT buffers (or none) would flush and refill
      * under the lock on most calls: such tiers pass buffers through the
      * depot's lock-free hot slots first, as long as what those can hold
@@ -122,9 +162,16 @@ bp_pool *bp_pool_new(const bp_config *cfg) {
         errno = err;
         return NULL;
     }
+    bp__atfork_once(); /* before any lock of ours can be held across a fork */
     pthread_mutex_init(&pool->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool->room, &ca);
+    pthread_condattr_destroy(&ca);
     bp__vg_pool_new(pool);
     pool->id = atomic_fetch_add(&next_id, 1) + 1;
+    st_rlx(&pool->key, pool->id);
     pool->slot_off = (pool->id % BP_TLD_SLOTS) * sizeof(bp_tslot);
     pool->user_ref = true;
     st_rlx(&pool->next_decay_ms, bp__os_now_ms() + pool->decay_ms);
@@ -134,6 +181,8 @@ bp_pool *bp_pool_new(const bp_config *cfg) {
         registry->gprev = pool;
     registry = pool;
     bp__registry_unlock();
+    if (pool->background)
+        bp__bg_start(pool->decay_ms);
     return pool;
 }
 
@@ -159,6 +208,8 @@ size_t bp_pool_destroy(bp_pool *pool) {
         bp_pool_report_leaks(pool, stderr); /* silent when nothing is left */
     bp__pool_lock(pool);
     atomic_fetch_or(&pool->flags, BPF_DEAD);
+    st_rlx(&pool->key, pool->id | BP_KEY_OFF); /* no thread's fast path serves it again */
+    pool->dead_ms = bp__os_now_ms();
     pool->user_ref = false;
     size_t leaks = (size_t)outstanding_locked(pool);
     bp__depot_trim(pool, true);
@@ -168,8 +219,10 @@ size_t bp_pool_destroy(bp_pool *pool) {
 }
 
 int bp_pool_reserve(bp_pool *pool, size_t size, size_t count) {
-    if (!pool || size == 0 || size > pool->max_len)
-        return EINVAL;
+    if (!pool)
+        return bp__refuse(NULL, EINVAL, "bp_pool_reserve", NULL);
+    if (size == 0 || size > pool->max_len)
+        return bp__refuse(pool, EINVAL, "bp_pool_reserve", NULL);
     if (count == 0)
         return 0;
     uint32_t t = bp__tier_of(pool, size);
@@ -181,18 +234,23 @@ int bp_pool_reserve(bp_pool *pool, size_t size, size_t count) {
     bp__pool_lock(pool);
     /* Hold all of them at once, so each is a distinct buffer, then give back. */
     uint32_t got = bp__depot_take(pool, t, all, (uint32_t)count);
-    for (uint32_t i = 0; touch && i < got; i++) /* fault the pages in now */
+    bool ok = got == count;
+    for (uint32_t i = 0; ok && touch && i < got; i++) /* fault the pages in now */
         for (size_t off = 0; off < pool->sizes[t]; off += page) {
             track_touch_begin(all[i].p + off, 1);
             all[i].p[off] = 0;
             track_touch_end(all[i].p + off, 1);
         }
-    if (pool->depot[t].reserved < got) /* a floor, not a sum: reserve is idempotent */
+    /* A floor, not a sum: reserve is idempotent. A failed one sets none: what
+     * it mapped is ordinary idle memory, trimmed and decayed as usual. */
+    if (ok && pool->depot[t].reserved < got)
         pool->depot[t].reserved = got;
     bp__depot_give(pool, t, all, got);
+    if (!ok)
+        bp__depot_release_empty(pool, t);
     bp__pool_unlock(pool);
     free(all);
-    return got == count ? 0 : ENOMEM;
+    return ok ? 0 : ENOMEM;
 }
 
 size_t bp_pool_trim(bp_pool *pool) {

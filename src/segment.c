@@ -7,31 +7,96 @@
  * boundary; smaller ones on 64 bytes. A segment aims at BP_SEG_PAYLOAD bytes
  * of buffers and holds at least one. An oversize buffer gets a segment of
  * its own with a single slot of exactly the requested length.
+ *
+ * A freed segment leaves its header pages behind as zeros (a tombstone, see
+ * bp__os_retire), so a query of a stale pointer that raced the free never
+ * touches unmapped memory. New segments are grown in place from tombstones
+ * first, so their number stays near the most segments ever mapped at once.
  */
 #include "internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static size_t align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
 
-static size_t header_bytes(uint32_t nslots, bool checked) {
-    size_t per = sizeof(_Atomic uint32_t) + sizeof(uint32_t) + (checked ? sizeof(uint32_t) : 0);
+/* Per slot: the count, a free-stack entry, the requested length (checked
+ * mode) and an initialised byte (object pools with an init). */
+static size_t header_bytes(uint32_t nslots, bool checked, bool objects) {
+    size_t per = sizeof(_Atomic uint32_t) + sizeof(uint32_t) + (checked ? sizeof(uint32_t) : 0) +
+                 (objects ? 1 : 0);
     return sizeof(bp_seg) + (size_t)nslots * per;
 }
 
+/* ---- tombstones ------------------------------------------------------------ */
+
+typedef struct tomb {
+    void *addr;
+    size_t keep;
+} tomb;
+
+static pthread_mutex_t tomb_mu = PTHREAD_MUTEX_INITIALIZER;
+static tomb *tombs;
+static size_t ntombs, tomb_cap;
+#define TOMB_TRIES 4 /* newest tombstones tried per new segment */
+
+void bp__tomb_lock(void) { pthread_mutex_lock(&tomb_mu); }
+void bp__tomb_unlock(void) { pthread_mutex_unlock(&tomb_mu); }
+
+static void tomb_add(void *addr, size_t keep) {
+    bp__tomb_lock();
+    if (ntombs == tomb_cap) {
+        size_t cap = tomb_cap ? tomb_cap * 2 : 64;
+        tomb *t = realloc(tombs, cap * sizeof(tomb));
+        if (t) {
+            tombs = t;
+            tomb_cap = cap;
+        }
+    }
+    if (ntombs < tomb_cap) /* else it stays as it is, never reused: still safe */
+        tombs[ntombs++] = (tomb){addr, keep};
+    bp__tomb_unlock();
+}
+
+/* A chunk-aligned mapping of map_bytes grown from a tombstone, or NULL. */
+static void *tomb_reuse(size_t map_bytes, size_t *keep) {
+    void *got = NULL;
+    bp__tomb_lock();
+    for (size_t i = ntombs, tries = 0; i-- > 0 && tries < TOMB_TRIES && !got;) {
+        if (tombs[i].keep > map_bytes)
+            continue;
+        tries++;
+        got = bp__os_regrow(tombs[i].addr, tombs[i].keep, map_bytes);
+        if (got) {
+            *keep = tombs[i].keep;
+            memset(got, 0, *keep); /* zero already, unless a failed CAS wrote it back */
+            tombs[i] = tombs[--ntombs];
+        }
+    }
+    bp__tomb_unlock();
+    return got;
+}
+
+size_t bp__tomb_count(void) {
+    bp__tomb_lock();
+    size_t n = ntombs;
+    bp__tomb_unlock();
+    return n;
+}
+
 /* Mapping geometry for a tier of `size` bytes: stride, slots, first offset. */
-static void tier_geometry(size_t size, bool checked, size_t *stride, uint32_t *nslots,
-                          size_t *first, size_t *map_bytes) {
+static void tier_geometry(size_t size, bool checked, bool objects, size_t *stride,
+                          uint32_t *nslots, size_t *first, size_t *map_bytes) {
     size_t page = bp__os_page();
     size_t align = size >= page ? page : BP_ALIGN_MIN;
-    size_t st = align_up(size, align);
+    size_t st = align_up(size + (checked ? bp__checked_gap(size, page) : 0), align);
     uint32_t n = st >= BP_SEG_PAYLOAD ? 1 : (uint32_t)(BP_SEG_PAYLOAD / st);
-    size_t off = align_up(header_bytes(n, checked), align);
+    size_t off = align_up(header_bytes(n, checked, objects), align);
     /* Fit header and buffers in whole chunks; use the room left at the end. */
     size_t total = align_up(off + (size_t)n * st, BP_CHUNK);
     while (off + (size_t)(n + 1) * st <= total) {
-        size_t off2 = align_up(header_bytes(n + 1, checked), align);
+        size_t off2 = align_up(header_bytes(n + 1, checked, objects), align);
         if (off2 + (size_t)(n + 1) * st > total)
             break;
         n++;
@@ -43,14 +108,45 @@ static void tier_geometry(size_t size, bool checked, size_t *stride, uint32_t *n
     *map_bytes = total;
 }
 
+BP_TLS bool bp__budget_failed;
+
+/* Would mapping map_bytes more keep the pool within its budget? At the cap,
+ * idle memory goes first; a refusal puts the pool under pressure (caches
+ * bypassed for a while, so every free buffer is any thread's to take). */
+static bool within_budget(bp_pool *pool, size_t map_bytes) {
+    if (!pool->max_bytes)
+        return true;
+    if (pool->mapped + map_bytes > pool->max_bytes)
+        bp__depot_release_empty(pool, UINT32_MAX);
+    if (pool->mapped + map_bytes <= pool->max_bytes)
+        return true;
+    atomic_fetch_add_explicit(&pool->budget_refused, 1, memory_order_relaxed);
+    st_rlx(&pool->pressure_until_ms, bp__os_now_ms() + BP_PRESSURE_MS);
+    if (!(atomic_fetch_or(&pool->flags, BPF_PRESSURE) & BPF_DEAD))
+        st_rlx(&pool->key, pool->id | BP_KEY_OFF);
+    bp__budget_failed = true;
+    errno = ENOMEM;
+    return false;
+}
+
 static bp_seg *seg_map(bp_pool *pool, size_t map_bytes) {
-    bp_seg *seg = bp__os_map(map_bytes, BP_CHUNK);
+    if (!within_budget(pool, map_bytes))
+        return NULL;
+    size_t keep = 0;
+    bp_seg *seg = tomb_reuse(map_bytes, &keep);
+    if (!seg)
+        seg = bp__os_map(map_bytes, BP_CHUNK);
     if (!seg)
         return NULL;
     seg->map_bytes = map_bytes;
     seg->pool = pool;
     if (bp__segmap_add(seg) != 0) {
-        bp__os_unmap(seg, map_bytes);
+        if (keep) { /* a stale reader may still look here */
+            bp__os_retire(seg, map_bytes, keep);
+            tomb_add(seg, keep);
+        } else {
+            bp__os_unmap(seg, map_bytes);
+        }
         errno = ENOMEM;
         return NULL;
     }
@@ -68,10 +164,10 @@ static void seg_link(bp_pool *pool, bp_seg *seg) {
 }
 
 bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
-    bool checked = ld_rlx(&pool->flags) & BPF_CHECKED;
+    bool checked = ld_rlx(&pool->flags) & BPF_CHECKED, objects = pool->objpool != NULL;
     size_t stride, first, map_bytes;
     uint32_t n;
-    tier_geometry(pool->sizes[tier], checked, &stride, &n, &first, &map_bytes);
+    tier_geometry(pool->sizes[tier], checked, objects, &stride, &n, &first, &map_bytes);
     bp_seg *seg = seg_map(pool, map_bytes);
     if (!seg)
         return NULL;
@@ -84,6 +180,7 @@ bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
     seg->bin_off = bp__bin_off(tier);
     seg->freestk = (uint32_t *)&seg->rc[n];
     seg->reqlen = checked ? seg->freestk + n : NULL;
+    seg->inited = objects ? (uint8_t *)(seg->freestk + n + (checked ? n : 0)) : NULL;
     track_fresh(seg->base, (size_t)n * stride);
     seg_link(pool, seg);
     return seg;
@@ -91,7 +188,7 @@ bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
 
 bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len) {
     size_t page = bp__os_page();
-    size_t first = align_up(header_bytes(1, true), page);
+    size_t first = align_up(header_bytes(1, true, false), page);
     if (len > SIZE_MAX - first - BP_CHUNK) {
         errno = ENOMEM;
         return NULL;
@@ -121,6 +218,12 @@ void bp__seg_free(bp_seg *seg) {
     pool->nsegs--;
     pool->os_returned += seg->map_bytes;
     bp__segmap_remove(seg);
-    track_unmap(seg, seg->map_bytes);
-    bp__os_unmap(seg, seg->map_bytes);
+    size_t page = bp__os_page(), map_bytes = seg->map_bytes;
+    size_t keep = align_up((size_t)(seg->base - (uint8_t *)seg), page);
+    if (keep > map_bytes)
+        keep = map_bytes;
+    track_unmap(seg, map_bytes);
+    bp__os_retire(seg, map_bytes, keep);
+    tomb_add(seg, keep);
+    bp__depot_room(pool);
 }

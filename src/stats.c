@@ -175,6 +175,8 @@ int bp_pool_stats(bp_pool *pool, bp_stats *out) {
     bp__pool_unlock(pool);
     out->discarded = ld_rlx(&pool->discarded);
     out->refused = ld_rlx(&pool->refused);
+    out->max_bytes = pool->max_bytes;
+    out->budget_refused = ld_rlx(&pool->budget_refused);
     out->outstanding += ld_rlx(&pool->over_live);
     out->bytes_live += ld_rlx(&pool->over_bytes);
     return 0;

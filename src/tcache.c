@@ -28,7 +28,6 @@ static void tld_exit(void *arg);
 
 static void tld_init_once(void) {
     pthread_key_create(&tld_key, tld_exit);
-    pthread_atfork(bp__fork_prepare, bp__fork_parent, bp__fork_child);
 }
 
 static bp_tld *tld_get(void) {
@@ -78,9 +77,33 @@ static void slot_clear(bp_tld *tld, const bp_pool *pool) {
         *s = (bp_tslot){0, NULL};
 }
 
+/* A pool at its budget bypasses thread caches for a while, so a buffer one
+ * thread frees is at once another's (bp_get_wait depends on it): this
+ * thread's free buffers go back to the depot. Past the while, with nobody
+ * waiting, the caches serve again. Returns whether the pressure lasts. */
+static bool under_pressure(bp_pool *pool) {
+    if (bp__os_now_ms() >= ld_rlx(&pool->pressure_until_ms)) {
+        bp__pool_lock(pool);
+        bool end = !pool->waiters && bp__os_now_ms() >= ld_rlx(&pool->pressure_until_ms);
+        if (end && (atomic_fetch_and(&pool->flags, ~BPF_PRESSURE) & BPF_DEAD) == 0)
+            st_rlx(&pool->key, pool->id);
+        bp__pool_unlock(pool);
+        if (end)
+            return false;
+    }
+    bp_tcache *tc = bp__tc_find(pool);
+    for (uint32_t t = 0; tc && t < pool->ntiers; t++)
+        if (bp__bin_n(&tc->bins[t]))
+            bp__tc_flush_bin(tc, t, 0);
+    return true;
+}
+
 bp_tcache *bp__tc_slow(bp_pool *pool) {
     if (bp__tld->live && bp__tld->epoch != ld_acq(&bp__dead_epoch))
         bp__tld_sweep();
+    uint32_t flags = ld_rlx(&pool->flags);
+    if ((flags & (BPF_PRESSURE | BPF_DEAD)) == BPF_PRESSURE && under_pressure(pool))
+        return NULL;
     if (ld_rlx(&pool->flags) & BPF_SLOW)
         return NULL; /* checked and dead pools bypass caches */
     bp_tld *tld = tld_get();
@@ -278,19 +301,29 @@ static void tld_exit(void *arg) {
 
 /* fork(): the child inherits every pool with its lock released and takes
  * back what the caches of the threads that did not follow it held. */
+/* Every lock of the library is held across fork(), in the one order they
+ * nest in: the expvar registry, the pool registry, each pool, the
+ * tombstones, the background thread's. */
 void bp__fork_prepare(void) {
+    bp__expvar_lock();
     bp__registry_lock();
     for (bp_pool *p = bp__registry_first(); p; p = p->gnext)
         bp__pool_lock(p);
+    bp__tomb_lock();
+    bp__bg_fork_prepare();
 }
 
 void bp__fork_parent(void) {
+    bp__bg_fork_parent();
+    bp__tomb_unlock();
     for (bp_pool *p = bp__registry_first(); p; p = p->gnext)
         bp__pool_unlock(p);
     bp__registry_unlock();
+    bp__expvar_unlock();
 }
 
 void bp__fork_child(void) {
+    bp__tomb_unlock();
     bp_tld *self = bp__tld;
     bp_tcache *gone = NULL; /* caches of threads that did not follow the fork */
     for (bp_pool *p = bp__registry_first(); p; p = p->gnext) {
@@ -306,6 +339,7 @@ void bp__fork_child(void) {
         bp__pool_unlock(p);
     }
     bp__registry_unlock();
+    bp__expvar_unlock();
     /* Nothing can reach them now: free each cache, and each dead thread's
      * data once (marked on the first of its caches). */
     bp_tld *tlds = NULL;
@@ -325,4 +359,5 @@ void bp__fork_child(void) {
         tlds = (bp_tld *)t->tcs;
         free(t);
     }
+    bp__bg_fork_child(); /* last: the child's own purge thread, every lock free again */
 }

@@ -1,7 +1,8 @@
 /*
  * track.h - the one door to memory tools. Buffers handed out are made
- * accessible for their requested length; buffers back in the pool are made
- * inaccessible, so use after release and reads past the requested length
+ * accessible for their capacity (their requested length under
+ * BP_STRICT_LEN); buffers back in the pool are made
+ * inaccessible, so use after release and reads past the capacity
  * are reported by AddressSanitizer (manual poisoning) and by Valgrind
  * (mempool client requests: handed out = allocated, back = freed). In
  * normal builds every macro is empty, so the fast paths carry no #ifdef.
@@ -43,12 +44,19 @@
 #define bp__vg_defined(p, n) ((void)(p), (void)(n))
 #endif
 
-/* A buffer leaves the pool: len bytes of it become usable. */
+/* A buffer leaves the pool: its whole capacity becomes usable, or only the
+ * len bytes asked for under BP_STRICT_LEN (bp__usable, internal.h). Normal
+ * builds evaluate nothing: the fast paths stay as they are. */
+#if defined(BP_TRACK_ASAN) || defined(BP_VALGRIND)
 #define track_give(pool, p, len)                                                                   \
     do {                                                                                           \
-        bp__asan_access((p), (len));                                                               \
-        bp__vg_alloc((pool), (p), (len));                                                          \
+        size_t n_ = bp__usable((pool), (p), (len));                                                \
+        bp__asan_access((p), n_);                                                                  \
+        bp__vg_alloc((pool), (p), n_);                                                             \
     } while (0)
+#else
+#define track_give(pool, p, len) ((void)(pool), (void)(p), (void)(len))
+#endif
 
 /* A buffer of cap bytes comes back to the pool. */
 #define track_take(pool, p, cap)                                                                   \

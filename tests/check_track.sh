@@ -10,7 +10,7 @@ case "$tool" in
   *) echo "unknown tool $tool"; exit 2 ;;
 esac
 fail=0
-for mode in after-release past-length; do
+for mode in after-release past-cap past-length; do
   out=$(run $mode); rc=$?
   if [ $rc -ne 0 ] && printf '%s' "$out" | grep -q "$want"; then
     echo "$tool reports $mode: ok"

@@ -18,6 +18,13 @@
     } while (0)
 #endif
 
+static void count_errors(void *ctx, int err, const char *op, const void *ptr) {
+    (void)err;
+    (void)op;
+    (void)ptr;
+    ++*(int *)ctx;
+}
+
 static bp_pool *checked_pool(void) {
     bp_config cfg = {0};
     cfg.flags = BP_CHECKED;
@@ -47,16 +54,84 @@ static void use_after_release_aborts_with_a_message(void **state) {
 static void overrun(void *arg) {
     (void)arg;
     bp_pool *pool = checked_pool();
-    uint8_t *p = bp_get(pool, 100); /* tier 128: a 16-byte canary at 100 */
+    uint8_t *p = bp_get(pool, 100); /* tier 128: the guard gap's canary starts at 128 */
+    p[128] = 0;
+    bp_release(p);
+}
+
+static void overrun_past_the_capacity_aborts(void **state) {
+    (void)state;
+    char msg[512];
+    int st = run_in_child(overrun, NULL, msg, sizeof msg);
+    EXPECT_TOOL_REPORT(st, msg, "written past its capacity 128");
+}
+
+static void strict_overrun(void *arg) {
+    (void)arg;
+    bp_config cfg = {0};
+    cfg.flags = BP_CHECKED | BP_STRICT_LEN;
+    bp_pool *pool = bp_pool_new(&cfg);
+    uint8_t *p = bp_get(pool, 100); /* strict: a 16-byte canary at 100 */
     p[100] = 0;
     bp_release(p);
 }
 
-static void overrun_past_requested_length_aborts(void **state) {
+static void strict_len_aborts_past_the_requested_length(void **state) {
     (void)state;
     char msg[512];
-    int st = run_in_child(overrun, NULL, msg, sizeof msg);
+    int st = run_in_child(strict_overrun, NULL, msg, sizeof msg);
     EXPECT_TOOL_REPORT(st, msg, "written past its requested length 100");
+}
+
+static void strict_from_env(void *arg) {
+    (void)arg;
+    setenv("BYTEPOOL_CHECKED", "strict", 1);
+    bp_pool *pool = bp_pool_new(NULL);
+    uint8_t *p = bp_get(pool, 100);
+    p[100] = 0;
+    bp_release(p);
+}
+
+static void checked_strict_in_the_environment_checks_the_length(void **state) {
+    (void)state;
+    char msg[512];
+    int st = run_in_child(strict_from_env, NULL, msg, sizeof msg);
+    EXPECT_TOOL_REPORT(st, msg, "written past its requested length 100");
+}
+
+/* The whole bp_cap is the caller's in checked mode too (the README's quick
+ * start reads bp_cap bytes into a buffer asked for with less), and every
+ * one-past-the-end pointer falls in the guard gap: refused, not taken for
+ * the next buffer. */
+static void whole_capacity_is_usable_and_end_pointers_are_refused(void **state) {
+    (void)state;
+    int calls = 0;
+    bp_config cfg = {0};
+    cfg.flags = BP_CHECKED;
+    cfg.on_error = count_errors;
+    cfg.error_ctx = &calls;
+    bp_pool *pool = bp_pool_new(&cfg);
+    const size_t lens[] = {1, 100, 1500, 4000, 5000, 70000, 1u << 20};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        uint8_t *a = bp_get(pool, lens[i]), *b = bp_get(pool, lens[i]);
+        size_t cap = bp_cap(a);
+        assert_true(cap >= lens[i]);
+        memset(a, 0x5a, cap); /* all of it */
+        memset(b, 0x5b, bp_cap(b));
+        assert_int_equal(bp_cap(a + cap), 0);
+        assert_null(bp_base(a + cap));
+        assert_int_equal(errno, EINVAL);
+        assert_ptr_equal(bp_base(a + cap - 1), a);
+        int before = calls;
+        assert_null(bp_retain(a + cap));
+        assert_int_equal(errno, EINVAL);
+        assert_int_equal(bp_release(a + cap), EINVAL);
+        assert_int_equal(calls, before + 2); /* reported */
+        assert_int_equal(bp_refcount(b), 1);
+        assert_int_equal(bp_release(a), 0); /* canaries intact: no abort */
+        assert_int_equal(bp_release(b), 0);
+    }
+    assert_int_equal(bp_pool_destroy(pool), 0);
 }
 
 static void double_release(void *arg) {
@@ -122,7 +197,10 @@ static void correct_use_passes_checked_mode(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(use_after_release_aborts_with_a_message),
-        cmocka_unit_test(overrun_past_requested_length_aborts),
+        cmocka_unit_test(overrun_past_the_capacity_aborts),
+        cmocka_unit_test(strict_len_aborts_past_the_requested_length),
+        cmocka_unit_test(checked_strict_in_the_environment_checks_the_length),
+        cmocka_unit_test(whole_capacity_is_usable_and_end_pointers_are_refused),
         cmocka_unit_test(double_release_aborts_naming_the_buffer),
         cmocka_unit_test(environment_variable_turns_checked_mode_on),
         cmocka_unit_test(correct_use_passes_checked_mode),

@@ -169,6 +169,7 @@ static void decay_returns_segments_idle_long_enough(void **state) {
     bp_config cfg = {0};
     cfg.decay_ms = 100;   /* far above a scheduling stall, far below the sleeps */
     cfg.tcache_bytes = 1; /* no thread bins: every tier uses hot slots */
+    cfg.flags = BP_NO_BACKGROUND; /* only calls decay: this checks that they do */
     bp_pool *pool = bp_pool_new(&cfg);
     void *a = bp_get(pool, 100000), *b = bp_get(pool, 1000);
     bp_put(pool, a); /* a waits in its tier's hot slot */
@@ -194,6 +195,7 @@ static void hot_slot_traffic_still_runs_the_decay(void **state) {
     bp_config cfg = {0};
     cfg.decay_ms = 100;
     cfg.tcache_bytes = 1;
+    cfg.flags = BP_NO_BACKGROUND;
     bp_pool *pool = bp_pool_new(&cfg);
     void *v[5];
     for (int i = 0; i < 5; i++)

@@ -1,0 +1,165 @@
+/*
+ * background.c - the purge thread: idle memory goes back to the OS without
+ * another call on the pool.
+ *
+ * Decay used to run only inside later slow-path calls, so an idle pool kept
+ * its memory for as long as it stayed idle. One thread per process (started
+ * by the first pool that wants it, again in a fork() child, stopped and
+ * joined at exit) wakes every half of the smallest decay_ms among the pools
+ * and runs each pool's decay under its lock: idle segments and hot-slot
+ * buffers go back within about 1.5x decay_ms.
+ *
+ * It also reclaims destroyed pools: the free buffers other threads' caches
+ * keep for a destroyed pool are given back to its depot once the pool has
+ * been dead for BG_GRACE_MS, so its segments are unmapped even when those
+ * threads never take a slow path again. Destroy turned the pool's key off,
+ * so no fast path pushes onto those bins after it; the grace period covers
+ * a fast path that read the key just before, and is still running.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define BG_MAX_PERIOD_MS 1000u
+#define BG_GRACE_MS 1000u
+
+static pthread_mutex_t bg_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t bg_cv;
+static bool bg_running, bg_stop, bg_cv_ready, bg_atexit;
+static pthread_t bg_thr;
+static unsigned bg_period_ms = BG_MAX_PERIOD_MS;
+
+static unsigned period_for(unsigned decay_ms) {
+    unsigned p = decay_ms / 2 ? decay_ms / 2 : 1;
+    return p < BG_MAX_PERIOD_MS ? p : BG_MAX_PERIOD_MS;
+}
+
+/* Gives the free buffers of every cache of a destroyed pool back to it. */
+static void reclaim_dead(bp_pool *pool, uint64_t now) {
+    if (now - pool->dead_ms < BG_GRACE_MS)
+        return;
+    for (bp_tcache *tc = pool->tcs; tc; tc = tc->pnext)
+        for (uint32_t t = 0; t < pool->ntiers; t++) {
+            bp_bin *bin = &tc->bins[t];
+            bp__depot_give(pool, t, bin->e, bp__bin_n(bin));
+            bin->top = bin->e;
+        }
+}
+
+/* One pass over every pool; returns the period until the next. */
+static unsigned bg_pass(void) {
+    unsigned period = BG_MAX_PERIOD_MS;
+    bp__registry_lock();
+    for (bp_pool *p = bp__registry_first(); p; p = p->gnext) {
+        if (!p->background)
+            continue;
+        bp__pool_lock(p);
+        if (p->user_ref) {
+            bp__depot_decay(p);
+            unsigned mine = period_for(p->decay_ms);
+            period = mine < period ? mine : period;
+        } else {
+            reclaim_dead(p, bp__os_now_ms());
+        }
+        bp__pool_unlock(p);
+    }
+    bp__registry_unlock();
+    return period;
+}
+
+static void *bg_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&bg_mu);
+    while (!bg_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += (long)bg_period_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&bg_cv, &bg_mu, &ts);
+        if (bg_stop)
+            break;
+        pthread_mutex_unlock(&bg_mu);
+        unsigned next = bg_pass();
+        pthread_mutex_lock(&bg_mu);
+        bg_period_ms = next;
+    }
+    pthread_mutex_unlock(&bg_mu);
+    return NULL;
+}
+
+static void bg_cv_init(void) {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&bg_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    bg_cv_ready = true;
+}
+
+static void bg_at_exit(void) {
+    pthread_mutex_lock(&bg_mu);
+    bool join = bg_running;
+    bg_stop = true;
+    if (bg_cv_ready)
+        pthread_cond_signal(&bg_cv);
+    pthread_mutex_unlock(&bg_mu);
+    if (join)
+        pthread_join(bg_thr, NULL);
+    pthread_mutex_lock(&bg_mu);
+    bg_running = false;
+    pthread_mutex_unlock(&bg_mu);
+}
+
+/* bg_mu held. The thread takes no signal meant for the program. */
+static void bg_launch(void) {
+    if (bg_running || bg_stop)
+        return;
+    if (!bg_cv_ready)
+        bg_cv_init();
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    bg_running = pthread_create(&bg_thr, NULL, bg_main, NULL) == 0; /* else: calls still decay */
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (bg_running && !bg_atexit)
+        bg_atexit = atexit(bg_at_exit) == 0;
+}
+
+void bp__bg_start(unsigned decay_ms) {
+    unsigned p = period_for(decay_ms);
+    pthread_mutex_lock(&bg_mu);
+    if (p < bg_period_ms) {
+        bg_period_ms = p;
+        if (bg_cv_ready)
+            pthread_cond_signal(&bg_cv); /* wake sooner than planned */
+    }
+    bg_launch();
+    pthread_mutex_unlock(&bg_mu);
+}
+
+void bp__bg_fork_prepare(void) { pthread_mutex_lock(&bg_mu); }
+void bp__bg_fork_parent(void) { pthread_mutex_unlock(&bg_mu); }
+
+/* The child has no purge thread: start its own if a pool wants one. */
+void bp__bg_fork_child(void) {
+    bool was = bg_running;
+    bg_running = false;
+    if (bg_cv_ready)
+        bg_cv_init(); /* the parent's thread may have been waiting on it */
+    pthread_mutex_unlock(&bg_mu);
+    bool want = false;
+    bp__registry_lock();
+    for (bp_pool *p = bp__registry_first(); p && !want; p = p->gnext)
+        want = p->background && p->user_ref;
+    bp__registry_unlock();
+    if (want || was) {
+        pthread_mutex_lock(&bg_mu);
+        if (want)
+            bg_launch();
+        pthread_mutex_unlock(&bg_mu);
+    }
+}
