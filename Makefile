@@ -6,12 +6,17 @@
 #   make install PREFIX=/usr/local
 #   make clean
 
+, := ,
 BUILD    ?= build
 PREFIX   ?= /usr/local
 JOBS     ?= $(shell nproc)
 DEB_PKGS := cmake ninja-build gcc clang libclang-rt-14-dev make valgrind libcmocka-dev pkg-config jq binutils curl prometheus libmicrohttpd-dev chromium
 GEN      := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
+# Configures build dir $(1) with options $(2) unless it holds build files:
+# a configure that failed or was interrupted leaves a CMakeCache.txt but no
+# build.ninja, and the next make must configure again, not fail on it.
+configure_dir = test -f $(1)/build.ninja || test -f $(1)/Makefile || cmake -S . -B $(1) $(GEN) $(2)
 
 .PHONY: all deps configure test test-normal test-asan test-tsan test-fuzz fuzz fuzz-build valgrind stress bench bench-full bench-deps demo install clean
 
@@ -19,7 +24,7 @@ all: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 configure:
-	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) $(GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	@$(call configure_dir,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -43,22 +48,19 @@ test-normal: all
 	cd $(BUILD) && $(CTEST)
 
 test-asan:
-	@test -f $(BUILD)-asan/CMakeCache.txt || cmake -S . -B $(BUILD)-asan $(GEN) \
-	  -DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=address,undefined
+	@$(call configure_dir,$(BUILD)-asan,-DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=address$(,)undefined)
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && $(CTEST)
 
 test-tsan:
-	@test -f $(BUILD)-tsan/CMakeCache.txt || cmake -S . -B $(BUILD)-tsan $(GEN) \
-	  -DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=thread
+	@$(call configure_dir,$(BUILD)-tsan,-DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=thread)
 	cmake --build $(BUILD)-tsan -j $(JOBS)
 	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST)
 
 # The unit suite under Valgrind memcheck, with mempool requests compiled in.
 valgrind: deps
-	@test -f $(BUILD)-valgrind/CMakeCache.txt || cmake -S . -B $(BUILD)-valgrind $(GEN) \
-	  -DCMAKE_BUILD_TYPE=Debug -DBP_VALGRIND=ON \
-	  "-DBP_TEST_RUNNER=valgrind;-q;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite"
+	@$(call configure_dir,$(BUILD)-valgrind,-DCMAKE_BUILD_TYPE=Debug -DBP_VALGRIND=ON \
+	  "-DBP_TEST_RUNNER=valgrind;-q;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite")
 	cmake --build $(BUILD)-valgrind -j $(JOBS)
 	cd $(BUILD)-valgrind && $(CTEST) -E 'http|install|track'
 
@@ -66,9 +68,8 @@ valgrind: deps
 # runs a 60-second smoke; make fuzz a long one). New inputs go to build-fuzz.
 FUZZ_SECONDS ?= 600
 fuzz-build:
-	@test -f $(BUILD)-fuzz/CMakeCache.txt || CC=clang cmake -S . -B $(BUILD)-fuzz $(GEN) \
-	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBP_FUZZ=ON -DBP_BUILD_TESTS=OFF -DBP_BUILD_EXAMPLES=OFF \
-	  "-DBP_SANITIZE=fuzzer-no-link,address,undefined"
+	@export CC=clang; $(call configure_dir,$(BUILD)-fuzz,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBP_FUZZ=ON \
+	  -DBP_BUILD_TESTS=OFF -DBP_BUILD_EXAMPLES=OFF "-DBP_SANITIZE=fuzzer-no-link$(,)address$(,)undefined")
 	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_ops
 
 fuzz: deps fuzz-build

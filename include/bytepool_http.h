@@ -8,6 +8,13 @@
  *   /            a self-contained dashboard (inline HTML, CSS and JS, no CDN)
  *                that polls /debug/vars once a second
  * Only pools published with bp_expvar_publish() appear.
+ *
+ * Hardening: connections idle for 5 s are closed and at most 256 are open
+ * at once (more are closed on arrival), in epoll mode, so descriptor numbers
+ * above 1024 work. Requests whose Host header is not localhost, 127.0.0.1,
+ * [::1] or the bound address get 421 (against DNS rebinding from a local
+ * browser); BYTEPOOL_HTTP_HOSTS adds names (comma-separated; "*" allows
+ * any). Methods other than GET and HEAD get 405 with an Allow header.
  */
 #ifndef BYTEPOOL_HTTP_H
 #define BYTEPOOL_HTTP_H
@@ -23,7 +30,8 @@ typedef struct bp_http bp_http;
 /* Starts serving on addr: "HOST:PORT", ":PORT" or "PORT" (IPv4; HOST
  * defaults to 127.0.0.1, port 0 picks a free one); NULL means
  * "127.0.0.1:0". Returns NULL with errno EINVAL (bad address) or the
- * reason the socket could not be bound. Stop it with bp_http_stop(). */
+ * error of socket(), bind() or listen() (EADDRINUSE, EMFILE, EACCES, ...).
+ * Stop it with bp_http_stop(). */
 BP_API bp_http *bp_http_start(const char *addr);
 
 /* The port the endpoint listens on. */

@@ -110,7 +110,7 @@ static uint64_t waste_of(const size_t *lens, size_t n, const size_t *tiers, size
 
 int bp_pool_advice(bp_pool *pool, size_t max_tiers, bp_advice *out) {
     if (!pool || !out)
-        return EINVAL;
+        return bp__refuse_user(pool, EINVAL, "bp_pool_advice", NULL);
     memset(out, 0, sizeof(*out));
     size_t k = max_tiers ? max_tiers : pool->ntiers;
     k = k < BP_MAX_TIERS ? k : BP_MAX_TIERS;
@@ -123,7 +123,10 @@ int bp_pool_advice(bp_pool *pool, size_t max_tiers, bp_advice *out) {
         free(c);
         return ENOMEM;
     }
-    size_t n = bp_pool_recent_lengths(pool, lens, pool->window);
+    size_t got = bp_pool_recent_lengths(pool, lens, pool->window), n = 0;
+    for (size_t i = 0; i < got; i++) /* a user recorder may hand back 0: no request has it */
+        if (lens[i])
+            lens[n++] = lens[i];
     qsort(lens, n, sizeof(size_t), cmp_size);
     out->samples = n;
     if (n) {

@@ -22,8 +22,8 @@ static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
 static ev_entry *ev_list; /* sorted by prefix: a stable document */
 
 int bp_expvar_publish(bp_pool *pool, const char *prefix) {
-    if (!pool || !prefix)
-        return EINVAL;
+    if (!pool || !prefix || !bp__utf8_valid(prefix)) /* names must stay valid JSON and text */
+        return bp__refuse_user(pool, EINVAL, "bp_expvar_publish", prefix);
     ev_entry *e = calloc(1, sizeof(*e));
     char *copy = strdup(prefix);
     if (!e || !copy) {
@@ -76,28 +76,40 @@ void bp__expvar_forget(bp_pool *pool) { (void)bp_expvar_unpublish(pool); }
 void bp__expvar_lock(void) { pthread_mutex_lock(&ev_mu); }
 void bp__expvar_unlock(void) { pthread_mutex_unlock(&ev_mu); }
 
+/* The arguments, each whole however long (escaped by bp__sb_json_str). */
 static void cmdline(bp_sbuf *b) {
     bp__sb_printf(b, "\"cmdline\":[");
     FILE *f = fopen("/proc/self/cmdline", "r");
-    char arg[4096];
-    size_t n = 0;
+    bp_sbuf arg = {0};
     int ch, first = 1;
     while (f && (ch = fgetc(f)) != EOF) {
-        if (ch && n < sizeof(arg) - 1) {
-            arg[n++] = (char)ch;
+        if (ch) {
+            bp__sb_printf(&arg, "%c", ch);
             continue;
         }
-        if (ch)
-            continue; /* an over-long argument is cut */
-        arg[n] = 0;
         bp__sb_printf(b, "%s", first ? "" : ",");
-        bp__sb_json_str(b, arg);
+        bp__sb_json_str(b, arg.s ? arg.s : "");
+        b->oom |= arg.oom;
+        arg.len = 0;
+        if (arg.s)
+            arg.s[0] = 0;
         first = 0;
-        n = 0;
     }
+    free(arg.s);
     if (f)
         fclose(f);
     bp__sb_printf(b, "]");
+}
+
+/* ,"<prefix><suffix>": */
+static void var_name(bp_sbuf *b, const char *prefix, const char *suffix) {
+    bp_sbuf name = {0};
+    bp__sb_printf(&name, "%s%s", prefix, suffix);
+    bp__sb_printf(b, ",\n");
+    bp__sb_json_str(b, name.s ? name.s : "");
+    b->oom |= name.oom;
+    free(name.s);
+    bp__sb_printf(b, ":");
 }
 
 char *bp_expvar_json(void) {
@@ -106,16 +118,9 @@ char *bp_expvar_json(void) {
     cmdline(&b);
     pthread_mutex_lock(&ev_mu);
     for (ev_entry *e = ev_list; e; e = e->next) {
-        char name[512];
-        snprintf(name, sizeof name, "%spool_stats", e->prefix);
-        bp__sb_printf(&b, ",\n");
-        bp__sb_json_str(&b, name);
-        bp__sb_printf(&b, ":");
+        var_name(&b, e->prefix, "pool_stats");
         bp__json_seed(&b, e->pool);
-        snprintf(name, sizeof name, "%spool_detail", e->prefix);
-        bp__sb_printf(&b, ",\n");
-        bp__sb_json_str(&b, name);
-        bp__sb_printf(&b, ":");
+        var_name(&b, e->prefix, "pool_detail");
         bp__json_detail(&b, e->pool);
     }
     pthread_mutex_unlock(&ev_mu);

@@ -392,6 +392,7 @@ BP_HIDDEN void *bp__tc_refill(bp_tcache *tc, uint32_t tier);
 BP_HIDDEN void bp__tc_retire(bp_tcache *tc);  /* pool lock held */
 BP_HIDDEN void bp__tc_archive(bp_tcache *tc); /* pool lock held */
 BP_HIDDEN void bp__tc_batch(bp_tcache *tc, void *just_got, void *site);
+BP_HIDDEN void bp__tc_publish(bp_tcache *tc); /* staged lengths -> user recorder (pool lock) */
 BP_HIDDEN uint64_t bp__batch_interval(const bp_pool *pool);
 BP_HIDDEN void bp__tld_sweep(void);
 BP_HIDDEN void bp__tc_drop_current(bp_pool *pool);
@@ -439,7 +440,9 @@ typedef struct bp_sbuf {
 } bp_sbuf;
 BP_HIDDEN void bp__sb_printf(bp_sbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-BP_HIDDEN void bp__sb_json_str(bp_sbuf *b, const char *str); /* quoted, escaped */
+BP_HIDDEN void bp__sb_json_str(bp_sbuf *b, const char *str); /* quoted, escaped, valid UTF-8 */
+BP_HIDDEN size_t bp__utf8_len(const unsigned char *c);      /* one sequence; 0: ill-formed */
+BP_HIDDEN bool bp__utf8_valid(const char *s);
 BP_HIDDEN char *bp__sb_finish(bp_sbuf *b);                   /* NULL + ENOMEM on failure */
 
 /* json.c, expvar.c, prom.c */

@@ -116,6 +116,14 @@ static int by_bytes(const void *a, const void *b) {
     return (x->bytes < y->bytes) - (x->bytes > y->bytes);
 }
 
+/* A site as copied out of the table: the report is written without the
+ * pool lock, so a stuck stream (a full pipe) stalls only the caller. */
+typedef struct site_copy {
+    size_t count, bytes;
+    int nframes;
+    void *frames[FRAMES];
+} site_copy;
+
 size_t bp_pool_report_leaks(bp_pool *pool, FILE *out) {
     if (!pool || !out)
         return 0;
@@ -139,24 +147,32 @@ size_t bp_pool_report_leaks(bp_pool *pool, FILE *out) {
         }
     if (sites)
         qsort(sites, nsites, sizeof(site), by_bytes);
+    site_copy *copy = calloc(nsites + 1, sizeof(site_copy));
+    for (size_t k = 0; copy && k < nsites; k++) {
+        copy[k] = (site_copy){sites[k].count, sites[k].bytes, sites[k].first->nframes, {0}};
+        memcpy(copy[k].frames, sites[k].first->frames, sizeof(void *) * (size_t)copy[k].nframes);
+    }
+    const char *mode = pool->leaks == BP_LEAKS_ALL      ? "all"
+                       : pool->leaks == BP_LEAKS_SAMPLE ? "sample"
+                                                        : "off";
+    bp__pool_unlock(pool);
+    free(sites);
+    if (!copy)
+        nsites = 0;
     fprintf(out,
             "bytepool: %llu buffer(s), %llu bytes, still referenced in pool %p; "
             "%zu with a known allocation site (leaks=%s)\n",
             (unsigned long long)st.outstanding, (unsigned long long)st.bytes_live, (void *)pool,
-            sampled,
-            pool->leaks == BP_LEAKS_ALL      ? "all"
-            : pool->leaks == BP_LEAKS_SAMPLE ? "sample"
-                                             : "off");
+            sampled, mode);
     for (size_t k = 0; k < nsites; k++) {
-        fprintf(out, "  %zu buffer(s), %zu bytes requested, allocated at:\n", sites[k].count,
-                sites[k].bytes);
-        char **names = backtrace_symbols(sites[k].first->frames, sites[k].first->nframes);
-        for (int f = 0; f < sites[k].first->nframes; f++)
+        fprintf(out, "  %zu buffer(s), %zu bytes requested, allocated at:\n", copy[k].count,
+                copy[k].bytes);
+        char **names = backtrace_symbols(copy[k].frames, copy[k].nframes);
+        for (int f = 0; f < copy[k].nframes; f++)
             fprintf(out, "    #%d %s\n", f, names ? names[f] : "?");
         free(names);
     }
-    bp__pool_unlock(pool);
-    free(sites);
+    free(copy);
     fflush(out);
     return (size_t)st.outstanding;
 }

@@ -107,8 +107,8 @@ static char *finish(prom_set *s) {
 }
 
 char *bp_pool_stats_prometheus(bp_pool *pool, const char *name) {
-    if (!pool || !name) {
-        errno = EINVAL;
+    if (!pool || !name || !bp__utf8_valid(name)) { /* the format is UTF-8 text */
+        bp__refuse_user(pool, EINVAL, "bp_pool_stats_prometheus", name);
         return NULL;
     }
     prom_set s = {0};

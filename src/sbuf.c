@@ -37,15 +37,51 @@ void bp__sb_printf(bp_sbuf *b, const char *fmt, ...) {
     }
 }
 
+/* Length of the well-formed UTF-8 sequence at c (RFC 3629: no overlongs,
+ * no surrogates, nothing above U+10FFFF), or 0. */
+size_t bp__utf8_len(const unsigned char *c) {
+    if (c[0] < 0x80)
+        return 1;
+    size_t n = c[0] >= 0xc2 && c[0] <= 0xdf ? 2 : c[0] >= 0xe0 && c[0] <= 0xef ? 3
+             : c[0] >= 0xf0 && c[0] <= 0xf4                                   ? 4
+                                                                              : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((c[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c[0] == 0xe0 && c[1] < 0xa0) || (c[0] == 0xed && c[1] > 0x9f) ||
+        (c[0] == 0xf0 && c[1] < 0x90) || (c[0] == 0xf4 && c[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+bool bp__utf8_valid(const char *s) {
+    for (const unsigned char *c = (const unsigned char *)s; *c;) {
+        size_t n = bp__utf8_len(c);
+        if (!n)
+            return false;
+        c += n;
+    }
+    return true;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped, and
+ * every byte that is not part of well-formed UTF-8 written as U+FFFD, so
+ * the document parses whatever bytes the source held. */
 void bp__sb_json_str(bp_sbuf *b, const char *str) {
     bp__sb_printf(b, "\"");
-    for (const unsigned char *c = (const unsigned char *)str; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            bp__sb_printf(b, "\\%c", *c);
-        else if (*c < 0x20)
-            bp__sb_printf(b, "\\u%04x", *c);
-        else
-            bp__sb_printf(b, "%c", *c);
+    for (const unsigned char *c = (const unsigned char *)str; *c;) {
+        size_t n = bp__utf8_len(c);
+        if (!n) {
+            bp__sb_printf(b, "\\ufffd");
+            c++;
+        } else if (*c == '"' || *c == '\\') {
+            bp__sb_printf(b, "\\%c", *c++);
+        } else if (*c < 0x20 || *c == 0x7f) {
+            bp__sb_printf(b, "\\u%04x", *c++);
+        } else {
+            bp__sb_printf(b, "%.*s", (int)n, (const char *)c);
+            c += n;
+        }
     }
     bp__sb_printf(b, "\"");
 }

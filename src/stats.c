@@ -109,23 +109,19 @@ size_t bp_pool_recent_lengths(bp_pool *pool, size_t *out, size_t max) {
         errno = ENOMEM;
         return 0;
     }
+    /* A user recorder is first given every length still staged in a
+     * thread, so what it reads back is complete. */
+    if (pool->recorder.push)
+        for (bp_tcache *tc = pool->tcs; tc; tc = tc->pnext)
+            bp__tc_publish(tc);
     /* the archive (threads that have gone, a user recorder) is the oldest */
     size_t n = pool->recorder.read ? pool->recorder.read(pool->recorder.ctx, all, pool->window)
                                    : bp_ring_snapshot(pool->ring, all, pool->window);
     if (n > pool->window)
         n = pool->window;
     size_t used = 0, nrun = 0;
-    for (bp_tcache *tc = pool->tcs; tc; tc = tc->pnext) {
-        if (pool->recorder.push) { /* user recorder: what it has not been given yet */
-            uint64_t s = ld_acq(&tc->seq);
-            runs[nrun] = (run){UINT64_MAX, tc->tld == bp__tld, nrun, buf + used, 0};
-            for (uint64_t i = tc->pub; i < s && runs[nrun].n < per; i++, runs[nrun].n++)
-                buf[used++] = ld_rlx(&tc->hist[i & tc->hmask]);
-            nrun++;
-        } else {
-            used += collect(pool, tc, tc->tld == bp__tld, buf + used, runs, &nrun);
-        }
-    }
+    for (bp_tcache *tc = pool->tcs; tc && !pool->recorder.push; tc = tc->pnext)
+        used += collect(pool, tc, tc->tld == bp__tld, buf + used, runs, &nrun);
     bp__pool_unlock(pool);
     qsort(runs, nrun, sizeof(run), by_order);
     for (size_t r = 0; r < nrun; r++)

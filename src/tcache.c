@@ -142,12 +142,19 @@ uint64_t bp__batch_interval(const bp_pool *pool) {
     return pool->record || pool->leaks == BP_LEAKS_SAMPLE ? BP_TICK : UINT64_MAX;
 }
 
-/* Pushes the lengths [tc->pub, seq) to the user recorder (pool lock held). */
+/* Pushes the lengths [tc->pub, seq) to the user recorder (pool lock held).
+ * A reader on another thread may do it for the owner: what the owner has
+ * overwritten meanwhile (more than the history holds) is skipped. */
 static void push_user(bp_tcache *tc, uint64_t seq) {
-    for (uint64_t i = tc->pub; i < seq; i++)
+    uint64_t from = tc->pub, h = tc->hmask + 1;
+    if (seq - from > h)
+        from = seq - h;
+    for (uint64_t i = from; i < seq; i++)
         tc->pool->recorder.push(tc->pool->recorder.ctx, ld_rlx(&tc->hist[i & tc->hmask]));
     tc->pub = seq;
 }
+
+void bp__tc_publish(bp_tcache *tc) { push_user(tc, ld_acq(&tc->seq)); }
 
 /* Runs every BP_TICK gets. A finished batch of BP_BATCH lengths gets its
  * place in the pool's order with one shared counter: no lock, no copy (a

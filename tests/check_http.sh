@@ -3,7 +3,7 @@
 # dashboard in headless Chromium: the rendered DOM must show the numbers of
 # the known workload of http_serve, and a screenshot must be taken.
 set -eu
-serve="$1"; out="${2:-$(mktemp -d)}"
+serve="$1"; out="${2:-$(mktemp -d)}"; probe="${3:-}"
 mkdir -p "$out"
 fifo="$out/stdin"; rm -f "$fifo"; mkfifo "$fifo"
 "$serve" < "$fifo" > "$out/port" &
@@ -24,6 +24,16 @@ promtool check metrics < "$out/metrics.txt" || fail "promtool"
 grep -q 'bytepool_tier_gets_total{pool="web_",tier="4096"} 1234' "$out/metrics.txt" || fail "metric"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/nope")" = 404 ] || fail "404"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$base/metrics")" = 405 ] || fail "405"
+curl -s -D - -o /dev/null -X POST "$base/metrics" | grep -qi '^allow: GET, HEAD' || fail "405 without Allow"
+# DNS rebinding: only loopback names and the bound address are served
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: evil.example' "$base/debug/vars")" = 421 ] \
+  || fail "foreign Host header served"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Host: localhost:$port" "$base/debug/vars")" = 200 ] \
+  || fail "localhost Host header refused"
+if [ -n "$probe" ]; then
+  "$probe" idle "$port" 1100 || fail "unreachable behind idle connections"
+  "$probe" manyfds || fail "endpoint in a process with many descriptors"
+fi
 curl -fsS "$base/" | grep -q '<title>bytepool</title>' || fail "dashboard page"
 curl -fsS "$base/" | grep -qi 'src="http' && fail "dashboard loads remote scripts"
 
@@ -38,6 +48,8 @@ grep -q 'id="web_-gets">1,239<' "$out/dom.html" || fail "gets card"
 grep -q '<tr data-tier="4096"><td>4K</td><td class="get">1,234</td>' "$out/dom.html" || fail "tier row"
 grep -q 'id="web_-discarded">154<' "$out/dom.html" || fail "discarded card"
 grep -q 'id="web_-outstanding">5<' "$out/dom.html" || fail "outstanding card"
+grep -q 'id="web_-budget">[^<]* / 512' "$out/dom.html" || fail "budget card"
+grep -q 'bytepool_budget_bytes{pool="web_"} 536870912' "$out/metrics.txt" || fail "budget metric"
 grep -q 'data-count="77"' "$out/dom.html" || fail "oversize histogram bar"
 grep -q 'id="web_-advice">advisor: tiers' "$out/dom.html" || fail "advisor"
 $browser $flags --window-size=1200,1400 --screenshot="$out/dashboard.png" "$base/" \

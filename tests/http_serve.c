@@ -6,7 +6,9 @@
 #include <stdio.h>
 
 int main(void) {
-    bp_pool *pool = bp_pool_new(NULL);
+    bp_config cfg = {0};
+    cfg.max_bytes = 512u << 20; /* a budget, for the dashboard to show */
+    bp_pool *pool = bp_pool_new(&cfg);
     for (int i = 0; i < 1234; i++)
         bp_put(pool, bp_get(pool, 3000));
     for (int i = 0; i < 77; i++)

@@ -169,10 +169,25 @@ static void user_recorder_replaces_the_ring(void **state) {
         bp_put(pool, bp_get(pool, len));
     assert_int_equal(rec.n, 32);
     size_t out[64];
-    size_t n = bp_pool_recent_lengths(pool, out, 64); /* recorder's 8 + 8 staged */
-    assert_int_equal(n, 16);
-    assert_int_equal(out[0], 25);
-    assert_int_equal(out[15], 40);
+    size_t n = bp_pool_recent_lengths(pool, out, 64); /* the staged 8 are pushed first */
+    assert_int_equal(rec.n, 40);
+    assert_int_equal(n, 8); /* what the recorder keeps */
+    assert_int_equal(out[0], 33);
+    assert_int_equal(out[7], 40);
+    bp_pool_destroy(pool);
+    /* two gets and a read: the recorder has had exactly two pushes, in order */
+    my_rec two = {0};
+    bp_recorder r2 = {&two, my_push, my_read};
+    cfg.recorder = &r2;
+    pool = bp_pool_new(&cfg);
+    bp_put(pool, bp_get(pool, 700));
+    bp_put(pool, bp_get(pool, 9));
+    char *json = bp_pool_stats_json(pool); /* the exports read the same way */
+    assert_non_null(strstr(json, "\"recent_lengths\":[700,9]"));
+    free(json);
+    assert_int_equal(two.n, 2);
+    assert_int_equal(two.last[0], 700);
+    assert_int_equal(two.last[1], 9);
     bp_pool_destroy(pool);
     bp_recorder half = {&rec, my_push, NULL};
     cfg.recorder = &half;

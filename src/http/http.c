@@ -1,7 +1,11 @@
 /*
  * http.c - the endpoint: three read-only routes on libmicrohttpd's internal
- * polling thread. Every response is built fresh from the registry, so the
- * endpoint keeps no state of its own beyond the daemon.
+ * thread, in epoll mode (any descriptor number, any count), with idle
+ * connections timed out and their number bounded, so idle or slow clients
+ * cannot make it unreachable. Requests whose Host header names anything but
+ * a loopback name or the bound address are refused, so a page in a local
+ * browser cannot read /debug/vars (which holds the command line) through
+ * DNS rebinding. Every response is built fresh from the registry.
  */
 #include "bytepool_http.h"
 
@@ -11,13 +15,21 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 extern const char bp__dashboard_html[] __attribute__((visibility("hidden")));
 extern const size_t bp__dashboard_len __attribute__((visibility("hidden")));
 
+#define TIMEOUT_S 5   /* an idle or stalled connection is closed after this */
+#define MAX_CONNS 256 /* beyond this, new connections are closed at once */
+
 struct bp_http {
     struct MHD_Daemon *d;
     unsigned port;
+    char bound[INET_ADDRSTRLEN];
+    char *hosts; /* BYTEPOOL_HTTP_HOSTS: more allowed Host names, comma-separated; "*": any */
 };
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type, char *body,
@@ -28,23 +40,56 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     enum MHD_Result ok = MHD_queue_response(c, code, r);
     MHD_destroy_response(r);
     return ok;
 }
 
+/* Does `list` (comma-separated) name host (n bytes)? */
+static bool listed(const char *list, const char *host, size_t n) {
+    for (const char *s = list; s && *s;) {
+        const char *e = strchr(s, ',');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if ((len == 1 && *s == '*') || (len == n && !strncasecmp(s, host, n)))
+            return true;
+        s = e ? e + 1 : NULL;
+    }
+    return false;
+}
+
+static bool host_allowed(const bp_http *h, const char *host) {
+    if (!host)
+        return true; /* HTTP/1.0 without Host: no browser sends that */
+    size_t n = strlen(host);
+    if (host[0] == '[') { /* [v6]:port */
+        const char *close = strchr(host, ']');
+        n = close ? (size_t)(close - host) + 1 : n;
+    } else {
+        const char *colon = strrchr(host, ':');
+        n = colon ? (size_t)(colon - host) : n;
+    }
+    return listed("localhost,127.0.0.1,[::1]", host, n) || listed(h->bound, host, n) ||
+           listed(h->hosts, host, n);
+}
+
 static enum MHD_Result route(void *cls, struct MHD_Connection *c, const char *url,
                              const char *method, const char *version, const char *upload,
                              size_t *upload_size, void **con_cls) {
-    (void)cls;
     (void)version;
     (void)upload;
     (void)upload_size;
     (void)con_cls;
+    const bp_http *h = cls;
     static char not_allowed[] = "method not allowed\n", not_found[] = "not found\n",
-                no_memory[] = "out of memory\n";
+                no_memory[] = "out of memory\n", bad_host[] = "host not allowed\n";
+    if (!host_allowed(h, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
+        return reply(c, MHD_HTTP_MISDIRECTED_REQUEST, "text/plain", bad_host, strlen(bad_host),
+                     false);
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-        return reply(c, 405, "text/plain", not_allowed, strlen(not_allowed), false);
+        return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", not_allowed,
+                     strlen(not_allowed), false);
     char *body = NULL;
     const char *type = "text/plain";
     if (!strcmp(url, "/debug/vars")) {
@@ -88,29 +133,53 @@ static int parse(const char *addr, struct sockaddr_in *sa) {
     return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : EINVAL;
 }
 
+/* The listening socket is ours, so its errors are the real ones. */
+static int listen_on(const struct sockaddr_in *sa, int *fd_out) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)sa, sizeof *sa) != 0 || listen(fd, 128) != 0) {
+        int e = errno;
+        close(fd);
+        return e;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
 bp_http *bp_http_start(const char *addr) {
     struct sockaddr_in sa;
-    int err = parse(addr ? addr : "127.0.0.1:0", &sa);
-    if (err) {
+    int err = parse(addr ? addr : "127.0.0.1:0", &sa), fd = -1;
+    if (err || (err = listen_on(&sa, &fd)) != 0) {
         errno = err;
         return NULL;
     }
+    socklen_t sl = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
     bp_http *h = calloc(1, sizeof *h);
-    if (!h) {
+    const char *hosts = getenv("BYTEPOOL_HTTP_HOSTS");
+    if (!h || (hosts && !(h->hosts = strdup(hosts)))) {
+        free(h);
+        close(fd);
         errno = ENOMEM;
         return NULL;
     }
-    errno = 0;
-    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, route, NULL,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_END);
+    h->port = ntohs(sa.sin_port);
+    inet_ntop(AF_INET, &sa.sin_addr, h->bound, sizeof h->bound);
+    h->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD, 0, NULL, NULL, route, h,
+                            MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNS,
+                            MHD_OPTION_END);
     if (!h->d) {
-        int e = errno ? errno : EADDRINUSE;
+        int e = errno ? errno : ENOMEM;
+        close(fd);
+        free(h->hosts);
         free(h);
         errno = e;
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : ntohs(sa.sin_port);
     return h;
 }
 
@@ -119,6 +188,7 @@ unsigned bp_http_port(const bp_http *h) { return h ? h->port : 0; }
 void bp_http_stop(bp_http *h) {
     if (!h)
         return;
-    MHD_stop_daemon(h->d);
+    MHD_stop_daemon(h->d); /* closes the listening socket too */
+    free(h->hosts);
     free(h);
 }
