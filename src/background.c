@@ -5,9 +5,9 @@
  * Decay used to run only inside later slow-path calls, so an idle pool kept
  * its memory for as long as it stayed idle. One thread per process (started
  * by the first pool that wants it, again in a fork() child, stopped and
- * joined at exit) wakes every half of the smallest decay_ms among the pools
- * and runs each pool's decay under its lock: idle segments and hot-slot
- * buffers go back within about 1.5x decay_ms.
+ * joined at exit) wakes every quarter of the smallest decay_ms among the
+ * pools and runs each pool's decay under its lock: idle segments and
+ * hot-slot buffers go back within about 1.5x decay_ms.
  *
  * It also reclaims destroyed pools: the free buffers other threads' caches
  * keep for a destroyed pool are given back to its depot once the pool has
@@ -32,8 +32,11 @@ static bool bg_running, bg_stop, bg_cv_ready, bg_atexit;
 static pthread_t bg_thr;
 static unsigned bg_period_ms = BG_MAX_PERIOD_MS;
 
+/* A quarter of decay_ms: an idle hot-slot buffer needs two passes to be
+ * drained (see drain_idle_hot), and then decay_ms, so memory idle since t
+ * is unmapped by about t + 1.5 x decay_ms. */
 static unsigned period_for(unsigned decay_ms) {
-    unsigned p = decay_ms / 2 ? decay_ms / 2 : 1;
+    unsigned p = decay_ms / 4 ? decay_ms / 4 : 1;
     return p < BG_MAX_PERIOD_MS ? p : BG_MAX_PERIOD_MS;
 }
 
@@ -58,7 +61,7 @@ static unsigned bg_pass(void) {
             continue;
         bp__pool_lock(p);
         if (p->user_ref) {
-            bp__depot_decay(p);
+            bp__depot_decay_now(p);
             unsigned mine = period_for(p->decay_ms);
             period = mine < period ? mine : period;
         } else {

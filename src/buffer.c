@@ -78,6 +78,7 @@ void bp__report(bp_pool *pool, int err, const char *op, const void *p) {
 /* A get that came back empty: a refusal by the budget is reported. */
 BP_COLD static void *got_none(bp_pool *pool) {
     if (bp__budget_failed) {
+        atomic_fetch_add_explicit(&pool->budget_refused, 1, memory_order_relaxed);
         bp__report(pool, ENOMEM, "bp_get", NULL);
         errno = ENOMEM;
     }

@@ -33,8 +33,8 @@ static void partial_remove(bp_depot *d, bp_seg *seg) {
 
 static bool seg_empty(const bp_seg *seg) { return seg->ncarved && seg->nfree == seg->ncarved; }
 
-static void empty_add(bp_pool *pool, bp_seg *seg) { /* at the most recent end */
-    seg->empty_since_ms = bp__os_now_ms();
+static void empty_add(bp_pool *pool, bp_seg *seg, uint64_t since) { /* at the recent end */
+    seg->empty_since_ms = since ? since : bp__os_now_ms();
     pool->empty_bytes += seg->map_bytes;
     seg->enext = NULL;
     seg->eprev = pool->empty_mru;
@@ -105,13 +105,14 @@ uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n
     return got;
 }
 
-/* Returns a slot to its segment; the segment may become empty. */
-static void give_one(bp_pool *pool, bp_depot *d, bp_seg *seg, uint32_t idx) {
+/* Returns a slot to its segment; the segment may become empty, idle since
+ * `since` (0: now). */
+static void give_one(bp_pool *pool, bp_depot *d, bp_seg *seg, uint32_t idx, uint64_t since) {
     seg->freestk[seg->nfree++] = idx;
     partial_add(d, seg);
     if (!seg_empty(seg))
         return;
-    empty_add(pool, seg);
+    empty_add(pool, seg, since);
     if (!pool->user_ref) { /* destroyed: nothing is kept */
         if (may_release(pool, seg))
             seg_release(pool, seg);
@@ -130,7 +131,7 @@ void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in, uint32_t 
     bp_depot *d = &pool->depot[tier];
     for (uint32_t i = 0; i < n; i++) {
         bp_seg *seg = bp__seg_of_rc(in[i].rc);
-        give_one(pool, d, seg, (uint32_t)(in[i].rc - seg->rc));
+        give_one(pool, d, seg, (uint32_t)(in[i].rc - seg->rc), 0);
     }
     if (n)
         bp__depot_room(pool);
@@ -186,19 +187,44 @@ size_t bp__depot_trim(bp_pool *pool, bool all_empty) {
     return returned;
 }
 
+static void drain_idle_hot(bp_pool *pool, uint64_t last);
+
 void bp__depot_decay(bp_pool *pool) {
+    if (bp__os_now_ms() >= ld_rlx(&pool->next_decay_ms))
+        bp__depot_decay_now(pool);
+}
+
+/* The decay pass itself; the background thread runs it on its own clock. */
+void bp__depot_decay_now(bp_pool *pool) {
     uint64_t now = bp__os_now_ms();
-    if (now < ld_rlx(&pool->next_decay_ms))
-        return;
+    uint64_t last = pool->last_decay_ms;
     st_rlx(&pool->next_decay_ms, now + pool->decay_ms / 2 + 1);
-    bp__depot_drain_hot(pool); /* an idle hot buffer starts decaying too */
-    /* oldest first: stop at the first one not idle long enough */
+    pool->last_decay_ms = now;
+    drain_idle_hot(pool, last);
     for (bp_seg *seg = pool->empty_lru, *next; seg; seg = next) {
         next = seg->enext;
-        if (now - seg->empty_since_ms < pool->decay_ms)
-            break;
-        if (may_release(pool, seg))
+        if (now - seg->empty_since_ms >= pool->decay_ms && may_release(pool, seg))
             seg_release(pool, seg);
+    }
+}
+
+/* A hot slot that holds the same buffer as at the last decay pass (at
+ * `last`) has been idle since then at least: the buffer goes back to its
+ * segment, which counts as empty since `last`. Busy slots stay. */
+static void drain_idle_hot(bp_pool *pool, uint64_t last) {
+    for (uint32_t t = 0; t < pool->ntiers; t++) {
+        bp_depot *d = &pool->depot[t];
+        if (!d->use_hot)
+            continue;
+        for (int i = 0; i < BP_HOT; i++) {
+            _Atomic uint32_t *cur = atomic_load(&d->hot[i]), *rc;
+            if (cur && cur == d->hot_seen[i] && (rc = atomic_exchange(&d->hot[i], NULL))) {
+                bp_seg *seg = bp__seg_of_rc(rc);
+                give_one(pool, d, seg, (uint32_t)(rc - seg->rc), rc == cur ? last : 0);
+                cur = NULL;
+            }
+            d->hot_seen[i] = cur;
+        }
     }
 }
 
@@ -209,7 +235,7 @@ void bp__depot_drain_hot(bp_pool *pool) {
         _Atomic uint32_t *rc;
         for (int i = 0; i < BP_HOT && (rc = bp__depot_hot_take(pool, t)) != NULL; i++) {
             bp_seg *seg = bp__seg_of_rc(rc);
-            give_one(pool, &pool->depot[t], seg, (uint32_t)(rc - seg->rc));
+            give_one(pool, &pool->depot[t], seg, (uint32_t)(rc - seg->rc), 0);
         }
     }
 }

@@ -185,6 +185,7 @@ typedef struct bp_depot {
     uint64_t reserved; /* bp_pool_reserve floor: carved buffers kept mapped */
     uint32_t batch;    /* buffers moved per refill/flush */
     uint32_t bin_max;
+    _Atomic uint32_t *hot_seen[BP_HOT]; /* the hot slots at the last decay pass (lock) */
 } bp_depot;
 
 typedef struct bp_octave {
@@ -254,6 +255,7 @@ struct bp_pool {
     _Atomic uint64_t room_gen;             /* bumped when memory or buffers come back */
     _Atomic uint64_t pressure_until_ms;    /* caches bypassed until then (BPF_PRESSURE) */
     uint64_t dead_ms;                      /* when bp_pool_destroy ran */
+    uint64_t last_decay_ms;                /* the last decay pass (lock) */
 
     /* slow-path counters, atomic RMW */
     _Atomic uint64_t discarded, refused, over_live, over_bytes, budget_refused;
@@ -375,7 +377,8 @@ BP_HIDDEN int bp__tiers_build(bp_pool *pool, const size_t *sizes, size_t n);
 BP_HIDDEN uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n);
 BP_HIDDEN void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in, uint32_t n);
 BP_HIDDEN size_t bp__depot_trim(bp_pool *pool, bool all_empty);
-BP_HIDDEN void bp__depot_decay(bp_pool *pool);
+BP_HIDDEN void bp__depot_decay(bp_pool *pool);     /* when due */
+BP_HIDDEN void bp__depot_decay_now(bp_pool *pool);
 BP_HIDDEN void bp__depot_drain_hot(bp_pool *pool);
 BP_HIDDEN size_t bp__depot_release_empty(bp_pool *pool, uint32_t tier); /* UINT32_MAX: all */
 BP_HIDDEN void bp__depot_room(bp_pool *pool); /* wakes bp_get_wait */

@@ -120,7 +120,6 @@ static bool within_budget(bp_pool *pool, size_t map_bytes) {
         bp__depot_release_empty(pool, UINT32_MAX);
     if (pool->mapped + map_bytes <= pool->max_bytes)
         return true;
-    atomic_fetch_add_explicit(&pool->budget_refused, 1, memory_order_relaxed);
     st_rlx(&pool->pressure_until_ms, bp__os_now_ms() + BP_PRESSURE_MS);
     if (!(atomic_fetch_or(&pool->flags, BPF_PRESSURE) & BPF_DEAD))
         st_rlx(&pool->key, pool->id | BP_KEY_OFF);

@@ -177,12 +177,12 @@ static void decay_returns_segments_idle_long_enough(void **state) {
     bp_pool_stats(pool, &st);
     assert_int_equal(st.segments, 2);
     usleep(250 * 1000);
-    /* the decay is due: the hot slots drain into their segments */
+    /* the decay is due: it notes what waits in the hot slots (a stays there) */
     for (int i = 0; i < 16; i++)
         bp_put(pool, bp_get(pool, 1000));
     assert_int_equal(bp_release(a), EALREADY); /* just emptied: still mapped, free */
     usleep(250 * 1000);
-    bp_put(pool, bp_get(pool, 5000)); /* a locked call: the next decay unmaps it */
+    bp_put(pool, bp_get(pool, 5000)); /* a locked call: a, idle since that pass, goes */
     assert_false(is_mapped(a));
     bp_put(pool, b);
     bp_pool_destroy(pool);

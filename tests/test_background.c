@@ -1,0 +1,159 @@
+/* test_background.c - the purge thread: an idle pool's memory goes back to
+ * the OS within 2x decay_ms without any call on it; BP_NO_BACKGROUND keeps
+ * the old behaviour; a fork() child gets a purge thread of its own; a
+ * destroyed pool's buffers cached by a thread that never calls it again are
+ * reclaimed. */
+#include "helpers.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static uint64_t mapped(bp_pool *pool) {
+    bp_stats st;
+    bp_pool_stats(pool, &st); /* a read: it runs no decay */
+    return st.bytes_mapped;
+}
+
+/* Traffic on a thread of its own: at its exit, everything is free in the
+ * depot, so the pool's floor is 0 mapped bytes. */
+static void *traffic(void *arg) {
+    bp_pool *pool = arg;
+    void *v[40];
+    for (int i = 0; i < 40; i++)
+        v[i] = bp_get(pool, i % 4 ? 60000 : 500000);
+    for (int i = 0; i < 40; i++)
+        bp_put(pool, v[i]);
+    return NULL;
+}
+
+static bp_pool *idle_pool(unsigned decay_ms, unsigned flags) {
+    bp_config cfg = {0};
+    cfg.decay_ms = decay_ms;
+    cfg.flags = flags;
+    bp_pool *pool = bp_pool_new(&cfg);
+    pthread_t t;
+    pthread_create(&t, NULL, traffic, pool);
+    pthread_join(t, NULL);
+    return pool;
+}
+
+static void idle_memory_goes_back_with_no_call_at_all(void **state) {
+    (void)state;
+    const unsigned decay = 250;
+    bp_pool *pool = idle_pool(decay, 0);
+    double t0 = now_ms();
+    assert_true(mapped(pool) > 0);
+    while (mapped(pool) > 0 && now_ms() - t0 < 4 * decay)
+        usleep(10 * 1000);
+    double took = now_ms() - t0;
+    print_message("idle pool unmapped %.0f ms after its last call (decay_ms %u)\n", took, decay);
+    assert_int_equal(mapped(pool), 0);
+    assert_true(took <= 2 * decay);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+static void without_background_only_calls_decay(void **state) {
+    (void)state;
+    bp_pool *pool = idle_pool(100, BP_NO_BACKGROUND);
+    uint64_t before = mapped(pool);
+    usleep(400 * 1000);
+    assert_int_equal(mapped(pool), before); /* nobody called: nothing decayed */
+    bp_put(pool, bp_get(pool, 60000));      /* a call that takes the lock decays */
+    assert_true(mapped(pool) < before);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+static void env_turns_background_off(void *arg) {
+    (void)arg;
+    setenv("BYTEPOOL_BACKGROUND", "0", 1);
+    bp_pool *pool = idle_pool(100, 0);
+    uint64_t before = mapped(pool);
+    usleep(400 * 1000);
+    _exit(before > 0 && mapped(pool) == before ? 0 : 1);
+}
+
+static void background_off_from_the_environment(void **state) {
+    (void)state;
+    char msg[256];
+    int st = run_in_child(env_turns_background_off, NULL, msg, sizeof msg);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void child_purges(void *arg) {
+    bp_pool *pool = arg; /* made before the fork: the child restarts the thread */
+    pthread_t t;
+    pthread_create(&t, NULL, traffic, pool);
+    pthread_join(t, NULL);
+    double t0 = now_ms();
+    while (mapped(pool) > 0 && now_ms() - t0 < 2000)
+        usleep(10 * 1000);
+    _exit(mapped(pool) == 0 ? 0 : 1);
+}
+
+static void a_fork_child_has_its_own_purge_thread(void **state) {
+    (void)state;
+    bp_config cfg = {0};
+    cfg.decay_ms = 100;
+    bp_pool *pool = bp_pool_new(&cfg);
+    char msg[256];
+    int st = run_in_child(child_purges, pool, msg, sizeof msg);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+typedef struct busy {
+    bp_pool *dead, *other;
+    void *cached;
+    _Atomic int phase; /* 1: dead pool used, 2: stop */
+} busy;
+
+static void *busy_body(void *arg) {
+    busy *b = arg;
+    void *v[4];
+    for (int i = 0; i < 4; i++)
+        v[i] = bp_get(b->dead, 60000);
+    for (int i = 0; i < 4; i++)
+        bp_put(b->dead, v[i]); /* they stay in this thread's bin */
+    b->cached = v[0];
+    atomic_store(&b->phase, 1);
+    while (atomic_load(&b->phase) != 2) /* fast paths of another pool only */
+        bp_put(b->other, bp_get(b->other, 100));
+    return NULL;
+}
+
+static void destroyed_pool_memory_is_reclaimed_from_busy_threads(void **state) {
+    (void)state;
+    busy b = {bp_pool_new(NULL), bp_pool_new(NULL), NULL, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, busy_body, &b);
+    while (atomic_load(&b.phase) != 1)
+        usleep(1000);
+    assert_int_equal(bp_pool_destroy(b.dead), 0);
+    assert_true(is_mapped(b.cached)); /* held by the busy thread's cache */
+    double t0 = now_ms();
+    while (is_mapped(b.cached) && now_ms() - t0 < 5000)
+        usleep(20 * 1000);
+    print_message("destroyed pool unmapped %.0f ms after destroy\n", now_ms() - t0);
+    assert_false(is_mapped(b.cached));
+    atomic_store(&b.phase, 2);
+    pthread_join(t, NULL);
+    assert_int_equal(bp_pool_destroy(b.other), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(idle_memory_goes_back_with_no_call_at_all),
+        cmocka_unit_test(without_background_only_calls_decay),
+        cmocka_unit_test(background_off_from_the_environment),
+        cmocka_unit_test(a_fork_child_has_its_own_purge_thread),
+        cmocka_unit_test(destroyed_pool_memory_is_reclaimed_from_busy_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
