@@ -55,7 +55,7 @@ test-asan:
 test-tsan:
 	@$(call configure_dir,$(BUILD)-tsan,-DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=thread)
 	cmake --build $(BUILD)-tsan -j $(JOBS)
-	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST)
+	cd $(BUILD)-tsan && TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" $(CTEST)
 
 # The unit suite under Valgrind memcheck, with mempool requests compiled in.
 valgrind: deps
@@ -101,7 +101,7 @@ bench-full: deps bench-deps configure
 # Long stress runs: the normal build, then under ThreadSanitizer.
 stress: all test-tsan
 	$(BUILD)/tests/stress --seconds 60 --threads 8
-	TSAN_OPTIONS=halt_on_error=1 $(BUILD)-tsan/tests/stress --seconds 60 --threads 4
+	TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" $(BUILD)-tsan/tests/stress --seconds 60 --threads 4
 
 demo: deps all
 	$(BUILD)/examples/fanout

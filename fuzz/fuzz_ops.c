@@ -7,7 +7,14 @@
  * Operations (one opcode byte, then arguments):
  *   get LEN (pool a or b)     retain REF+OFF     release REF     put REF
  *   put REF into wrong pool   bad pointer (NULL, foreign, freed)
- *   query REF (refcount, cap) trim             stats (books must balance)
+ *   query REF (refcount, cap, base, the end pointer)
+ *   trim                      stats (books must balance, the budget holds)
+ *
+ * The model knows the rules of the contract: all of bp_cap is usable (a
+ * marker sits in the last byte of the capacity), bp_base finds the start
+ * from any interior pointer, the end pointer belongs to no buffer or to a
+ * live neighbour, and pool c has a budget: its gets may fail with ENOMEM,
+ * and it never has more than that mapped.
  */
 #include <bytepool.h>
 
@@ -33,7 +40,9 @@ typedef struct ref {
     size_t off; /* the reference is base + off */
 } ref;
 
-static bp_pool *pools[2];
+#define NPOOLS 3
+#define BUDGET (6u << 20) /* pool c's max_bytes */
+static bp_pool *pools[NPOOLS];
 static alloc A[MAXA];
 static ref R[MAXR];
 static int nref;
@@ -72,6 +81,8 @@ static unsigned byte(input *in) {
 
 static void verify_marks(const alloc *x) {
     CHECK(x->base[0] == x->mark && x->base[x->len - 1] == x->mark);
+    if (x->cap > x->len) /* the whole capacity is ours: a marker in its last byte */
+        CHECK(x->base[x->cap - 1] == (unsigned char)~x->mark);
     if (x->len > 2) /* shorter ones have no byte strictly between the ends */
         CHECK(x->base[x->len / 2] == (unsigned char)(x->mark ^ 0x5a));
 }
@@ -91,14 +102,18 @@ static void op_get(input *in) {
     size_t len = ((size_t)hi << 8 | lo) + 1;
     if (sel & 0x80)
         len *= 8; /* up to 512 KiB: past the largest tier */
-    int p = sel & 1;
+    int p = (int)(sel & 3) % NPOOLS;
     unsigned char *b = bp_get(pools[p], len);
+    if (!b && p == 2 && errno == ENOMEM)
+        return; /* at the budget */
     CHECK(b != NULL);
     CHECK(bp_cap(b) == expected_cap(len));
     CHECK(bp_refcount(b) == 1);
     for (int i = 0; i < MAXA; i++) /* never the same buffer twice */
         CHECK(!A[i].base || b + len <= A[i].base || A[i].base + A[i].len <= b);
     unsigned char mark = (unsigned char)(slot * 7 + 1);
+    size_t cap = expected_cap(len);
+    b[cap - 1] = (unsigned char)~mark;
     b[len / 2] = (unsigned char)(mark ^ 0x5a);
     b[0] = b[len - 1] = mark;
     A[slot] = (alloc){b, len, expected_cap(len), 1, p, mark};
@@ -139,7 +154,7 @@ static void op_release(input *in, int how) {
     verify_marks(x);
     unsigned char *p = x->base + r.off;
     if (how == 2) { /* the wrong pool: refused, nothing changes */
-        CHECK(bp_put(pools[!x->pool], p) == EINVAL);
+        CHECK(bp_put(pools[(x->pool + 1) % NPOOLS], p) == EINVAL);
         CHECK(bp_refcount(x->base) == x->rc);
         return;
     }
@@ -176,17 +191,26 @@ static void op_query(input *in) {
     alloc *x = &A[r.a];
     CHECK(bp_refcount(x->base + r.off) == x->rc);
     CHECK(bp_cap(x->base + r.off) == x->cap - r.off);
+    CHECK(bp_base(x->base + r.off) == x->base);
+    unsigned char *end = x->base + x->cap, *next = bp_base(end);
+    if (next) { /* only ever a live neighbour that starts right there */
+        int found = 0;
+        for (int i = 0; i < MAXA; i++)
+            found |= A[i].base == end;
+        CHECK(next == end && found);
+    }
     verify_marks(x);
 }
 
 static void op_stats(void) {
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < NPOOLS; p++) {
         bp_stats st;
         CHECK(bp_pool_stats(pools[p], &st) == 0);
         uint64_t live = 0;
         for (int i = 0; i < MAXA; i++)
             live += A[i].base && A[i].pool == p;
         CHECK(st.outstanding == live);
+        CHECK(p != 2 || st.bytes_mapped <= BUDGET);
     }
 }
 
@@ -198,6 +222,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         pools[0] = bp_pool_new(&cfg);
         cfg.idle_bytes = 1; /* pool b gives memory back eagerly: more paths */
         pools[1] = bp_pool_new(&cfg);
+        cfg.idle_bytes = 0;
+        cfg.max_bytes = BUDGET; /* pool c has a budget */
+        pools[2] = bp_pool_new(&cfg);
     }
     input in = {data, size};
     while (in.n) {
@@ -227,7 +254,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         case 8: { /* trim costs a syscall per free page-sized buffer: 1 in 4 */
             unsigned b = byte(&in);
             if ((b & 6) == 0)
-                bp_pool_trim(pools[b & 1]);
+                bp_pool_trim(pools[(b >> 3) % NPOOLS]);
             break;
         }
         default:

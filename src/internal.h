@@ -346,7 +346,7 @@ BP_HIDDEN void *bp__os_map(size_t size, size_t align);
 BP_HIDDEN void bp__os_unmap(void *p, size_t size);
 BP_HIDDEN int bp__os_decommit(void *p, size_t size);
 BP_HIDDEN void bp__os_retire(void *p, size_t size, size_t keep);
-BP_HIDDEN void *bp__os_regrow(void *p, size_t keep, size_t size);
+BP_HIDDEN int bp__os_regrow(void *p, size_t keep, size_t size);
 BP_HIDDEN size_t bp__os_page(void);
 BP_HIDDEN uint64_t bp__os_now_ms(void);
 

@@ -71,13 +71,12 @@ void bp__os_retire(void *p, size_t size, size_t keep) {
         madvise(p, keep, MADV_DONTNEED); /* same effect on an anonymous private mapping */
 }
 
-/* Grows a retired mapping of `keep` bytes in place to `size`; NULL when the
- * addresses after it are taken. */
-void *bp__os_regrow(void *p, size_t keep, size_t size) {
+/* Grows a retired mapping of `keep` bytes in place to `size`: 0, EBUSY when
+ * the addresses after it are taken, or ENOMEM (the OS refused memory). */
+int bp__os_regrow(void *p, size_t keep, size_t size) {
     if (os_should_fail())
-        return NULL;
-    void *q = mremap(p, keep, size, 0);
-    return q == MAP_FAILED ? NULL : q;
+        return ENOMEM;
+    return mremap(p, keep, size, 0) == MAP_FAILED ? EBUSY : 0;
 }
 
 size_t bp__os_page(void) {

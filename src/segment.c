@@ -59,16 +59,19 @@ static void tomb_add(void *addr, size_t keep) {
     bp__tomb_unlock();
 }
 
-/* A chunk-aligned mapping of map_bytes grown from a tombstone, or NULL. */
-static void *tomb_reuse(size_t map_bytes, size_t *keep) {
+/* A chunk-aligned mapping of map_bytes grown from a tombstone, or NULL;
+ * *refused is set when the OS refused memory (no fresh mapping either). */
+static void *tomb_reuse(size_t map_bytes, size_t *keep, bool *refused) {
     void *got = NULL;
     bp__tomb_lock();
-    for (size_t i = ntombs, tries = 0; i-- > 0 && tries < TOMB_TRIES && !got;) {
+    for (size_t i = ntombs, tries = 0; i-- > 0 && tries < TOMB_TRIES && !got && !*refused;) {
         if (tombs[i].keep > map_bytes)
             continue;
         tries++;
-        got = bp__os_regrow(tombs[i].addr, tombs[i].keep, map_bytes);
-        if (got) {
+        int err = bp__os_regrow(tombs[i].addr, tombs[i].keep, map_bytes);
+        *refused = err == ENOMEM;
+        if (err == 0) {
+            got = tombs[i].addr;
             *keep = tombs[i].keep;
             memset(got, 0, *keep); /* zero already, unless a failed CAS wrote it back */
             tombs[i] = tombs[--ntombs];
@@ -132,11 +135,14 @@ static bp_seg *seg_map(bp_pool *pool, size_t map_bytes) {
     if (!within_budget(pool, map_bytes))
         return NULL;
     size_t keep = 0;
-    bp_seg *seg = tomb_reuse(map_bytes, &keep);
-    if (!seg)
+    bool refused = false;
+    bp_seg *seg = tomb_reuse(map_bytes, &keep, &refused);
+    if (!seg && !refused)
         seg = bp__os_map(map_bytes, BP_CHUNK);
-    if (!seg)
+    if (!seg) {
+        errno = ENOMEM;
         return NULL;
+    }
     seg->map_bytes = map_bytes;
     seg->pool = pool;
     if (bp__segmap_add(seg) != 0) {

@@ -113,8 +113,39 @@ static void many_gets_span_many_segments(void **state) {
     assert_int_equal(bp_pool_destroy(pool), 0);
 }
 
+/* The end-pointer trap, as the header states it: in normal builds
+ * a + bp_cap(a) is the next buffer's start; bp_base finds a buffer's own. */
+static void base_finds_the_start_and_end_pointers_are_the_neighbour(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    uint8_t *a = bp_get(pool, 4096), *b = bp_get(pool, 4096);
+    uint8_t *lo = a < b ? a : b, *hi = a < b ? b : a;
+    assert_ptr_equal(bp_base(lo), lo);
+    assert_ptr_equal(bp_base(lo + 1), lo);
+    assert_ptr_equal(bp_base(lo + 4095), lo);
+    if (hi == lo + 4096) { /* neighbours in the segment (LIFO carving makes them so) */
+        assert_ptr_equal(bp_base(lo + bp_cap(lo)), hi); /* not lo: the trap */
+        assert_int_equal(bp_cap(lo + bp_cap(lo)), 4096);
+    }
+    int x;
+    errno = 0;
+    assert_null(bp_base(&x));
+    assert_int_equal(errno, EINVAL);
+    assert_null(bp_base(NULL));
+    bp_put(pool, a);
+    errno = 0;
+    assert_null(bp_base(a)); /* free: not live */
+    assert_int_equal(errno, EINVAL);
+    uint8_t *big = bp_get(pool, 3u << 20);
+    assert_ptr_equal(bp_base(big + 12345), big);
+    bp_put(pool, big);
+    bp_put(pool, b);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(base_finds_the_start_and_end_pointers_are_the_neighbour),
         cmocka_unit_test(request_of_4096_gets_the_4096_tier),
         cmocka_unit_test(buffers_are_aligned_and_writable),
         cmocka_unit_test(live_buffers_never_overlap),

@@ -131,8 +131,88 @@ static void advisor_handles_many_distinct_lengths(void **state) {
     bp_pool_destroy(pool);
 }
 
-int main(void) {
+/* /debug/vars stays valid JSON whatever the command line holds: run this
+ * program again with an argument of invalid UTF-8 and one of 5000 bytes. */
+static void debug_vars_is_valid_json_for_any_command_line(void **state) {
+    (void)state;
+    char cmd[6000];
+    char *a = malloc(5001);
+    memset(a, 'x', 5000);
+    a[5000] = 0;
+    snprintf(cmd, sizeof cmd,
+             "/proc/%d/exe --print-vars \"$(printf 'bad\\377\\376\\300\\257 \\355\\240\\200 ok\\342\\202')\" %s "
+             "| jq -e '.cmdline | length == 4 and (.[3] | length) == 5000 and "
+             "(.[2] | test(\"^bad\\ufffd\\ufffd\\ufffd\\ufffd\"))' >/dev/null",
+             (int)getpid(), a);
+    free(a);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Names have no length limit (no duplicate keys from a cut), and a prefix
+ * that is not UTF-8 is refused rather than breaking the documents. */
+static void export_names_are_whole_and_valid(void **state) {
+    (void)state;
+    bp_pool *a = bp_pool_new(NULL), *b = bp_pool_new(NULL);
+    char pa[700], pb[700];
+    memset(pa, 'p', 600);
+    memcpy(pb, pa, 600);
+    strcpy(pa + 600, "_a_");
+    strcpy(pb + 600, "_b_");
+    assert_int_equal(bp_expvar_publish(a, pa), 0);
+    assert_int_equal(bp_expvar_publish(b, pb), 0);
+    assert_int_equal(bp_expvar_publish(bp_pool_new(NULL), "\xc3("), EINVAL);
+    errno = 0;
+    assert_null(bp_pool_stats_prometheus(a, "\xff"));
+    assert_int_equal(errno, EINVAL);
+    char *vars = bp_expvar_json();
+    assert_int_equal(jq_check(vars, "[keys[] | select(endswith(\"pool_stats\"))] | length == 2"), 0);
+    free(vars);
+    char *prom = bp_prometheus_all();
+    assert_int_equal(run_on(prom, "promtool check metrics < %s >/dev/null 2>&1"), 0);
+    free(prom);
+    bp_pool_destroy(a);
+    bp_pool_destroy(b);
+}
+
+/* A user recorder that hands back zero lengths: the advisor skips them. */
+static size_t zeros_read(void *ctx, size_t *out, size_t max) {
+    (void)ctx;
+    size_t n = max < 10 ? max : 10;
+    for (size_t i = 0; i < n; i++)
+        out[i] = i % 2 ? 0 : 4000;
+    return n;
+}
+static void zeros_push(void *ctx, size_t len) {
+    (void)ctx;
+    (void)len;
+}
+
+static void advisor_ignores_zero_lengths(void **state) {
+    (void)state;
+    bp_recorder r = {NULL, zeros_push, zeros_read};
+    bp_config cfg = {0};
+    cfg.recorder = &r;
+    bp_pool *pool = bp_pool_new(&cfg);
+    bp_advice adv;
+    assert_int_equal(bp_pool_advice(pool, 0, &adv), 0);
+    assert_int_equal(adv.samples, 5);
+    assert_int_equal(adv.ntiers, 1);
+    assert_int_equal(adv.tiers[0], 4000);
+    free(bp_pool_detail_json(pool));
+    bp_pool_destroy(pool);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--print-vars")) { /* for the command-line test */
+        char *vars = bp_expvar_json();
+        fputs(vars, stdout);
+        free(vars);
+        return 0;
+    }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(debug_vars_is_valid_json_for_any_command_line),
+        cmocka_unit_test(export_names_are_whole_and_valid),
+        cmocka_unit_test(advisor_ignores_zero_lengths),
         cmocka_unit_test(publish_refuses_duplicates_and_destroy_unpublishes),
         cmocka_unit_test(debug_vars_carry_the_seed_shape_and_details),
         cmocka_unit_test(prometheus_output_passes_promtool),

@@ -6,6 +6,8 @@
 
 #include <stdatomic.h>
 
+#include <stdatomic.h>
+
 extern _Atomic long bp__os_fail_countdown; /* os.c: test hook */
 
 enum { MAXLIVE = 512 };
@@ -96,8 +98,28 @@ static void every_mmap_and_madvise_failure_is_survived(void **state) {
     assert_true(enomem_seen > 0);
 }
 
+/* A reserve that fails part-way leaves the pool as it was: no floor is set
+ * and what it mapped is unmapped again. */
+static void a_failed_reserve_is_rolled_back(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    atomic_store(&bp__os_fail_countdown, 3); /* the third mapping fails */
+    assert_int_equal(bp_pool_reserve(pool, 4096, 2000), ENOMEM);
+    atomic_store(&bp__os_fail_countdown, 0);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.tiers[5].carved, 0);
+    assert_int_equal(st.bytes_mapped, 0);
+    assert_int_equal(bp_pool_reserve(pool, 4096, 300), 0); /* now it works, floor 300 */
+    bp_pool_trim(pool);
+    bp_pool_stats(pool, &st);
+    assert_true(st.tiers[5].carved >= 300);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_failed_reserve_is_rolled_back),
         cmocka_unit_test(every_mmap_and_madvise_failure_is_survived),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,8 +78,75 @@ static void child_after_fork_uses_and_destroys_the_pool(void **state) {
     assert_int_equal(bp_pool_destroy(pool), 0);
 }
 
+/* fork() while another thread is inside a library lock: the child must
+ * find every lock free (alarm: a deadlocked child is killed, and fails). */
+static _Atomic int spin_stop;
+static void *export_spinner(void *arg) {
+    (void)arg;
+    while (!spin_stop) {
+        free(bp_expvar_json());
+        free(bp_prometheus_all());
+    }
+    return NULL;
+}
+
+static void *checked_spinner(void *arg) {
+    bp_pool *p = arg; /* checked: every call takes the pool lock, no cache */
+    while (!spin_stop)
+        bp_put(p, bp_get(p, 100));
+    return NULL;
+}
+
+static bp_pool *unpublished;
+
+/* Each call takes one of the locks the parent's threads were holding. The
+ * first ones allocate nothing: AddressSanitizer's allocator (GCC 12) is not
+ * fork-safe itself, so a child that mallocs can hang in it whatever the
+ * library does; the exports, which allocate, run in the other builds. */
+static void child_uses_everything(void *arg) {
+    bp_pool *p = arg;
+    alarm(10);
+    int x, bad = 0;
+    bad |= bp_expvar_unpublish(unpublished) != ENOENT; /* the expvar lock */
+    bad |= bp_put((bp_pool *)&x, &x) != EINVAL;         /* the pool registry */
+    void *b = bp_get(p, 100);                           /* the checked pool's lock */
+    bad |= !b || bp_put(p, b) != 0;
+#if !defined(__SANITIZE_ADDRESS__)
+    free(bp_expvar_json());
+    free(bp_prometheus_all());
+#endif
+    _exit(bad);
+}
+
+static void fork_during_exports_and_checked_calls_does_not_deadlock(void **state) {
+    (void)state;
+    bp_config cfg = {0};
+    cfg.flags = BP_CHECKED;
+    bp_pool *checked = bp_pool_new(&cfg);
+    bp_pool *pub = bp_pool_new(NULL);
+    unpublished = bp_pool_new(NULL);
+    assert_int_equal(bp_expvar_publish(pub, "fork_"), 0);
+    spin_stop = 0;
+    pthread_t a, b;
+    pthread_create(&a, NULL, export_spinner, NULL);
+    pthread_create(&b, NULL, checked_spinner, checked);
+    for (int i = 0; i < 30; i++) {
+        char msg[256];
+        int st = run_in_child(child_uses_everything, checked, msg, sizeof msg);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    spin_stop = 1;
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    assert_int_equal(bp_pool_destroy(checked), 0);
+    assert_int_equal(bp_pool_destroy(pub), 0);
+    assert_int_equal(bp_pool_destroy(unpublished), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(fork_during_exports_and_checked_calls_does_not_deadlock),
         cmocka_unit_test(child_after_fork_uses_and_destroys_the_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

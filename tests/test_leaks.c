@@ -3,6 +3,9 @@
  * environment switch; destroy reports to stderr. */
 #include "helpers.h"
 
+#include <fcntl.h>
+#include <pthread.h>
+
 static bp_pool *leak_pool(bp_leaks mode) {
     bp_config cfg = {0};
     cfg.leaks = mode;
@@ -139,8 +142,52 @@ static void bad_leaks_setting_is_refused(void **state) {
     assert_int_equal(bp_pool_report_leaks(NULL, stderr), 0);
 }
 
+typedef struct stuck {
+    bp_pool *pool;
+    FILE *out;
+} stuck;
+
+static void *report_into(void *arg) {
+    stuck *s = arg;
+    bp_pool_report_leaks(s->pool, s->out);
+    return NULL;
+}
+
+/* A report into a stream that does not drain (a full pipe) blocks only
+ * the reporting thread: the pool's lock is not held while writing. */
+static void a_stuck_report_does_not_stall_the_pool(void **state) {
+    (void)state;
+    bp_pool *pool = leak_pool(BP_LEAKS_ALL);
+    void *held[200];
+    for (int i = 0; i < 200; i++)
+        held[i] = i % 2 ? alloc_site_alpha(pool, 100) : alloc_site_beta(pool, 3000);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fcntl(fds[1], F_SETPIPE_SZ, 4096); /* smaller than the report */
+    stuck s = {pool, fdopen(fds[1], "w")};
+    setvbuf(s.out, NULL, _IONBF, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, report_into, &s);
+    usleep(200 * 1000); /* the reporter is blocked in write() now */
+    /* calls that take the pool lock still complete */
+    void *big = bp_get(pool, 5u << 20);
+    assert_non_null(big);
+    assert_int_equal(bp_release(big), 0);
+    bp_pool_trim(pool);
+    char buf[4096];
+    while (read(fds[0], buf, sizeof buf) > 0 && pthread_tryjoin_np(t, NULL) != 0)
+        ; /* drain: the reporter finishes */
+    pthread_join(t, NULL);
+    fclose(s.out);
+    close(fds[0]);
+    for (int i = 0; i < 200; i++)
+        bp_release(held[i]);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_stuck_report_does_not_stall_the_pool),
         cmocka_unit_test(report_groups_by_site_with_counts_and_bytes),
         cmocka_unit_test(sampling_records_about_one_in_32),
         cmocka_unit_test(off_records_nothing_and_oversize_is_sampled),

@@ -198,8 +198,68 @@ static void bad_arguments_elsewhere(void **state) {
     bp_pool_destroy(pool);
 }
 
+/* Refusals that used to be silent: each is counted and reported. */
+static void every_refused_call_is_counted_and_reported(void **state) {
+    (void)state;
+    seen s = {0};
+    bp_pool *pool = pool_with_callback(&s);
+    bp_advice adv;
+    (void)adv;
+    assert_int_equal(bp_pool_reserve(pool, 0, 1), EINVAL);
+    assert_int_equal(bp_pool_reserve(pool, (2u << 20) + 1, 1), EINVAL);
+    assert_int_equal(bp_pool_advice(pool, 0, NULL), EINVAL);
+    assert_int_equal(bp_expvar_publish(pool, NULL), EINVAL);
+    assert_int_equal(bp_expvar_publish(pool, "bad\xff"), EINVAL); /* not UTF-8 */
+    assert_int_equal(s.calls, 5);
+    assert_int_equal(refused(pool), 5);
+    assert_string_equal(s.op, "bp_expvar_publish");
+    bp_pool_destroy(pool);
+}
+
+/* bp_put's pool handle is the caller's: when it is no pool at all, the
+ * refusal writes nothing into that memory and calls nothing read from it. */
+static void a_pool_handle_that_is_no_pool_is_not_written(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    void *p = bp_get(pool, 100);
+    unsigned char *fake = malloc(8192), copy[8192];
+    memset(fake, 0xab, 8192); /* a "function pointer" of 0xabab... if read */
+    memcpy(copy, fake, 8192);
+    uint64_t before = bp_refused_unowned();
+    assert_int_equal(bp_put((bp_pool *)fake, p), EINVAL);
+    int x;
+    assert_int_equal(bp_put((bp_pool *)fake, &x), EINVAL);
+    assert_memory_equal(fake, copy, 8192);
+    assert_int_equal(bp_refused_unowned(), before + 2);
+    assert_int_equal(bp_refcount(p), 1); /* untouched */
+    free(fake);
+    assert_int_equal(bp_put(pool, p), 0);
+    bp_pool_destroy(pool);
+}
+
+/* Errors name themselves: a double release is reported as one. */
+static void a_double_release_is_named_double_release(void **state) {
+    (void)state;
+    seen s = {0};
+    bp_pool *pool = pool_with_callback(&s);
+    void *p = bp_get(pool, 100);
+    bp_put(pool, p);
+    assert_int_equal(bp_release(p), EALREADY);
+    assert_non_null(strstr(bp_error_name(s.err, s.op), "double release"));
+    assert_int_equal(bp_put(pool, p), EALREADY);
+    assert_non_null(strstr(bp_error_name(s.err, s.op), "double release"));
+    assert_null(bp_retain(p));
+    assert_null(strstr(bp_error_name(s.err, s.op), "double release"));
+    assert_non_null(strstr(bp_error_name(ENOMEM, "bp_get"), "budget"));
+    assert_non_null(bp_error_name(12345, NULL));
+    bp_pool_destroy(pool);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_refused_call_is_counted_and_reported),
+        cmocka_unit_test(a_pool_handle_that_is_no_pool_is_not_written),
+        cmocka_unit_test(a_double_release_is_named_double_release),
         cmocka_unit_test(get_zero_and_null_pool_are_einval),
         cmocka_unit_test(null_foreign_and_stack_pointers_are_einval),
         cmocka_unit_test(unowned_refusals_go_to_the_global_handler),

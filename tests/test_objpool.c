@@ -136,8 +136,55 @@ static void threads_share_an_object_pool(void **state) {
     assert_int_equal(bp_objpool_destroy(shared), 0);
 }
 
+static _Atomic int lazy_inits;
+static void count_init(void *obj, void *arg) {
+    (void)arg;
+    memset(obj, 0x42, 64);
+    lazy_inits++;
+}
+
+/* init runs once per object when it is first handed out, not for a whole
+ * carved batch at once. */
+static void init_runs_on_demand(void **state) {
+    (void)state;
+    lazy_inits = 0;
+    bp_objpool_config cfg = {64, count_init, NULL, NULL, 0};
+    bp_objpool *op = bp_objpool_new(&cfg);
+    unsigned char *a = bp_objpool_get(op);
+    assert_int_equal(lazy_inits, 1);
+    assert_int_equal(a[63], 0x42);
+    bp_obj_stats st;
+    bp_objpool_stats(op, &st);
+    assert_int_equal(st.created, 1);
+    assert_int_equal(bp_objpool_put(op, a), 0);
+    assert_ptr_equal(bp_objpool_get(op), a); /* reused: no second init */
+    assert_int_equal(lazy_inits, 1);
+    void *b = bp_objpool_get(op);
+    assert_int_equal(lazy_inits, 2);
+    bp_objpool_put(op, a);
+    bp_objpool_put(op, b);
+    assert_int_equal(bp_objpool_destroy(op), 0);
+}
+
+/* Objects still out at destroy may be put back: reset runs, the last put
+ * frees the pool (ASan would report a use after free). */
+static void put_after_destroy_works(void **state) {
+    (void)state;
+    init_calls = reset_calls = 0;
+    bp_objpool *op = new_conn_pool();
+    conn *a = bp_objpool_get(op), *b = bp_objpool_get(op);
+    assert_int_equal(bp_objpool_destroy(op), 2);
+    a->fd = 7;
+    assert_int_equal(bp_objpool_put(op, a), 0);
+    assert_int_equal(reset_calls, 1);
+    assert_int_equal(bp_objpool_put(op, b), 0); /* the last: the pool goes */
+    assert_int_equal(reset_calls, 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(init_runs_on_demand),
+        cmocka_unit_test(put_after_destroy_works),
         cmocka_unit_test(init_once_reset_on_every_put),
         cmocka_unit_test(bad_puts_are_refused_without_reset),
         cmocka_unit_test(destroy_reports_objects_still_out),

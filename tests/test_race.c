@@ -114,7 +114,8 @@ static void a_retain_racing_the_final_release_fails_or_holds(void **state) {
 enum { NSTALE = 64 };
 typedef struct stale {
     _Atomic(uintptr_t) ptr[NSTALE];
-    _Atomic int phase; /* 0 hold, 1 query, 2 stop */
+    _Atomic int phase;  /* 0 hold, 1 query, 2 stop */
+    _Atomic int parked; /* the querier holds off (phase 0 seen) */
     _Atomic unsigned long queries;
 } stale;
 
@@ -125,9 +126,11 @@ static void *querier(void *arg) {
         if (ph == 2)
             return NULL;
         if (ph == 0) {
+            atomic_store(&s->parked, 1);
             sched_yield();
             continue;
         }
+        atomic_store(&s->parked, 0);
         for (int i = 0; i < NSTALE; i++) {
             char *p = (char *)atomic_load(&s->ptr[i]);
             if (!p)
@@ -152,12 +155,14 @@ static void queries_of_stale_pointers_never_fault(void **state) {
     cfg.idle_bytes = 1;   /* an empty segment is unmapped at once */
     cfg.tcache_bytes = 1; /* no thread bins */
     bp_pool *pool = bp_pool_new(&cfg);
-    stale s = {{0}, 0, 0};
+    stale s = {{0}, 0, 0, 0};
     pthread_t t;
     pthread_create(&t, NULL, querier, &s);
     const size_t lens[] = {3u << 20, 100, 60000, 5u << 20};
     for (int round = 0; round < 200; round++) {
         atomic_store(&s.phase, 0);
+        while (!atomic_load(&s.parked)) /* no query runs while addresses are reused */
+            sched_yield();
         void *v[NSTALE];
         for (int i = 0; i < NSTALE; i++) {
             v[i] = bp_get(pool, lens[i % 4]);

@@ -7,6 +7,25 @@
 
 static bp_pool *shared;
 
+/* The first segments of the process made by two threads at once (the page
+ * size was read racily: ThreadSanitizer reported it). This runs first. */
+static void *first_segment(void *arg) {
+    (void)arg;
+    bp_pool *p = bp_pool_new(NULL);
+    bp_put(p, bp_get(p, 5000));
+    bp_pool_destroy(p);
+    return NULL;
+}
+
+static void first_segments_on_two_threads(void **state) {
+    (void)state;
+    pthread_t a, b;
+    pthread_create(&a, NULL, first_segment, NULL);
+    pthread_create(&b, NULL, first_segment, NULL);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+}
+
 static void *get_put_50(void *arg) {
     (void)arg;
     for (int i = 0; i < 50; i++) {
@@ -216,6 +235,7 @@ static void recent_lengths_read_during_recording(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(first_segments_on_two_threads),
         cmocka_unit_test(ten_threads_times_fifty),
         cmocka_unit_test(cross_thread_release_balances),
         cmocka_unit_test(cross_thread_release_of_big_buffers),
