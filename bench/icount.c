@@ -4,7 +4,11 @@
  * total instructions divided by the difference in iterations is the cost
  * of one operation, free of start-up and set-up.
  *
- *   icount getput|retain|getput_norec SIZE ITERATIONS
+ *   icount getput|getrelease|retain|getput_norec SIZE ITERATIONS
+ *
+ * getrelease drops the only reference with bp_release (one atomic CAS 1 -> 0)
+ * where getput uses bp_put (a plain store): the difference is the cost of
+ * making the final release safe against a racing one.
  */
 #include <bytepool.h>
 
@@ -14,7 +18,7 @@
 
 int main(int argc, char **argv) {
     if (argc != 4) {
-        fprintf(stderr, "usage: icount getput|retain|getput_norec SIZE ITERATIONS\n");
+        fprintf(stderr, "usage: icount getput|getrelease|retain|getput_norec SIZE ITERATIONS\n");
         return 2;
     }
     size_t size = strtoull(argv[2], NULL, 10);
@@ -32,6 +36,12 @@ int main(int argc, char **argv) {
             bp_release(p);
         }
         bp_put(pool, p);
+    } else if (!strcmp(argv[1], "getrelease")) {
+        for (long i = 0; i < n; i++) {
+            p = bp_get(pool, size);
+            __asm__ volatile("" : : "r"(p) : "memory");
+            bp_release(p);
+        }
     } else {
         for (long i = 0; i < n; i++) {
             p = bp_get(pool, size);

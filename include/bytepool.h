@@ -113,8 +113,10 @@ BP_API void bp_ring_push_size(bp_ring *r, size_t v);
 BP_API size_t bp_ring_snapshot_sizes(bp_ring *r, size_t *out, size_t max);
 
 /* A user-supplied recorder of requested lengths (the seed's WithRingQueue).
- * push is called with the pool lock held, in batches, from any thread; read
- * must copy up to max lengths, oldest first, and return the count. */
+ * push is called with the pool lock held, in batches, from any thread
+ * (before every read of the recent lengths, by the export or stats call, so
+ * the recorder has every length when it is read); read must copy up to max
+ * lengths, oldest first, and return the count. Lengths are never 0. */
 typedef struct bp_recorder {
     void *ctx;
     void (*push)(void *ctx, size_t len);
@@ -217,9 +219,10 @@ BP_API bp_pool *bp_pool_new(const bp_config *cfg);
  * retained and released from any thread; the pool's memory goes back to the
  * OS as the last of them is released. After this call the pool handle must
  * not be passed to any function. Must not run concurrently with other calls
- * that pass this pool handle. Buffers other threads keep in their caches
- * for this pool are handed back by those threads at their next slow-path
- * call or at thread exit. NULL returns 0. */
+ * that pass this pool handle. Free buffers other threads keep in their
+ * caches for this pool are handed back by the background thread about a
+ * second later (or by those threads at their next slow-path call or exit).
+ * NULL returns 0. */
 BP_API size_t bp_pool_destroy(bp_pool *pool);
 
 /* Prewarms a tier (the seed's Alloc): makes `count` buffers of the tier
@@ -290,12 +293,14 @@ BP_API void *bp_retain(void *p);
 BP_API int bp_release(void *p);
 
 /* The reference count of the buffer containing p; 0 when p is not inside a
- * live buffer. A snapshot: other threads may change it. Thread-safe. */
+ * live buffer. A snapshot: other threads may change it. It never touches
+ * unmapped memory, whatever p is and whatever other threads free meanwhile
+ * (a freed segment leaves zeroed header pages behind). Thread-safe. */
 BP_API size_t bp_refcount(const void *p);
 
 /* Bytes from p to the end of the live buffer containing p; 0 when p is not
- * inside a live buffer. Like bp_refcount, it never touches unmapped memory,
- * whatever p is and whatever other threads free meanwhile. Thread-safe. */
+ * inside a live buffer. Like bp_refcount, it never touches unmapped memory.
+ * Thread-safe. */
 BP_API size_t bp_cap(const void *p);
 
 /* The start of the live buffer containing p (p itself for a start); NULL

@@ -59,16 +59,16 @@ int bp__os_decommit(void *p, size_t size) {
 }
 
 /* Retires a mapping without ever leaving its first `keep` bytes unmapped:
- * they are replaced in one step by fresh zero pages (no memory until
- * written), the rest is unmapped. A thread that read a stale segment address
- * from the map may still read the header there; it reads zeros, which
- * describe a segment of no slots, and refuses. */
+ * the rest is unmapped, and those pages are given back with MADV_DONTNEED,
+ * which on an anonymous private mapping makes them read as zeros (no memory
+ * until written) without a moment of being unmapped. A thread that read a
+ * stale segment address from the map may still read the header there; it
+ * reads the old header, whose counts are all 0, or zeros, which describe a
+ * segment of no slots; either way it refuses. */
 void bp__os_retire(void *p, size_t size, size_t keep) {
     if (keep < size)
         munmap((uint8_t *)p + keep, size - keep);
-    if (mmap(p, keep, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
-        MAP_FAILED)
-        madvise(p, keep, MADV_DONTNEED); /* same effect on an anonymous private mapping */
+    madvise(p, keep, MADV_DONTNEED);
 }
 
 /* Grows a retired mapping of `keep` bytes in place to `size`: 0, EBUSY when

@@ -100,9 +100,9 @@ static void *checked_spinner(void *arg) {
 static bp_pool *unpublished;
 
 /* Each call takes one of the locks the parent's threads were holding. The
- * first ones allocate nothing: AddressSanitizer's allocator (GCC 12) is not
+ * first ones allocate nothing: the sanitizers' allocator (GCC 12) is not
  * fork-safe itself, so a child that mallocs can hang in it whatever the
- * library does; the exports, which allocate, run in the other builds. */
+ * library does; the exports, which allocate, run in the normal build. */
 static void child_uses_everything(void *arg) {
     bp_pool *p = arg;
     alarm(10);
@@ -111,7 +111,7 @@ static void child_uses_everything(void *arg) {
     bad |= bp_put((bp_pool *)&x, &x) != EINVAL;         /* the pool registry */
     void *b = bp_get(p, 100);                           /* the checked pool's lock */
     bad |= !b || bp_put(p, b) != 0;
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(BP_SANITIZED)
     free(bp_expvar_json());
     free(bp_prometheus_all());
 #endif
