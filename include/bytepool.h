@@ -136,11 +136,13 @@ typedef struct bp_pool bp_pool;
 /* bp_config.flags */
 #define BP_CHECKED 0x1u   /* poison free buffers, guard gaps with canaries, abort on misuse */
 #define BP_NO_RECENT 0x2u /* do not record requested lengths */
-#define BP_STRICT_LEN 0x4u /* only the requested length is usable: checked mode puts a
-                              canary right after it, ASan and Valgrind builds allow
-                              access to it alone (default: the whole bp_cap) */
-#define BP_NO_BACKGROUND 0x8u /* no background purge: idle memory goes back to the OS only
-                                 during later calls on the pool (and on bp_pool_trim) */
+#define BP_STRICT_LEN                                                                              \
+    0x4u /* only the requested length is usable: checked mode puts a                               \
+            canary right after it, ASan and Valgrind builds allow                                  \
+            access to it alone (default: the whole bp_cap) */
+#define BP_NO_BACKGROUND                                                                           \
+    0x8u /* no background purge: idle memory goes back to the OS only                              \
+            during later calls on the pool (and on bp_pool_trim) */
 
 /* Leak reports: which buffers record where they were allocated. */
 typedef enum bp_leaks {
@@ -331,7 +333,7 @@ BP_API const char *bp_error_name(int err, const char *op);
     X(bytes_idle, idle_bytes, gauge, "Capacity of free buffers kept for reuse")                    \
     X(bytes_mapped, mapped_bytes, gauge, "Bytes mapped from the OS, headers included")             \
     X(segments, segments, gauge, "Segments mapped, oversize buffers included")                     \
-    X(os_returned, os_returned_bytes, counter, "Bytes given back to the OS")                      \
+    X(os_returned, os_returned_bytes, counter, "Bytes given back to the OS")                       \
     X(max_bytes, budget_bytes, gauge, "The memory budget (max_bytes); 0 for none")                 \
     X(budget_refused, budget_refused, counter, "Gets refused at the memory budget")
 

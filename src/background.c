@@ -18,7 +18,6 @@
  */
 #include "internal.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <time.h>
@@ -45,11 +44,7 @@ static void reclaim_dead(bp_pool *pool, uint64_t now) {
     if (now - pool->dead_ms < BG_GRACE_MS)
         return;
     for (bp_tcache *tc = pool->tcs; tc; tc = tc->pnext)
-        for (uint32_t t = 0; t < pool->ntiers; t++) {
-            bp_bin *bin = &tc->bins[t];
-            bp__depot_give(pool, t, bin->e, bp__bin_n(bin));
-            bin->top = bin->e;
-        }
+        bp__tc_give_back(tc);
 }
 
 /* One pass over every pool; returns the period until the next. */
@@ -78,10 +73,7 @@ static void *bg_main(void *arg) {
     pthread_mutex_lock(&bg_mu);
     while (!bg_stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += (long)bg_period_ms * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        bp__os_deadline(&ts, bg_period_ms);
         pthread_cond_timedwait(&bg_cv, &bg_mu, &ts);
         if (bg_stop)
             break;
@@ -95,11 +87,7 @@ static void *bg_main(void *arg) {
 }
 
 static void bg_cv_init(void) {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&bg_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    bp__os_cond_init(&bg_cv);
     bg_cv_ready = true;
 }
 

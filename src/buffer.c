@@ -132,9 +132,9 @@ BP_COLD static void *get_uncached(bp_pool *pool, uint32_t t, size_t len, void *s
 }
 
 BP_COLD static void *get_slow(bp_pool *pool, size_t len, void *site) {
+    bp__budget_failed = false; /* bp_get_wait reads it after every failed get */
     if (!pool || len == 0)
         return bp__refuse_user(pool, EINVAL, "bp_get", NULL), NULL;
-    bp__budget_failed = false;
     if (len > pool->max_len)
         return get_oversize(pool, len, site);
     uint32_t t = bp__tier_of(pool, len);
@@ -351,8 +351,7 @@ BP_COLD static int drop_full(void *p, const char *op) {
 int bp_put(bp_pool *pool, void *p) {
     bp_seg *seg = bp__seg_of(p);
     int r;
-    if (BP_LIKELY(seg && seg->pool == pool) &&
-        BP_LIKELY((r = drop_fast(pool, seg, p, true)) >= 0))
+    if (BP_LIKELY(seg && seg->pool == pool) && BP_LIKELY((r = drop_fast(pool, seg, p, true)) >= 0))
         return BP_LIKELY(r == 0) ? 0 : drop_full(p, "bp_put");
     return drop_slow(pool, false, p, "bp_put");
 }
@@ -435,24 +434,13 @@ void *bp_base(const void *p) {
 
 /* ---- waiting for room under the budget ------------------------------------ */
 
-static void deadline_after(struct timespec *ts, int ms) {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms) {
     struct timespec deadline;
     if (timeout_ms > 0)
-        deadline_after(&deadline, timeout_ms);
+        bp__os_deadline(&deadline, (unsigned)timeout_ms);
     for (;;) {
         uint64_t gen = pool ? ld_acq(&pool->room_gen) : 0;
-        bp__budget_failed = false;
-        void *p = bp_get(pool, len);
+        void *p = bp_get(pool, len); /* a fast-path get never fails */
         if (p || !bp__budget_failed)
             return p; /* served, or refused for another reason (errno says) */
         if (timeout_ms == 0)
@@ -477,7 +465,7 @@ void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms) {
 
 const char *bp_error_name(int err, const char *op) {
     bool drop = op && (!strcmp(op, "bp_put") || !strncmp(op, "bp_release", 10) ||
-                       !strcmp(op, "bp_objpool_put") || !strcmp(op, "bp_put_bulk"));
+                       !strcmp(op, "bp_objpool_put"));
     switch (err) {
     case 0:
         return "no error";

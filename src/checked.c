@@ -20,8 +20,8 @@
 
 #define POISON 0xdb
 #define CANARY 0xca
-#define CANARY_MAX 16 /* BP_STRICT_LEN: canary bytes after the requested length */
-#define CANARY_GAP 64 /* the guard gap of small tiers, all canary */
+#define CANARY_MAX 16    /* BP_STRICT_LEN: canary bytes after the requested length */
+#define CANARY_GAP 64    /* the guard gap of small tiers, all canary */
 #define FREED UINT32_MAX /* reqlen of a poisoned free slot */
 
 _Noreturn void bp__abort(const char *fmt, ...) {
@@ -69,8 +69,8 @@ void bp__checked_on_get(bp_seg *seg, uint32_t idx, size_t len) {
     track_touch_end(p, seg->size + gap);
 }
 
-static void check_canary(const uint8_t *p, size_t from, size_t n, const char *op,
-                         const bp_seg *seg, const char *what, size_t limit) {
+static void check_canary(const uint8_t *p, size_t from, size_t n, const char *op, const bp_seg *seg,
+                         const char *what, size_t limit) {
     for (size_t i = from; i < from + n; i++)
         if (p[i] != CANARY)
             bp__abort("bytepool: %s: buffer %p (tier %zu) written past its %s %zu (canary at "

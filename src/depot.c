@@ -96,7 +96,6 @@ uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n
             out[got].p = bp__seg_buf(seg, idx);
             out[got].rc = &seg->rc[idx];
             d->carved++;
-            pool->carved_total++;
             got++;
         }
         if (!seg->nfree && seg->ncarved == seg->nslots)
@@ -159,20 +158,13 @@ size_t bp__depot_release_empty(bp_pool *pool, uint32_t tier) {
     return returned;
 }
 
-size_t bp__depot_trim(bp_pool *pool, bool all_empty) {
-    size_t returned = 0;
-    bp__depot_drain_hot(pool);
+/* Unmaps every empty segment above the floors, then releases the pages of
+ * the free buffers of a page and more. */
+size_t bp__depot_trim(bp_pool *pool) {
+    size_t returned = bp__depot_release_empty(pool, UINT32_MAX);
     size_t page = bp__os_page();
     for (uint32_t t = 0; t < pool->ntiers; t++) {
-        bp_depot *d = &pool->depot[t];
-        bp_seg *next;
-        for (bp_seg *seg = d->partial; seg; seg = next) {
-            next = seg->pnext;
-            if (seg_empty(seg) && all_empty && may_release(pool, seg)) {
-                returned += seg->map_bytes;
-                seg_release(pool, seg);
-                continue;
-            }
+        for (bp_seg *seg = pool->depot[t].partial; seg; seg = seg->pnext) {
             if (seg->stride < page || seg->reqlen) /* checked: keep the poison */
                 continue;
             for (uint32_t i = seg->ncold; i < seg->nfree; i++) {

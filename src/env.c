@@ -24,14 +24,12 @@ static const char *const env_names[BP_ENV_COUNT] = {
 
 static _Atomic uint32_t warned; /* one bit per variable */
 
-const char *bp__env_name(bp_env v) { return env_names[v]; }
-
 static void complain(bp_env v, const char *value, const char *expected) {
     uint32_t bit = 1u << v;
     if (atomic_fetch_or(&warned, bit) & bit)
         return;
-    fprintf(stderr, "bytepool: ignoring %s=\"%s\": expected %s; using the default\n",
-            env_names[v], value, expected);
+    fprintf(stderr, "bytepool: ignoring %s=\"%s\": expected %s; using the default\n", env_names[v],
+            value, expected);
 }
 
 /* The variable's value, or NULL when unset or empty. */
@@ -41,8 +39,8 @@ static const char *value_of(bp_env v) {
 }
 
 int bp__parse_bool(const char *s) {
-    static const char *const yes[] = {"1", "true", "yes", "on"}, *const no[] = {"0", "false",
-                                                                                 "no", "off"};
+    static const char *const yes[] = {"1", "true", "yes", "on"}, *const no[] = {"0", "false", "no",
+                                                                                "off"};
     for (size_t i = 0; i < 4; i++) {
         if (!strcasecmp(s, yes[i]))
             return 1;
@@ -76,10 +74,23 @@ int bp__parse_size(const char *s, uint64_t *out) {
     }
     unsigned shift = 0;
     switch (*s) {
-    case 'k': case 'K': shift = 10; s++; break;
-    case 'm': case 'M': shift = 20; s++; break;
-    case 'g': case 'G': shift = 30; s++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        s++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        s++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        s++;
+        break;
+    default:
+        break;
     }
     if (*s == 'i' && shift) /* KiB, MiB, GiB */
         s++;

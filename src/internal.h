@@ -228,7 +228,6 @@ struct bp_pool {
     void (*obj_init)(void *obj, void *arg); /* object pools: init, on a slot's first get */
     void *obj_arg;
     struct bp_objpool *objpool; /* the object pool this pool serves, freed with it */
-    uint64_t carved_total;
 
     /* slow-path state, under lock */
     pthread_mutex_t lock;
@@ -250,12 +249,12 @@ struct bp_pool {
     bp_pool *gnext, *gprev; /* process-wide list, for fork */
 
     /* the memory budget (under lock, but for the atomics) */
-    pthread_cond_t room;                   /* bp_get_wait sleeps here */
-    uint32_t waiters;                      /* threads in bp_get_wait */
-    _Atomic uint64_t room_gen;             /* bumped when memory or buffers come back */
-    _Atomic uint64_t pressure_until_ms;    /* caches bypassed until then (BPF_PRESSURE) */
-    uint64_t dead_ms;                      /* when bp_pool_destroy ran */
-    uint64_t last_decay_ms;                /* the last decay pass (lock) */
+    pthread_cond_t room;                /* bp_get_wait sleeps here */
+    uint32_t waiters;                   /* threads in bp_get_wait */
+    _Atomic uint64_t room_gen;          /* bumped when memory or buffers come back */
+    _Atomic uint64_t pressure_until_ms; /* caches bypassed until then (BPF_PRESSURE) */
+    uint64_t dead_ms;                   /* when bp_pool_destroy ran */
+    uint64_t last_decay_ms;             /* the last decay pass (lock) */
 
     /* slow-path counters, atomic RMW */
     _Atomic uint64_t discarded, refused, over_live, over_bytes, budget_refused;
@@ -349,6 +348,9 @@ BP_HIDDEN void bp__os_retire(void *p, size_t size, size_t keep);
 BP_HIDDEN int bp__os_regrow(void *p, size_t keep, size_t size);
 BP_HIDDEN size_t bp__os_page(void);
 BP_HIDDEN uint64_t bp__os_now_ms(void);
+BP_HIDDEN void bp__os_cond_init(pthread_cond_t *cv); /* timed waits on CLOCK_MONOTONIC */
+struct timespec;
+BP_HIDDEN void bp__os_deadline(struct timespec *ts, unsigned ms); /* now + ms, monotonic */
 
 /* segmap.c */
 BP_HIDDEN int bp__segmap_add(bp_seg *seg);
@@ -359,9 +361,8 @@ BP_HIDDEN bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier);
 BP_HIDDEN bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len);
 BP_HIDDEN void bp__seg_free(bp_seg *seg);
 extern BP_TLS bool bp__budget_failed BP_HIDDEN; /* the last mapping was refused by the budget */
-BP_HIDDEN void bp__tomb_lock(void); /* fork */
+BP_HIDDEN void bp__tomb_lock(void);             /* fork */
 BP_HIDDEN void bp__tomb_unlock(void);
-BP_HIDDEN size_t bp__tomb_count(void);
 static inline uint8_t *bp__seg_buf(const bp_seg *seg, uint32_t idx) {
     return seg->base + (size_t)idx * seg->stride;
 }
@@ -376,12 +377,12 @@ BP_HIDDEN int bp__tiers_build(bp_pool *pool, const size_t *sizes, size_t n);
 /* depot.c (all under pool->lock) */
 BP_HIDDEN uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n);
 BP_HIDDEN void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in, uint32_t n);
-BP_HIDDEN size_t bp__depot_trim(bp_pool *pool, bool all_empty);
-BP_HIDDEN void bp__depot_decay(bp_pool *pool);     /* when due */
+BP_HIDDEN size_t bp__depot_trim(bp_pool *pool);
+BP_HIDDEN void bp__depot_decay(bp_pool *pool); /* when due */
 BP_HIDDEN void bp__depot_decay_now(bp_pool *pool);
 BP_HIDDEN void bp__depot_drain_hot(bp_pool *pool);
 BP_HIDDEN size_t bp__depot_release_empty(bp_pool *pool, uint32_t tier); /* UINT32_MAX: all */
-BP_HIDDEN void bp__depot_room(bp_pool *pool); /* wakes bp_get_wait */
+BP_HIDDEN void bp__depot_room(bp_pool *pool);                           /* wakes bp_get_wait */
 BP_HIDDEN void bp__depot_tick(bp_tcache *tc); /* no lock held: now and then, decay if due */
 /* depot.c, without the lock: the hot slots of tiers with small or no bins */
 BP_HIDDEN _Atomic uint32_t *bp__depot_hot_take(bp_pool *pool, uint32_t tier);
@@ -391,6 +392,8 @@ BP_HIDDEN bool bp__depot_hot_give(bp_pool *pool, uint32_t tier, _Atomic uint32_t
 BP_HIDDEN bp_tcache *bp__tc_slow(bp_pool *pool);
 BP_HIDDEN bp_tcache *bp__tc_find(const bp_pool *pool); /* no creation */
 BP_HIDDEN void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep);
+BP_HIDDEN void bp__tc_flush_all(bp_tcache *tc);
+BP_HIDDEN void bp__tc_give_back(bp_tcache *tc); /* pool lock held */
 BP_HIDDEN void *bp__tc_refill(bp_tcache *tc, uint32_t tier);
 BP_HIDDEN void bp__tc_retire(bp_tcache *tc);  /* pool lock held */
 BP_HIDDEN void bp__tc_archive(bp_tcache *tc); /* pool lock held */
@@ -433,7 +436,7 @@ BP_HIDDEN void bp__record(bp_pool *pool, size_t len);
 BP_HIDDEN int bp__refuse(bp_pool *pool, int err, const char *op, const void *p);
 BP_HIDDEN int bp__refuse_user(bp_pool *pool, int err, const char *op, const void *p);
 BP_HIDDEN void bp__report(bp_pool *pool, int err, const char *op, const void *p); /* uncounted */
-BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx); /* rc already 0 */
+BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx);                   /* rc already 0 */
 
 /* sbuf.c: a growing malloc'd string; every writer is a no-op after a failure */
 typedef struct bp_sbuf {
@@ -444,9 +447,9 @@ typedef struct bp_sbuf {
 BP_HIDDEN void bp__sb_printf(bp_sbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 BP_HIDDEN void bp__sb_json_str(bp_sbuf *b, const char *str); /* quoted, escaped, valid UTF-8 */
-BP_HIDDEN size_t bp__utf8_len(const unsigned char *c);      /* one sequence; 0: ill-formed */
+BP_HIDDEN size_t bp__utf8_len(const unsigned char *c);       /* one sequence; 0: ill-formed */
 BP_HIDDEN bool bp__utf8_valid(const char *s);
-BP_HIDDEN char *bp__sb_finish(bp_sbuf *b);                   /* NULL + ENOMEM on failure */
+BP_HIDDEN char *bp__sb_finish(bp_sbuf *b); /* NULL + ENOMEM on failure */
 
 /* json.c, expvar.c, prom.c */
 BP_HIDDEN void bp__json_seed(bp_sbuf *b, bp_pool *pool);
@@ -479,8 +482,7 @@ typedef enum bp_env {
     BP_ENV_BACKGROUND,
     BP_ENV_COUNT
 } bp_env;
-BP_HIDDEN const char *bp__env_name(bp_env v);
-BP_HIDDEN int bp__parse_bool(const char *s);                 /* 1, 0, or -1: not a boolean */
+BP_HIDDEN int bp__parse_bool(const char *s);                /* 1, 0, or -1: not a boolean */
 BP_HIDDEN int bp__parse_size(const char *s, uint64_t *out); /* digits + K/M/G; 0 or -1 */
 BP_HIDDEN int bp__env_bool(bp_env v, int dflt);
 BP_HIDDEN uint64_t bp__env_size(bp_env v, uint64_t dflt, uint64_t min, uint64_t max);

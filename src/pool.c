@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define BIN_MAX 64 /* entries per thread-cache bin, at most */
 
@@ -66,7 +65,8 @@ void bp__pool_maybe_free(bp_pool *pool) {
 
 /* BYTEPOOL_CHECKED: a boolean, or "strict" (checked + BP_STRICT_LEN). */
 static unsigned env_checked_flags(void) {
-    static const char *const words[] = {"0", "false", "no", "off", "1", "true", "yes", "on", "strict"};
+    static const char *const words[] = {"0",    "false", "no", "off",   "1",
+                                        "true", "yes",   "on", "strict"};
     int w = bp__env_word(BP_ENV_CHECKED, words, 9, 0);
     return w == 8 ? BPF_CHECKED | BPF_STRICT : w >= 4 ? BPF_CHECKED : 0;
 }
@@ -84,15 +84,16 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     int err = bp__tiers_build(pool, cfg->sizes, cfg->nsizes);
     if (err)
         return err;
-    pool->tcache_bytes = cfg->tcache_bytes ? cfg->tcache_bytes
-                                           : bp__env_size(BP_ENV_TCACHE_BYTES, 256 * 1024, 0, 1u << 30);
+    pool->tcache_bytes = cfg->tcache_bytes
+                             ? cfg->tcache_bytes
+                             : bp__env_size(BP_ENV_TCACHE_BYTES, 256 * 1024, 0, 1u << 30);
     pool->idle_bytes = cfg->idle_bytes
                            ? cfg->idle_bytes
                            : bp__env_size(BP_ENV_IDLE_BYTES, 64u << 20, 0, UINT64_C(1) << 44);
     pool->decay_ms = cfg->decay_ms ? cfg->decay_ms
                                    : (unsigned)bp__env_size(BP_ENV_DECAY_MS, 1000, 1, UINT32_MAX);
-    pool->max_bytes = cfg->max_bytes ? cfg->max_bytes
-                                     : bp__env_size(BP_ENV_MAX_BYTES, 0, 0, UINT64_C(1) << 48);
+    pool->max_bytes =
+        cfg->max_bytes ? cfg->max_bytes : bp__env_size(BP_ENV_MAX_BYTES, 0, 0, UINT64_C(1) << 48);
     pool->background = !(cfg->flags & BP_NO_BACKGROUND) && bp__env_bool(BP_ENV_BACKGROUND, 1);
     pool->record = !(cfg->flags & BP_NO_RECENT);
     pool->window = cfg->recent_window ? cfg->recent_window : BP_RECENT_DEFAULT;
@@ -164,11 +165,7 @@ bp_pool *bp_pool_new(const bp_config *cfg) {
     }
     bp__atfork_once(); /* before any lock of ours can be held across a fork */
     pthread_mutex_init(&pool->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&pool->room, &ca);
-    pthread_condattr_destroy(&ca);
+    bp__os_cond_init(&pool->room);
     bp__vg_pool_new(pool);
     pool->id = atomic_fetch_add(&next_id, 1) + 1;
     st_rlx(&pool->key, pool->id);
@@ -212,7 +209,7 @@ size_t bp_pool_destroy(bp_pool *pool) {
     pool->dead_ms = bp__os_now_ms();
     pool->user_ref = false;
     size_t leaks = (size_t)outstanding_locked(pool);
-    bp__depot_trim(pool, true);
+    bp__depot_trim(pool);
     atomic_fetch_add(&bp__dead_epoch, 1); /* other threads sweep their caches */
     bp__pool_maybe_free(pool);
     return leaks;
@@ -257,13 +254,10 @@ size_t bp_pool_trim(bp_pool *pool) {
     if (!pool)
         return 0;
     bp_tcache *tc = bp__tc_find(pool);
-    if (tc) {
-        for (uint32_t t = 0; t < pool->ntiers; t++)
-            if (bp__bin_n(&tc->bins[t]))
-                bp__tc_flush_bin(tc, t, 0);
-    }
+    if (tc)
+        bp__tc_flush_all(tc);
     bp__pool_lock(pool);
-    size_t n = bp__depot_trim(pool, true);
+    size_t n = bp__depot_trim(pool);
     bp__pool_unlock(pool);
     return n;
 }

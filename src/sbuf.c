@@ -42,9 +42,10 @@ void bp__sb_printf(bp_sbuf *b, const char *fmt, ...) {
 size_t bp__utf8_len(const unsigned char *c) {
     if (c[0] < 0x80)
         return 1;
-    size_t n = c[0] >= 0xc2 && c[0] <= 0xdf ? 2 : c[0] >= 0xe0 && c[0] <= 0xef ? 3
-             : c[0] >= 0xf0 && c[0] <= 0xf4                                   ? 4
-                                                                              : 0;
+    size_t n = c[0] >= 0xc2 && c[0] <= 0xdf   ? 2
+               : c[0] >= 0xe0 && c[0] <= 0xef ? 3
+               : c[0] >= 0xf0 && c[0] <= 0xf4 ? 4
+                                              : 0;
     for (size_t i = 1; i < n; i++)
         if ((c[i] & 0xc0) != 0x80)
             return 0;

@@ -81,16 +81,9 @@ static void *tomb_reuse(size_t map_bytes, size_t *keep, bool *refused) {
     return got;
 }
 
-size_t bp__tomb_count(void) {
-    bp__tomb_lock();
-    size_t n = ntombs;
-    bp__tomb_unlock();
-    return n;
-}
-
 /* Mapping geometry for a tier of `size` bytes: stride, slots, first offset. */
-static void tier_geometry(size_t size, bool checked, bool objects, size_t *stride,
-                          uint32_t *nslots, size_t *first, size_t *map_bytes) {
+static void tier_geometry(size_t size, bool checked, bool objects, size_t *stride, uint32_t *nslots,
+                          size_t *first, size_t *map_bytes) {
     size_t page = bp__os_page();
     size_t align = size >= page ? page : BP_ALIGN_MIN;
     size_t st = align_up(size + (checked ? bp__checked_gap(size, page) : 0), align);

@@ -26,9 +26,7 @@ static pthread_once_t tld_once = PTHREAD_ONCE_INIT;
 
 static void tld_exit(void *arg);
 
-static void tld_init_once(void) {
-    pthread_key_create(&tld_key, tld_exit);
-}
+static void tld_init_once(void) { pthread_key_create(&tld_key, tld_exit); }
 
 static bp_tld *tld_get(void) {
     bp_tld *tld = bp__tld;
@@ -92,20 +90,18 @@ static bool under_pressure(bp_pool *pool) {
             return false;
     }
     bp_tcache *tc = bp__tc_find(pool);
-    for (uint32_t t = 0; tc && t < pool->ntiers; t++)
-        if (bp__bin_n(&tc->bins[t]))
-            bp__tc_flush_bin(tc, t, 0);
+    if (tc)
+        bp__tc_flush_all(tc);
     return true;
 }
 
 bp_tcache *bp__tc_slow(bp_pool *pool) {
     if (bp__tld->live && bp__tld->epoch != ld_acq(&bp__dead_epoch))
         bp__tld_sweep();
-    uint32_t flags = ld_rlx(&pool->flags);
-    if ((flags & (BPF_PRESSURE | BPF_DEAD)) == BPF_PRESSURE && under_pressure(pool))
+    if ((ld_rlx(&pool->flags) & (BPF_PRESSURE | BPF_DEAD)) == BPF_PRESSURE && under_pressure(pool))
         return NULL;
-    if (ld_rlx(&pool->flags) & BPF_SLOW)
-        return NULL; /* checked and dead pools bypass caches */
+    if (ld_rlx(&pool->flags) & BPF_SLOW) /* read again: the pressure may just have ended */
+        return NULL;                     /* checked and dead pools bypass caches */
     bp_tld *tld = tld_get();
     if (!tld)
         return NULL;
@@ -203,6 +199,13 @@ void bp__tc_archive(bp_tcache *tc) {
     }
 }
 
+/* Every free buffer of the calling thread's cache goes to the depot. */
+void bp__tc_flush_all(bp_tcache *tc) {
+    for (uint32_t t = 0; t < tc->pool->ntiers; t++)
+        if (bp__bin_n(&tc->bins[t]))
+            bp__tc_flush_bin(tc, t, 0);
+}
+
 void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep) {
     bp_bin *bin = &tc->bins[tier];
     uint32_t give = bp__bin_n(bin) - keep;
@@ -239,11 +242,21 @@ void *bp__tc_refill(bp_tcache *tc, uint32_t tier) {
     return e->p;
 }
 
-void bp__tc_retire(bp_tcache *tc) {
+/* Empties tc's bins into the depot (pool lock held). Its owner need not be
+ * the calling thread when the owner can no longer touch them: a destroyed
+ * pool's key is off (background.c), or the owner did not survive a fork. */
+void bp__tc_give_back(bp_tcache *tc) {
     bp_pool *pool = tc->pool;
     for (uint32_t t = 0; t < pool->ntiers; t++) {
         bp__depot_give(pool, t, tc->bins[t].e, bp__bin_n(&tc->bins[t]));
         tc->bins[t].top = tc->bins[t].e;
+    }
+}
+
+void bp__tc_retire(bp_tcache *tc) {
+    bp_pool *pool = tc->pool;
+    bp__tc_give_back(tc);
+    for (uint32_t t = 0; t < pool->ntiers; t++) {
         pool->retired[t].get += ld_rlx(&tc->bins[t].get);
         pool->retired[t].put += ld_rlx(&tc->bins[t].put);
         pool->retired[t].miss += ld_rlx(&tc->bins[t].miss);
@@ -306,11 +319,10 @@ static void tld_exit(void *arg) {
     free(tld);
 }
 
-/* fork(): the child inherits every pool with its lock released and takes
- * back what the caches of the threads that did not follow it held. */
-/* Every lock of the library is held across fork(), in the one order they
- * nest in: the expvar registry, the pool registry, each pool, the
- * tombstones, the background thread's. */
+/* fork(): every lock of the library is held across it, in the one order
+ * they nest in (the expvar registry, the pool registry, each pool, the
+ * tombstones, the background thread's), and the child takes back what the
+ * caches of the threads that did not follow it held. */
 void bp__fork_prepare(void) {
     bp__expvar_lock();
     bp__registry_lock();

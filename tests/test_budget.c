@@ -75,7 +75,7 @@ static void a_get_at_the_cap_trims_idle_memory_first(void **state) {
     cfg.error_ctx = &s;
     bp_pool *pool = bp_pool_new(&cfg);
     void *a = bp_get(pool, 100000), *b = bp_get(pool, 100000); /* a 2 MiB segment */
-    void *big = bp_get(pool, 1u << 20);                          /* and another */
+    void *big = bp_get(pool, 1u << 20);                        /* and another */
     assert_non_null(a);
     assert_non_null(big);
     bp_put(pool, a);

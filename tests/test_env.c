@@ -26,8 +26,7 @@ static void booleans_and_sizes_parse_strictly(void **state) {
     assert_int_equal(x, 3u << 20);
     assert_int_equal(bp__parse_size("2GiB", &x), 0);
     assert_int_equal(x, UINT64_C(2) << 30);
-    const char *bad[] = {"-1", "", " 5", "12xyz", "99999999999999999999", "1T", "K", "0x10",
-                         "5 "};
+    const char *bad[] = {"-1", "", " 5", "12xyz", "99999999999999999999", "1T", "K", "0x10", "5 "};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(bp__parse_size(bad[i], &x), -1);
 }
@@ -52,11 +51,11 @@ static void make_pool_with(void *arg) {
 static void invalid_values_are_ignored_with_one_line(void **state) {
     (void)state;
     const envcase cases[] = {
-        {"BYTEPOOL_TCACHE_BYTES", "-1"},      {"BYTEPOOL_TCACHE_BYTES", "99999999999999999999"},
-        {"BYTEPOOL_TCACHE_BYTES", "1G1"},     {"BYTEPOOL_TCACHE_BYTES", "12xyz"},
-        {"BYTEPOOL_DECAY_MS", "4294967296"},  {"BYTEPOOL_LEAKS", "bogus"},
-        {"BYTEPOOL_IDLE_BYTES", "lots"},      {"BYTEPOOL_CHECKED", "maybe"},
-        {"BYTEPOOL_MAX_BYTES", "-5"},         {"BYTEPOOL_BACKGROUND", "sometimes"},
+        {"BYTEPOOL_TCACHE_BYTES", "-1"},     {"BYTEPOOL_TCACHE_BYTES", "99999999999999999999"},
+        {"BYTEPOOL_TCACHE_BYTES", "1G1"},    {"BYTEPOOL_TCACHE_BYTES", "12xyz"},
+        {"BYTEPOOL_DECAY_MS", "4294967296"}, {"BYTEPOOL_LEAKS", "bogus"},
+        {"BYTEPOOL_IDLE_BYTES", "lots"},     {"BYTEPOOL_CHECKED", "maybe"},
+        {"BYTEPOOL_MAX_BYTES", "-5"},        {"BYTEPOOL_BACKGROUND", "sometimes"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char msg[512];
@@ -64,8 +63,7 @@ static void invalid_values_are_ignored_with_one_line(void **state) {
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
         char want[128];
-        snprintf(want, sizeof want, "bytepool: ignoring %s=\"%s\"", cases[i].name,
-                 cases[i].value);
+        snprintf(want, sizeof want, "bytepool: ignoring %s=\"%s\"", cases[i].name, cases[i].value);
         assert_non_null(strstr(msg, want));
         assert_null(strstr(strstr(msg, want) + 1, want)); /* one line, not one per pool */
     }

@@ -140,7 +140,8 @@ static void debug_vars_is_valid_json_for_any_command_line(void **state) {
     memset(a, 'x', 5000);
     a[5000] = 0;
     snprintf(cmd, sizeof cmd,
-             "/proc/%d/exe --print-vars \"$(printf 'bad\\377\\376\\300\\257 \\355\\240\\200 ok\\342\\202')\" %s "
+             "/proc/%d/exe --print-vars \"$(printf 'bad\\377\\376\\300\\257 \\355\\240\\200 "
+             "ok\\342\\202')\" %s "
              "| jq -e '.cmdline | length == 4 and (.[3] | length) == 5000 and "
              "(.[2] | test(\"^bad\\ufffd\\ufffd\\ufffd\\ufffd\"))' >/dev/null",
              (int)getpid(), a);
@@ -165,7 +166,8 @@ static void export_names_are_whole_and_valid(void **state) {
     assert_null(bp_pool_stats_prometheus(a, "\xff"));
     assert_int_equal(errno, EINVAL);
     char *vars = bp_expvar_json();
-    assert_int_equal(jq_check(vars, "[keys[] | select(endswith(\"pool_stats\"))] | length == 2"), 0);
+    assert_int_equal(jq_check(vars, "[keys[] | select(endswith(\"pool_stats\"))] | length == 2"),
+                     0);
     free(vars);
     char *prom = bp_prometheus_all();
     assert_int_equal(run_on(prom, "promtool check metrics < %s >/dev/null 2>&1"), 0);

@@ -108,8 +108,8 @@ static void child_uses_everything(void *arg) {
     alarm(10);
     int x, bad = 0;
     bad |= bp_expvar_unpublish(unpublished) != ENOENT; /* the expvar lock */
-    bad |= bp_put((bp_pool *)&x, &x) != EINVAL;         /* the pool registry */
-    void *b = bp_get(p, 100);                           /* the checked pool's lock */
+    bad |= bp_put((bp_pool *)&x, &x) != EINVAL;        /* the pool registry */
+    void *b = bp_get(p, 100);                          /* the checked pool's lock */
     bad |= !b || bp_put(p, b) != 0;
 #if !defined(BP_SANITIZED)
     free(bp_expvar_json());

@@ -167,8 +167,8 @@ static void idle_bytes_bound_unmaps_empty_segments(void **state) {
 static void decay_returns_segments_idle_long_enough(void **state) {
     (void)state;
     bp_config cfg = {0};
-    cfg.decay_ms = 100;   /* far above a scheduling stall, far below the sleeps */
-    cfg.tcache_bytes = 1; /* no thread bins: every tier uses hot slots */
+    cfg.decay_ms = 100;           /* far above a scheduling stall, far below the sleeps */
+    cfg.tcache_bytes = 1;         /* no thread bins: every tier uses hot slots */
     cfg.flags = BP_NO_BACKGROUND; /* only calls decay: this checks that they do */
     bp_pool *pool = bp_pool_new(&cfg);
     void *a = bp_get(pool, 100000), *b = bp_get(pool, 1000);

@@ -88,8 +88,8 @@ static enum MHD_Result route(void *cls, struct MHD_Connection *c, const char *ur
         return reply(c, MHD_HTTP_MISDIRECTED_REQUEST, "text/plain", bad_host, strlen(bad_host),
                      false);
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-        return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", not_allowed,
-                     strlen(not_allowed), false);
+        return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", not_allowed, strlen(not_allowed),
+                     false);
     char *body = NULL;
     const char *type = "text/plain";
     if (!strcmp(url, "/debug/vars")) {
