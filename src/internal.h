@@ -225,8 +225,6 @@ struct bp_pool {
     bp_leaks leaks;            /* OFF, SAMPLE or ALL */
     struct bp_leak **leak_tab; /* sampled live buffers, by address (lock) */
     size_t leak_cap, leak_n;
-    void (*obj_init)(void *obj, void *arg); /* object pools: init, on a slot's first get */
-    void *obj_arg;
     struct bp_objpool *objpool; /* the object pool this pool serves, freed with it */
 
     /* slow-path state, under lock */
@@ -349,7 +347,6 @@ BP_HIDDEN int bp__os_regrow(void *p, size_t keep, size_t size);
 BP_HIDDEN size_t bp__os_page(void);
 BP_HIDDEN uint64_t bp__os_now_ms(void);
 BP_HIDDEN void bp__os_cond_init(pthread_cond_t *cv); /* timed waits on CLOCK_MONOTONIC */
-struct timespec;
 BP_HIDDEN void bp__os_deadline(struct timespec *ts, unsigned ms); /* now + ms, monotonic */
 
 /* segmap.c */
