@@ -9,6 +9,8 @@
  *   put REF into wrong pool   bad pointer (NULL, foreign, freed)
  *   query REF (refcount, cap, base, the end pointer)
  *   trim                      stats (books must balance, the budget holds)
+ *   retain_n REF N            release_n REF N (N past the count: refused)
+ *   get_bulk LEN N (all or nothing)   put_bulk K refs of one pool (+ a bad one)
  *
  * The model knows the rules of the contract: all of bp_cap is usable (a
  * marker sits in the last byte of the capacity), bp_base finds the start
@@ -94,19 +96,8 @@ static int free_alloc_slot(void) {
     return -1;
 }
 
-static void op_get(input *in) {
-    int slot = free_alloc_slot();
-    if (slot < 0 || nref == MAXR)
-        return;
-    unsigned sel = byte(in), hi = byte(in), lo = byte(in);
-    size_t len = ((size_t)hi << 8 | lo) + 1;
-    if (sel & 0x80)
-        len *= 8; /* up to 512 KiB: past the largest tier */
-    int p = (int)(sel & 3) % NPOOLS;
-    unsigned char *b = bp_get(pools[p], len);
-    if (!b && p == 2 && errno == ENOMEM)
-        return; /* at the budget */
-    CHECK(b != NULL);
+/* A buffer just got from pool p for len bytes becomes allocation slot. */
+static void adopt(int slot, unsigned char *b, size_t len, int p) {
     CHECK(bp_cap(b) == expected_cap(len));
     CHECK(bp_refcount(b) == 1);
     for (int i = 0; i < MAXA; i++) /* never the same buffer twice */
@@ -121,6 +112,50 @@ static void op_get(input *in) {
     for (int i = 0; i < nfreed; i++) /* a freed address in use again is not "freed" */
         if (freed[i] >= b && freed[i] < b + A[slot].cap)
             freed[i--] = freed[--nfreed];
+}
+
+static size_t arg_len(input *in, int *pool) {
+    unsigned sel = byte(in), hi = byte(in), lo = byte(in);
+    size_t len = ((size_t)hi << 8 | lo) + 1;
+    if (sel & 0x80)
+        len *= 8; /* up to 512 KiB: past the largest tier */
+    *pool = (int)(sel & 3) % NPOOLS;
+    return len;
+}
+
+static void op_get(input *in) {
+    int slot = free_alloc_slot();
+    if (slot < 0 || nref == MAXR)
+        return;
+    int p;
+    size_t len = arg_len(in, &p);
+    unsigned char *b = bp_get(pools[p], len);
+    if (!b && p == 2 && errno == ENOMEM)
+        return; /* at the budget */
+    CHECK(b != NULL);
+    adopt(slot, b, len, p);
+}
+
+/* All or nothing: on a refusal nothing is held and out is NULLs. */
+static void op_get_bulk(input *in) {
+    int p;
+    size_t len = arg_len(in, &p), n = byte(in) % 8 + 1, room = 0;
+    for (int i = 0; i < MAXA; i++)
+        room += !A[i].base;
+    if (n > room || nref + (int)n > MAXR)
+        return;
+    void *out[8] = {0};
+    int rc = bp_get_bulk(pools[p], len, out, n);
+    if (rc) {
+        CHECK(rc == ENOMEM && p == 2);
+        for (size_t i = 0; i < n; i++)
+            CHECK(out[i] == NULL);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        CHECK(out[i] != NULL);
+        adopt(free_alloc_slot(), out[i], len, p);
+    }
 }
 
 static void forget_ref(int k) { R[k] = R[--nref]; }
@@ -164,6 +199,80 @@ static void op_release(input *in, int how) {
     after_drop(r.a);
     if (A[r.a].base)
         CHECK(bp_refcount(x->base) == x->rc);
+}
+
+/* +N references at once, each a reference of its own in the model. */
+static void op_retain_n(input *in) {
+    if (!nref)
+        return;
+    ref r = R[byte(in) % nref];
+    alloc *x = &A[r.a];
+    size_t n = byte(in) % 9;
+    if (nref + (int)n > MAXR)
+        return;
+    size_t off = (byte(in) << 8 | byte(in)) % x->len;
+    CHECK(bp_retain_n(x->base + off, n) == x->base + off);
+    x->rc += (unsigned)n;
+    CHECK(bp_refcount(x->base) == x->rc);
+    for (size_t i = 0; i < n; i++)
+        R[nref++] = (ref){r.a, off};
+}
+
+/* -N references of one allocation: more than it has is refused unchanged. */
+static void op_release_n(input *in) {
+    if (!nref)
+        return;
+    ref r = R[byte(in) % nref];
+    alloc *x = &A[r.a];
+    size_t n = byte(in) % (x->rc + 2);
+    unsigned char *p = x->base + r.off;
+    verify_marks(x);
+    int rc = bp_release_n(p, n);
+    if (n > x->rc) {
+        CHECK(rc == EINVAL);
+        CHECK(bp_refcount(x->base) == x->rc);
+        return;
+    }
+    CHECK(rc == 0);
+    int a = r.a;
+    for (size_t i = 0; i < n; i++) /* forget n references of the allocation */
+        for (int k = 0; k < nref; k++)
+            if (R[k].a == a) {
+                forget_ref(k);
+                break;
+            }
+    for (size_t i = 0; i < n; i++)
+        after_drop(a);
+    if (A[a].base)
+        CHECK(bp_refcount(A[a].base) == A[a].rc);
+}
+
+/* K references of one pool put at once, maybe with a foreign pointer among
+ * them: every good one is dropped, the result is the first error. */
+static void op_put_bulk(input *in) {
+    unsigned sel = byte(in);
+    int p = (int)(sel % NPOOLS);
+    size_t k = (sel >> 2) % 5 + 1, n = 0;
+    void *ps[6];
+    int idx[6];
+    for (int i = nref - 1; i >= 0 && n < k; i--)
+        if (A[R[i].a].pool == p) {
+            ps[n] = A[R[i].a].base + R[i].off;
+            idx[n++] = R[i].a;
+        }
+    int bad = (sel & 0x80) != 0;
+    if (bad)
+        ps[n++] = foreign + sel % sizeof(foreign);
+    int rc = bp_put_bulk(pools[p], ps, n);
+    CHECK(rc == (bad ? EINVAL : 0));
+    for (size_t i = 0; i < n - (size_t)bad; i++) {
+        for (int j = nref - 1; j >= 0; j--)
+            if (R[j].a == idx[i] && A[R[j].a].base + R[j].off == ps[i]) {
+                forget_ref(j);
+                break;
+            }
+        after_drop(idx[i]);
+    }
 }
 
 static void op_bad(input *in) {
@@ -228,7 +337,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     }
     input in = {data, size};
     while (in.n) {
-        switch (byte(&in) % 10) {
+        switch (byte(&in) % 14) {
         case 0:
         case 1:
             op_get(&in);
@@ -257,6 +366,18 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
                 bp_pool_trim(pools[(b >> 3) % NPOOLS]);
             break;
         }
+        case 10:
+            op_retain_n(&in);
+            break;
+        case 11:
+            op_release_n(&in);
+            break;
+        case 12:
+            op_get_bulk(&in);
+            break;
+        case 13:
+            op_put_bulk(&in);
+            break;
         default:
             op_stats();
         }

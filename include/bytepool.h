@@ -294,6 +294,35 @@ BP_API void *bp_retain(void *p);
  * a real reference. Returns 0, EINVAL or EALREADY. Thread-safe. */
 BP_API int bp_release(void *p);
 
+/* Adds n references at once to the buffer containing p (any pointer inside
+ * it) with one atomic read-modify-write, as a producer does before handing
+ * one buffer to n consumers. Returns p; NULL with errno EINVAL (p not in a
+ * buffer of any pool), EALREADY (the buffer is free) or EOVERFLOW (the count
+ * would pass its limit, 2^31 - 2): then nothing changed. n == 0 changes
+ * nothing and returns p when the buffer is live. Thread-safe. */
+BP_API void *bp_retain_n(void *p, size_t n);
+
+/* Drops n references at once, like n calls of bp_release: when they are the
+ * last ones the buffer goes back to its pool (the final drop is
+ * bp_release's, so a racing retain either fails or holds). Returns 0,
+ * EINVAL (p not in a buffer of any pool, or n larger than its count: then
+ * nothing changed), or EALREADY (the buffer is free). n == 0 changes
+ * nothing. Thread-safe. */
+BP_API int bp_release_n(void *p, size_t n);
+
+/* n buffers of at least len bytes each into out[0..n), all or nothing (as
+ * DPDK's rte_mempool_get_bulk): returns 0, or an errno value with nothing
+ * held (the entries of out it had filled are set back to NULL): EINVAL
+ * (NULL pool, len 0, out NULL with n > 0) or ENOMEM. Buffers taken before a failure are put back,
+ * so the statistics count them as a get and a put each. Thread-safe. */
+BP_API int bp_get_bulk(bp_pool *pool, size_t len, void **out, size_t n);
+
+/* bp_put of each of ps[0..n). Every pointer is put, refused or not; a
+ * refused one is counted and reported as bp_put's refusals are. Returns 0,
+ * or the first error: EINVAL (also for ps NULL with n > 0) or EALREADY.
+ * The owner's call, as bp_put. */
+BP_API int bp_put_bulk(bp_pool *pool, void **ps, size_t n);
+
 /* The reference count of the buffer containing p; 0 when p is not inside a
  * live buffer. A snapshot: other threads may change it. It never touches
  * unmapped memory, whatever p is and whatever other threads free meanwhile

@@ -161,25 +161,56 @@ BP_COLD static void *get_slow(bp_pool *pool, size_t len, void *site) {
     return p;
 }
 
-void *bp_get(bp_pool *pool, size_t len) {
+BP_COLD static void *got_batch(bp_tcache *tc, void *p, void *site) {
+    bp__tc_batch(tc, p, site);
+    return p;
+}
+
+/* bp_get with the allocation site of leak reports given. */
+static inline void *get_at(bp_pool *pool, size_t len, void *site) {
     size_t v = len - 1; /* len 0 wraps and takes the slow path */
     if (BP_UNLIKELY(!pool || v >= pool->dmax))
-        return get_slow(pool, len, __builtin_return_address(0));
-    const bp_tslot *slot = bp__tslot(pool);
-    if (BP_UNLIKELY(slot->id != ld_rlx(&pool->key)))
-        return get_slow(pool, len, __builtin_return_address(0));
-    bp_tcache *tc = slot->tc;
+        return get_slow(pool, len, site);
+    bp_tcache *tc = bp__tc_here(pool); /* bp__tc_none: its bins are empty */
     bp_bin *bin = (bp_bin *)((char *)tc + pool->dtab[v >> pool->dshift]);
     bp_centry *top = bin->top;
     if (BP_UNLIKELY(top == bin->e))
-        return get_slow(pool, len, __builtin_return_address(0));
+        return get_slow(pool, len, site);
     bp_centry e = *--top;
     bin->top = top;
     st_rlx(e.rc, 1);
     bump(&bin->get);
     track_give(pool, e.p, len);
-    bp__stage_len(tc, len, e.p, __builtin_return_address(0));
+    _Atomic size_t *h = ld_rlx(&tc->hcur); /* bp__stage_len, with the batch as a tail call */
+    st_rlx(h, len);
+    st_rel(&tc->hcur, h + 1);
+    if (BP_UNLIKELY(h + 1 == tc->hlim))
+        return got_batch(tc, e.p, site);
     return e.p;
+}
+
+void *bp_get(bp_pool *pool, size_t len) { return get_at(pool, len, __builtin_return_address(0)); }
+
+int bp_get_bulk(bp_pool *pool, size_t len, void **out, size_t n) {
+    if (!pool || len == 0 || (!out && n))
+        return bp__refuse_user(pool, EINVAL, "bp_get_bulk", NULL);
+    void *site = __builtin_return_address(0);
+    size_t i = 0;
+    for (; i < n; i++) {
+        void *p = get_at(pool, len, site);
+        if (!p)
+            break;
+        out[i] = p;
+    }
+    if (i == n)
+        return 0;
+    int err = errno;
+    while (i > 0) { /* nothing held, out as it was */
+        bp_put(pool, out[--i]);
+        out[i] = NULL;
+    }
+    errno = err;
+    return err;
 }
 
 /* ---- returning a buffer to its pool --------------------------------------- */
@@ -288,19 +319,34 @@ BP_COLD static int drop_slow(bp_pool *expect, bool any_pool, void *p, const char
     return 0;
 }
 
-/* Drops one reference of p, which the caller has found in seg. A shared
- * count is decremented with one CAS. For the only reference, bp_put (the
- * owner's call: `owner`) makes the count go 1 -> 0 with a plain store, as
- * free() assumes one caller; bp_release (shared references, maybe racing)
- * makes it one CAS 1 -> 0, so of two racing final releases exactly one wins
- * and a retain racing it either fails or truly holds. Then the buffer goes
- * onto the thread's bin. Returns 0 when done, 1 for the only reference when
- * the bin is full (drop_full), -1 for anything unusual (drop_slow). */
-static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p, bool owner) {
-    size_t in;
-    uint32_t idx = bp__slot_of(seg, p, &in);
-    if (BP_UNLIKELY(idx == UINT32_MAX))
+/* Drops one reference of p, which the caller has found in seg (maybe
+ * bp__seg_none, which has no slots). A shared count is decremented with one
+ * CAS. For the only reference, bp_put (the owner's call: `owner`) makes the
+ * count go 1 -> 0 with a plain store, as free() assumes one caller;
+ * bp_release (shared references, maybe racing) makes it one CAS 1 -> 0, so
+ * of two racing final releases exactly one wins and a retain racing it
+ * either fails or truly holds. Then the buffer goes onto the thread's bin.
+ * Returns 0 when done, 1 for the only reference when the bin is full
+ * (drop_full), -1 for anything unusual (drop_slow).
+ *
+ * A pointer put is nearly always the buffer's start: then p itself is what
+ * the bin keeps, behind a predicted branch, not the start computed from the
+ * slot arithmetic, so the next get's pointer does not wait for that chain. */
+static inline int drop_fast(bp_pool *pool, bp_seg *seg, void *p, bool owner) {
+    uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)seg->base);
+    uint64_t idx = (off * seg->magic) >> BP_IDX_SHIFT;
+    if (BP_UNLIKELY(idx >= seg->nslots))
         return -1;
+    uint64_t in = off - idx * seg->stride;
+    uint8_t *start;
+    if (BP_LIKELY(in == 0)) {
+        __asm__("" : "+r"(p)); /* p as it came: no data dependency on in */
+        start = p;
+    } else if (BP_LIKELY(in < seg->size)) {
+        start = (uint8_t *)p - in;
+    } else {
+        return -1;
+    }
     _Atomic uint32_t *rc = &seg->rc[idx];
     uint32_t v = ld_acq(rc);
     if (BP_UNLIKELY(v != 1)) {
@@ -311,10 +357,8 @@ static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p, bool owne
                        : -1;
         return -1;
     }
-    const bp_tslot *slot = bp__tslot(pool);
-    if (BP_UNLIKELY(slot->id != ld_rlx(&pool->key)))
-        return -1; /* checked and destroyed pools never match a slot */
-    bp_bin *bin = (bp_bin *)((char *)slot->tc + seg->bin_off); /* oversize: the full extra bin */
+    /* bp__tc_none (checked, destroyed, under pressure, no cache yet): full */
+    bp_bin *bin = (bp_bin *)((char *)bp__tc_here(pool) + seg->bin_off);
     bp_centry *top = bin->top;
     if (BP_UNLIKELY(top == bin->end))
         return 1; /* the only reference, but the bin is full or the tier has none */
@@ -323,8 +367,8 @@ static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p, bool owne
     else if (BP_UNLIKELY(!atomic_compare_exchange_strong_explicit(rc, &v, 0, memory_order_acquire,
                                                                   memory_order_relaxed)))
         return -1; /* it changed meanwhile: a racing release or retain */
-    track_take(pool, (uint8_t *)p - in, seg->size);
-    *top = (bp_centry){(uint8_t *)p - in, rc};
+    track_take(pool, start, seg->size);
+    *top = (bp_centry){start, rc};
     bin->top = top + 1;
     bump(&bin->put);
     return 0;
@@ -334,72 +378,164 @@ static inline int drop_fast(bp_pool *pool, bp_seg *seg, const void *p, bool owne
  * tier has none): straight home, the count dropped with one CAS whichever
  * call it is (the way home is slow anyway, and an oversize buffer is
  * unmapped: two racing final drops must not both get there). Only p is
- * passed, so the fast path keeps its registers (p was valid a moment ago:
- * no checks). */
+ * passed, so the fast path keeps its registers. */
 BP_COLD static int drop_full(void *p, const char *op) {
     bp_seg *seg = bp__seg_of(p);
     size_t in;
-    uint32_t idx = bp__slot_of(seg, p, &in);
+    /* A racing final release may have freed the buffer and its segment
+     * since: then the map names none, or the header reads as zeros. */
+    uint32_t idx = seg ? bp__slot_of(seg, p, &in) : UINT32_MAX;
     uint32_t one = 1;
-    if (!atomic_compare_exchange_strong_explicit(&seg->rc[idx], &one, 0, memory_order_acquire,
+    if (idx == UINT32_MAX ||
+        !atomic_compare_exchange_strong_explicit(&seg->rc[idx], &one, 0, memory_order_acquire,
                                                  memory_order_relaxed))
         return drop_slow(NULL, true, p, op);
     bp__buffer_free_slow(seg, idx);
     return 0;
 }
 
-int bp_put(bp_pool *pool, void *p) {
+/* Outside the reserved range (segments mapped on their own, oversize
+ * buffers, foreign memory): the radix map, then the same steps. */
+BP_COLD static int put_far(bp_pool *pool, void *p, bool owner, const char *op) {
     bp_seg *seg = bp__seg_of(p);
     int r;
-    if (BP_LIKELY(seg && seg->pool == pool) && BP_LIKELY((r = drop_fast(pool, seg, p, true)) >= 0))
+    if (seg && (!owner || seg->pool == pool) &&
+        (r = drop_fast(owner ? pool : seg->pool, seg, p, owner)) >= 0)
+        return r == 0 ? 0 : drop_full(p, op);
+    return drop_slow(owner ? pool : NULL, !owner, p, op);
+}
+
+int bp_put(bp_pool *pool, void *p) {
+    bp_seg *seg;
+    int r;
+    if (BP_LIKELY(bp__near(p, &seg)) && BP_LIKELY(seg->pool == pool) &&
+        BP_LIKELY((r = drop_fast(pool, seg, p, true)) >= 0))
         return BP_LIKELY(r == 0) ? 0 : drop_full(p, "bp_put");
-    return drop_slow(pool, false, p, "bp_put");
+    return put_far(pool, p, true, "bp_put");
 }
 
 int bp_release(void *p) {
-    bp_seg *seg = bp__seg_of(p);
+    bp_seg *seg;
     int r;
-    if (BP_LIKELY(seg != NULL) && BP_LIKELY((r = drop_fast(seg->pool, seg, p, false)) >= 0))
+    if (BP_LIKELY(bp__near(p, &seg)) && BP_LIKELY((r = drop_fast(seg->pool, seg, p, false)) >= 0))
         return BP_LIKELY(r == 0) ? 0 : drop_full(p, "bp_release");
-    return drop_slow(NULL, true, p, "bp_release");
+    return put_far(NULL, p, false, "bp_release");
+}
+
+int bp_put_bulk(bp_pool *pool, void **ps, size_t n) {
+    if (!ps && n)
+        return bp__refuse_user(pool, EINVAL, "bp_put_bulk", NULL);
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        int r = bp_put(pool, ps[i]);
+        if (r && !first)
+            first = r;
+    }
+    return first;
 }
 
 /* ---- references ----------------------------------------------------------- */
 
-BP_COLD static void *retain_slow(void *p) {
+/* Every case of bp_retain (n == 1) and bp_retain_n. */
+BP_COLD static void *retain_slow(void *p, size_t n) {
+    const char *op = n == 1 ? "bp_retain" : "bp_retain_n";
     bp_seg *seg;
     uint32_t idx;
-    _Atomic uint32_t *rc = locate(NULL, true, p, "bp_retain", &seg, &idx);
+    _Atomic uint32_t *rc = locate(NULL, true, p, op, &seg, &idx);
     if (!rc)
         return NULL;
     uint32_t v = ld_rlx(rc);
     do {
         uint32_t count = v & BP_RC_COUNT;
-        if (count == 0 || count >= BP_RC_MAX) {
+        if (count == 0 || n > BP_RC_MAX - count) {
             if (count == 0 && seg->reqlen && !bp__seg_is_oversize(seg))
-                bp__abort("bytepool: bp_retain(%p): buffer %p is free", p,
+                bp__abort("bytepool: %s(%p): buffer %p is free", op, p,
                           (void *)bp__seg_buf(seg, idx));
-            bp__refuse(seg->pool, count ? EOVERFLOW : EALREADY, "bp_retain", p);
+            bp__refuse(seg->pool, count ? EOVERFLOW : EALREADY, op, p);
             return NULL;
         }
-    } while (!atomic_compare_exchange_weak_explicit(rc, &v, v + 1, memory_order_relaxed,
+    } while (!atomic_compare_exchange_weak_explicit(rc, &v, v + (uint32_t)n, memory_order_relaxed,
                                                     memory_order_relaxed));
     return p;
 }
 
 void *bp_retain(void *p) {
-    bp_seg *seg = bp__seg_of(p);
+    bp_seg *seg;
     size_t in;
     uint32_t idx;
-    if (BP_UNLIKELY(!seg) || BP_UNLIKELY((idx = bp__slot_of(seg, p, &in)) == UINT32_MAX))
-        return retain_slow(p);
+    if (BP_UNLIKELY(!bp__near(p, &seg)) ||
+        BP_UNLIKELY((idx = bp__slot_of(seg, p, &in)) == UINT32_MAX))
+        return retain_slow(p, 1);
     _Atomic uint32_t *rc = &seg->rc[idx];
     uint32_t v = ld_rlx(rc);
     if (BP_LIKELY(v - 1 < BP_RC_MAX - 1) &&
         BP_LIKELY(atomic_compare_exchange_strong_explicit(rc, &v, v + 1, memory_order_relaxed,
                                                           memory_order_relaxed)))
         return p;
-    return retain_slow(p);
+    return retain_slow(p, 1);
+}
+
+void *bp_retain_n(void *p, size_t n) {
+    bp_seg *seg;
+    size_t in;
+    uint32_t idx;
+    if (BP_UNLIKELY(!bp__near(p, &seg)) ||
+        BP_UNLIKELY((idx = bp__slot_of(seg, p, &in)) == UINT32_MAX))
+        return retain_slow(p, n);
+    _Atomic uint32_t *rc = &seg->rc[idx];
+    uint32_t v = ld_rlx(rc);
+    /* live, unsampled, and room for n more: one CAS */
+    if (BP_LIKELY(v - 1 < BP_RC_MAX - 1) && BP_LIKELY(n <= BP_RC_MAX - v) &&
+        BP_LIKELY(atomic_compare_exchange_strong_explicit(
+            rc, &v, v + (uint32_t)n, memory_order_relaxed, memory_order_relaxed)))
+        return p;
+    return retain_slow(p, n);
+}
+
+/* Every case of bp_release_n, one CAS per attempt. The last of the
+ * references goes through bp_release, so the final drop is the one
+ * bp_release makes (a retain racing it either fails or truly holds). */
+BP_COLD static int release_n_slow(void *p, size_t n) {
+    bp_seg *seg;
+    uint32_t idx;
+    _Atomic uint32_t *rc = locate(NULL, true, p, "bp_release_n", &seg, &idx);
+    if (!rc)
+        return errno;
+    uint32_t v = ld_acq(rc);
+    for (;;) {
+        uint32_t count = v & BP_RC_COUNT;
+        if (count == 0) {
+            if (seg->reqlen && !bp__seg_is_oversize(seg))
+                bp__abort("bytepool: bp_release_n(%p, %zu): buffer %p is already free", p, n,
+                          (void *)bp__seg_buf(seg, idx));
+            return bp__refuse(seg->pool, EALREADY, "bp_release_n", p);
+        }
+        if (n > count) /* more than it holds: nothing changes */
+            return bp__refuse(seg->pool, EINVAL, "bp_release_n", p);
+        if (n == 0)
+            return 0;
+        uint32_t last = n == count; /* kept for bp_release below */
+        if (atomic_compare_exchange_weak_explicit(rc, &v, v - (uint32_t)n + last,
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return last ? bp_release(p) : 0;
+    }
+}
+
+int bp_release_n(void *p, size_t n) {
+    bp_seg *seg;
+    size_t in;
+    uint32_t idx;
+    if (BP_UNLIKELY(!bp__near(p, &seg)) ||
+        BP_UNLIKELY((idx = bp__slot_of(seg, p, &in)) == UINT32_MAX))
+        return release_n_slow(p, n);
+    _Atomic uint32_t *rc = &seg->rc[idx];
+    uint32_t v = ld_rlx(rc);
+    /* a shared count (2..max, unsampled) and 1 <= n < it: one CAS; the rest is slow */
+    if (BP_LIKELY(v - 2 < BP_RC_MAX - 1) && BP_LIKELY(n - 1 < (size_t)v - 1) &&
+        BP_LIKELY(atomic_compare_exchange_strong_explicit(
+            rc, &v, v - (uint32_t)n, memory_order_release, memory_order_relaxed)))
+        return 0;
+    return release_n_slow(p, n);
 }
 
 size_t bp_refcount(const void *p) {
@@ -464,13 +600,13 @@ void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms) {
 /* ---- naming errors ---------------------------------------------------------- */
 
 const char *bp_error_name(int err, const char *op) {
-    bool drop = op && (!strcmp(op, "bp_put") || !strncmp(op, "bp_release", 10) ||
+    bool drop = op && (!strncmp(op, "bp_put", 6) || !strncmp(op, "bp_release", 10) ||
                        !strcmp(op, "bp_objpool_put"));
     switch (err) {
     case 0:
         return "no error";
     case EINVAL:
-        return drop || (op && !strcmp(op, "bp_retain"))
+        return drop || (op && !strncmp(op, "bp_retain", 9))
                    ? "not a pointer into a live buffer of the pool (foreign, stale, a "
                      "one-past-the-end pointer, or another pool's)"
                    : "invalid argument";

@@ -68,7 +68,16 @@
 #define BP_ADDR_BITS 47 /* user address space covered by the map */
 #define BP_MAP_LEAF_BITS 13
 #define BP_MAP_TOP_BITS (BP_ADDR_BITS - BP_CHUNK_SHIFT - BP_MAP_LEAF_BITS)
-#define BP_ALIGN_MIN 64         /* every buffer is at least this aligned */
+#define BP_ALIGN_MIN 64 /* every buffer is at least this aligned */
+/* Slot index = (offset * magic) >> BP_IDX_SHIFT, magic = 2^46 / stride
+ * rounded up: one 64-bit multiply (any register) and a shift, exact while
+ * offset * stride < 2^46 and offset * magic < 2^64. Segments of several
+ * slots have a stride under BP_SEG_PAYLOAD and offsets under 4 MiB (2^22 *
+ * 2^20 = 2^42; 2^22 * 2^40 = 2^62); one-slot segments use magic 0. An
+ * offset that is no buffer's may give any index: the caller refuses it
+ * unless index < nslots and offset - index * stride < size, which only a
+ * true offset meets. */
+#define BP_IDX_SHIFT 46
 #define BP_SEG_PAYLOAD BP_CHUNK /* aim: about this many bytes of buffers */
 #define BP_TICK 32              /* gets between calls of bp__tc_batch: pushes, leak samples */
 #define BP_BATCH 128            /* recent lengths per stamped batch: one shared RMW each */
@@ -77,7 +86,7 @@
 #define BP_STAMP_BITS 20
 #define BP_STAMP_MASK ((UINT64_C(1) << BP_STAMP_BITS) - 1)
 #define BP_STAMP(order, batch) ((((order) + 1) << BP_STAMP_BITS) | ((batch)&BP_STAMP_MASK))
-#define BP_TLD_SLOTS 256
+#define BP_TIDS 1024 /* threads with a fast-path cache slot in every pool */
 #define BP_CLASS_MAX_SHIFT 10
 #define BP_HOT 4                  /* hot slots of a tier whose bins are smaller */
 #define BP_HOT_TICK 16            /* hot-slot calls per decay-clock check, per thread */
@@ -96,12 +105,13 @@ typedef struct bp_tld bp_tld;
 struct bp_seg {
     bp_pool *pool;    /* owner; fixed for the segment's life */
     uint8_t *base;    /* first buffer */
-    uint64_t magic;   /* index = mulhi(offset, magic); 0 for oversize */
+    uint64_t magic;   /* index = (offset * magic) >> BP_IDX_SHIFT; 0: one slot */
     size_t stride;    /* distance between buffers */
     size_t size;      /* capacity of each buffer */
-    uint32_t nslots;  /* buffers the segment can hold */
+    uint64_t nslots;  /* buffers the segment can hold (64-bit: compared with an index as is) */
     uint32_t tier;    /* tier index; pool->ntiers for oversize */
     uint32_t bin_off; /* byte offset of the tier's bin in a bp_tcache */
+    bool oversize;    /* one buffer of exactly the requested length, unmapped when free */
     /* below: owned by the pool lock */
     uint32_t ncarved; /* slots handed out at least once */
     uint32_t nfree;   /* entries in freestk (free buffers in the depot) */
@@ -141,24 +151,23 @@ struct bp_tcache {
     bp_tld *tld;
     bp_tcache *tnext;         /* the thread's list */
     bp_tcache *pnext, *pprev; /* the pool's list (pool lock) */
-    _Atomic uint64_t seq;     /* lengths recorded so far */
-    uint64_t lim;             /* seq at which bp__tc_batch runs (batch end, leak sample) */
-    uint64_t hmask;           /* history entries - 1 */
-    uint64_t pub;             /* user recorder: seq already pushed to it (pool lock) */
-    _Atomic size_t *hist;     /* this thread's recent lengths, a ring */
-    _Atomic uint64_t *stamp;  /* per batch: its place in the pool's order; 0 not yet */
-    uint32_t hot_calls;       /* gets and puts served by hot slots: every BP_HOT_TICK-th
-                                 reads the clock for the decay */
+    /* The history: the owner writes *hcur++; bp__tc_seq reads how many so far. */
+    _Atomic size_t *_Atomic hcur; /* the next entry to write */
+    _Atomic size_t *hlim;         /* at this entry bp__tc_batch runs (lim, or the ring's end) */
+    _Atomic uint64_t hbase;       /* lengths recorded before the ring last wrapped */
+    _Atomic uint64_t hgen;        /* odd while the owner moves hcur and hbase together */
+    uint64_t lim;                 /* seq at which bp__tc_batch runs (batch end, leak sample) */
+    uint64_t hmask;               /* history entries - 1 */
+    uint64_t pub;                 /* user recorder: seq already pushed to it (pool lock) */
+    _Atomic size_t *hist;         /* this thread's recent lengths, a ring */
+    _Atomic uint64_t *stamp;      /* per batch: its place in the pool's order; 0 not yet */
+    uint32_t hot_calls;           /* gets and puts served by hot slots: every BP_HOT_TICK-th
+                                     reads the clock for the decay */
     bp_bin bins[];
 };
 
-typedef struct bp_tslot {
-    uint64_t id; /* pool id; 0 never matches */
-    bp_tcache *tc;
-} bp_tslot;
-
 struct bp_tld {
-    bp_tslot slot[BP_TLD_SLOTS];
+    uint32_t tid; /* index in every pool's cache array; 0: none (too many threads) */
     bp_tcache *tcs;
     uint64_t epoch; /* bp__dead_epoch last swept */
     bool live;      /* false for the shared empty sentinel */
@@ -170,8 +179,7 @@ struct bp_tld {
 #define BPF_CHECKED 0x2u
 #define BPF_PRESSURE 0x4u /* at the memory budget: caches bypassed, every buffer shared */
 #define BPF_SLOW (BPF_DEAD | BPF_CHECKED | BPF_PRESSURE)
-#define BPF_STRICT 0x8u /* BP_STRICT_LEN */
-#define BP_KEY_OFF (UINT64_C(1) << 63)
+#define BPF_STRICT 0x8u    /* BP_STRICT_LEN */
 #define BP_PRESSURE_MS 100 /* caches stay bypassed this long after a budget refusal */
 
 typedef struct bp_depot {
@@ -198,14 +206,14 @@ typedef struct bp_retired { /* counters of caches that have gone */
 
 struct bp_pool {
     /* read-mostly, used by the fast paths */
-    _Atomic uint64_t key; /* a thread slot serves the fast paths when its id equals this:
-                             the pool's id, or BP_KEY_OFF|id while every call must take
-                             the slow path (destroyed, or at its memory budget) */
+    bp_tcache **_Atomic tcv; /* the fast paths' cache of thread number t is tcv[t]: tcs_by_tid,
+                                or bp__tcv_none while every call must take the slow path
+                                (checked, destroyed, or at its memory budget) */
+    bp_tcache **tcs_by_tid;  /* BP_TIDS entries, bp__tc_none where a thread has no cache */
     uint64_t id;
     _Atomic uint32_t flags;
-    size_t slot_off; /* byte offset of its slot in bp_tld.slot: the fast paths add, not scale */
-    size_t max_len;  /* largest tier */
-    size_t dmax;     /* len - 1 < dmax: the bin is dtab[(len - 1) >> dshift] */
+    size_t max_len; /* largest tier */
+    size_t dmax;    /* len - 1 < dmax: the bin is dtab[(len - 1) >> dshift] */
     uint32_t dshift;
     uint32_t cshift;
     uint32_t ntiers;
@@ -258,20 +266,48 @@ struct bp_pool {
     _Atomic uint64_t discarded, refused, over_live, over_bytes, budget_refused;
 };
 
-/* ---- the segment map ---------------------------------------------------- */
+/* ---- address -> segment ---------------------------------------------------- */
 
+/* The reserved range (resv.c): a flat table of one segment per chunk at
+ * base, covering [base, base + lim). */
+typedef struct bp_resv {
+    _Atomic uintptr_t base;
+    _Atomic uintptr_t lim;
+} bp_resv;
+extern bp_resv bp__resv BP_HIDDEN;
+extern bp_seg bp__seg_none BP_HIDDEN; /* refuses everything: no pool, no slots */
 extern _Atomic(bp_seg *) *_Atomic bp__segmap[1u << BP_MAP_TOP_BITS] BP_HIDDEN;
 
-/* The segment containing p, or NULL for memory the library does not own. */
-/* Addresses above the mapped range alias lower ones here; bp__slot_of then
+/* Whether p is inside the reserved range; then *seg is its segment, or
+ * bp__seg_none for what is no segment (never NULL, so callers need no
+ * test). lim is read first: a thread that sees it set sees base too. */
+static inline bool bp__near(const void *p, bp_seg **seg) {
+    uintptr_t lim = ld_acq(&bp__resv.lim), base = ld_rlx(&bp__resv.base);
+    uintptr_t off = (uintptr_t)p - base;
+    if (BP_UNLIKELY(off >= lim))
+        return false;
+    *seg = ld_acq(&((_Atomic(bp_seg *) *)base)[off >> BP_CHUNK_SHIFT]);
+    return true;
+}
+
+/* Outside the range: the radix map, which also covers oversize buffers.
+ * Addresses above the mapped range alias lower ones here; bp__slot_of then
  * refuses them, because their offset from the segment's base is huge. */
-static inline bp_seg *bp__seg_of(const void *p) {
+static inline bp_seg *bp__seg_far(const void *p) {
     uintptr_t c = (uintptr_t)p >> BP_CHUNK_SHIFT;
     _Atomic(bp_seg *) *leaf =
         ld_acq(&bp__segmap[(c >> BP_MAP_LEAF_BITS) & ((1u << BP_MAP_TOP_BITS) - 1)]);
     if (BP_UNLIKELY(!leaf))
         return NULL;
     return ld_acq(&leaf[c & ((1u << BP_MAP_LEAF_BITS) - 1)]);
+}
+
+/* The segment containing p, or NULL for memory the library does not own. */
+static inline bp_seg *bp__seg_of(const void *p) {
+    bp_seg *seg;
+    if (BP_LIKELY(bp__near(p, &seg)))
+        return seg == &bp__seg_none ? NULL : seg;
+    return bp__seg_far(p);
 }
 
 /* Bytes of a buffer handed out that memory tools let the caller touch. */
@@ -283,7 +319,7 @@ static inline size_t bp__usable(bp_pool *pool, const void *p, size_t len) {
  * (header, padding between buffers, past the last slot). */
 static inline uint32_t bp__slot_of(const bp_seg *seg, const void *p, size_t *off_in) {
     uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)seg->base);
-    uint64_t idx = (uint64_t)(((unsigned __int128)off * seg->magic) >> 64);
+    uint64_t idx = (off * seg->magic) >> BP_IDX_SHIFT;
     if (BP_UNLIKELY(idx >= seg->nslots))
         return UINT32_MAX;
     uint64_t in = off - idx * seg->stride;
@@ -298,20 +334,27 @@ static inline uint32_t bp__slot_of(const bp_seg *seg, const void *p, size_t *off
 extern BP_TLS bp_tld *bp__tld BP_HIDDEN;
 extern _Atomic uint64_t bp__dead_epoch BP_HIDDEN;
 
-/* tld's slot for pool; it is the pool's when s->id matches. */
-static inline bp_tslot *bp__tld_slot(bp_tld *tld, const bp_pool *pool) {
-    return (bp_tslot *)((char *)tld->slot + pool->slot_off);
-}
-/* The calling thread's slot for pool. */
-static inline const bp_tslot *bp__tslot(const bp_pool *pool) { return bp__tld_slot(bp__tld, pool); }
+extern BP_TLS uint32_t bp__tid BP_HIDDEN; /* this thread's number; 0: none yet */
+typedef union bp_tc_none_u {              /* a cache with every bin both empty and full */
+    bp_tcache tc;
+    char room[sizeof(bp_tcache) + (BP_MAX_TIERS + 1) * sizeof(bp_bin)];
+} bp_tc_none_u;
+extern bp_tc_none_u bp__tc_none_u BP_HIDDEN;
+#define bp__tc_none (bp__tc_none_u.tc)             /* every call through it goes slow */
+extern bp_tcache *bp__tcv_none[BP_TIDS] BP_HIDDEN; /* every entry bp__tc_none */
+
 static inline uint32_t bp__bin_off(uint32_t tier) {
     return (uint32_t)(offsetof(bp_tcache, bins) + tier * sizeof(bp_bin));
 }
 
+/* The calling thread's cache for pool as the fast paths see it: bp__tc_none
+ * unless it has one and the pool takes fast paths. One load each. */
+static inline bp_tcache *bp__tc_here(const bp_pool *pool) { return ld_rlx(&pool->tcv)[bp__tid]; }
+
 /* The calling thread's cache for pool, or NULL (slow path). */
 static inline bp_tcache *bp__tc_fast(const bp_pool *pool) {
-    const bp_tslot *s = bp__tslot(pool);
-    return BP_LIKELY(s->id == ld_rlx(&pool->key)) ? s->tc : NULL;
+    bp_tcache *tc = bp__tc_here(pool);
+    return BP_LIKELY(tc != &bp__tc_none) ? tc : NULL;
 }
 
 /* The tier serving len, for 1 <= len <= pool->max_len. */
@@ -329,10 +372,10 @@ static inline uint32_t bp__tier_of(const bp_pool *pool, size_t len) {
  * it is only evaluated on the unlikely branch. */
 #define bp__stage_len(tc, len, p, site)                                                            \
     do {                                                                                           \
-        uint64_t s_ = ld_rlx(&(tc)->seq);                                                          \
-        st_rlx(&(tc)->hist[s_ & (tc)->hmask], (len));                                              \
-        st_rel(&(tc)->seq, s_ + 1);                                                                \
-        if (BP_UNLIKELY(s_ + 1 == (tc)->lim)) /* a batch ends, or a leak sample is due */          \
+        _Atomic size_t *h_ = ld_rlx(&(tc)->hcur);                                                  \
+        st_rlx(h_, (len));                                                                         \
+        st_rel(&(tc)->hcur, h_ + 1);                                                               \
+        if (BP_UNLIKELY(h_ + 1 == (tc)->hlim)) /* a batch ends, a leak sample, the ring's end */   \
             bp__tc_batch((tc), (p), (site));                                                       \
     } while (0)
 
@@ -340,6 +383,9 @@ static inline uint32_t bp__tier_of(const bp_pool *pool, size_t len) {
 
 /* os.c */
 BP_HIDDEN void *bp__os_map(size_t size, size_t align);
+BP_HIDDEN void *bp__os_reserve(size_t size, size_t align); /* PROT_NONE, no commit */
+BP_HIDDEN int bp__os_reserve_at(void *addr, size_t size);  /* exactly there, or EBUSY */
+BP_HIDDEN int bp__os_commit(void *p, size_t size);         /* reserved -> read/write */
 BP_HIDDEN void bp__os_unmap(void *p, size_t size);
 BP_HIDDEN int bp__os_decommit(void *p, size_t size);
 BP_HIDDEN void bp__os_retire(void *p, size_t size, size_t keep);
@@ -348,6 +394,16 @@ BP_HIDDEN size_t bp__os_page(void);
 BP_HIDDEN uint64_t bp__os_now_ms(void);
 BP_HIDDEN void bp__os_cond_init(pthread_cond_t *cv); /* timed waits on CLOCK_MONOTONIC */
 BP_HIDDEN void bp__os_deadline(struct timespec *ts, unsigned ms); /* now + ms, monotonic */
+
+/* resv.c */
+/* Chunk-aligned and committed, or NULL: not here, or *refused: the OS refused memory. */
+BP_HIDDEN void *bp__resv_alloc(size_t bytes, bool *refused);
+BP_HIDDEN bool bp__resv_owns(const void *p);
+BP_HIDDEN void bp__resv_publish(bp_seg *seg);
+BP_HIDDEN void bp__resv_free(bp_seg *seg); /* unpublishes, returns the pages */
+BP_HIDDEN size_t bp__resv_reserved(void);  /* bytes of address space reserved */
+BP_HIDDEN void bp__resv_lock(void);        /* fork */
+BP_HIDDEN void bp__resv_unlock(void);
 
 /* segmap.c */
 BP_HIDDEN int bp__segmap_add(bp_seg *seg);
@@ -363,7 +419,7 @@ BP_HIDDEN void bp__tomb_unlock(void);
 static inline uint8_t *bp__seg_buf(const bp_seg *seg, uint32_t idx) {
     return seg->base + (size_t)idx * seg->stride;
 }
-static inline bool bp__seg_is_oversize(const bp_seg *seg) { return seg->magic == 0; }
+static inline bool bp__seg_is_oversize(const bp_seg *seg) { return seg->oversize; }
 static inline bp_seg *bp__seg_of_rc(const _Atomic uint32_t *rc) {
     return (bp_seg *)((uintptr_t)rc & ~(uintptr_t)(BP_CHUNK - 1));
 }
@@ -396,6 +452,9 @@ BP_HIDDEN void bp__tc_retire(bp_tcache *tc);  /* pool lock held */
 BP_HIDDEN void bp__tc_archive(bp_tcache *tc); /* pool lock held */
 BP_HIDDEN void bp__tc_batch(bp_tcache *tc, void *just_got, void *site);
 BP_HIDDEN void bp__tc_publish(bp_tcache *tc); /* staged lengths -> user recorder (pool lock) */
+BP_HIDDEN uint64_t bp__tc_seq(bp_tcache *tc); /* lengths tc has recorded; any thread */
+BP_HIDDEN void bp__tc_serve(bp_pool *pool, bool on); /* thread caches on or off (bp__tcv_none) */
+BP_HIDDEN bp_tcache **bp__tc_array_new(void);        /* BP_TIDS x bp__tc_none, malloc'd */
 BP_HIDDEN uint64_t bp__batch_interval(const bp_pool *pool);
 BP_HIDDEN void bp__tld_sweep(void);
 BP_HIDDEN void bp__tc_drop_current(bp_pool *pool);

@@ -12,6 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef MAP_FIXED_NOREPLACE /* Linux 4.17; older kernels ignore it (see bp__os_reserve_at) */
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
 /* Test builds can make the k-th OS call fail (issue: fault injection). */
 BP_HIDDEN _Atomic long bp__os_fail_countdown = 0;
 
@@ -45,6 +49,44 @@ void *bp__os_map(size_t size, size_t align) {
     if (tail)
         munmap((uint8_t *)start + size, tail);
     return (void *)start;
+}
+
+/* Address space only: PROT_NONE and MAP_NORESERVE take neither memory nor
+ * commit charge until bp__os_commit. Aligned as bp__os_map is. */
+void *bp__os_reserve(size_t size, size_t align) {
+    size_t span = size + align;
+    uint8_t *raw = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = start - (uintptr_t)raw, tail = span - head - size;
+    if (head)
+        munmap(raw, head);
+    if (tail)
+        munmap((uint8_t *)start + size, tail);
+    return (void *)start;
+}
+
+/* Reserves exactly [addr, addr + size), or fails (EBUSY) when any of it is
+ * taken: never moves or replaces a mapping (older kernels that ignore
+ * MAP_FIXED_NOREPLACE place it elsewhere, which is undone). */
+int bp__os_reserve_at(void *addr, size_t size) {
+    void *p = mmap(addr, size, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED)
+        return EBUSY;
+    if (p != addr) {
+        munmap(p, size);
+        return EBUSY;
+    }
+    return 0;
+}
+
+/* Makes reserved pages readable and writable (memory comes when touched). */
+int bp__os_commit(void *p, size_t size) {
+    if (os_should_fail())
+        return ENOMEM;
+    return mprotect(p, size, PROT_READ | PROT_WRITE) == 0 ? 0 : ENOMEM;
 }
 
 void bp__os_unmap(void *p, size_t size) {

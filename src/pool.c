@@ -44,6 +44,7 @@ static void pool_release_memory(bp_pool *pool) {
         bp__objpool_free(pool->objpool);
     pthread_cond_destroy(&pool->room);
     free((void *)pool->ctab);
+    free(pool->tcs_by_tid);
     bp_ring_free(pool->ring);
     bp__leak_free_all(pool);
     bp__vg_pool_free(pool);
@@ -155,8 +156,10 @@ bp_pool *bp_pool_new(const bp_config *cfg) {
         return NULL;
     }
     memset(pool, 0, sizeof(*pool));
-    int err = apply_config(pool, cfg);
+    pool->tcs_by_tid = bp__tc_array_new();
+    int err = pool->tcs_by_tid ? apply_config(pool, cfg) : ENOMEM;
     if (err) {
+        free(pool->tcs_by_tid);
         free((void *)pool->ctab);
         bp_ring_free(pool->ring);
         free(pool);
@@ -168,8 +171,7 @@ bp_pool *bp_pool_new(const bp_config *cfg) {
     bp__os_cond_init(&pool->room);
     bp__vg_pool_new(pool);
     pool->id = atomic_fetch_add(&next_id, 1) + 1;
-    st_rlx(&pool->key, pool->id);
-    pool->slot_off = (pool->id % BP_TLD_SLOTS) * sizeof(bp_tslot);
+    bp__tc_serve(pool, !(ld_rlx(&pool->flags) & BPF_CHECKED));
     pool->user_ref = true;
     st_rlx(&pool->next_decay_ms, bp__os_now_ms() + pool->decay_ms);
     bp__registry_lock();
@@ -205,7 +207,7 @@ size_t bp_pool_destroy(bp_pool *pool) {
         bp_pool_report_leaks(pool, stderr); /* silent when nothing is left */
     bp__pool_lock(pool);
     atomic_fetch_or(&pool->flags, BPF_DEAD);
-    st_rlx(&pool->key, pool->id | BP_KEY_OFF); /* no thread's fast path serves it again */
+    bp__tc_serve(pool, false); /* no thread's fast path serves it again */
     pool->dead_ms = bp__os_now_ms();
     pool->user_ref = false;
     size_t leaks = (size_t)outstanding_locked(pool);

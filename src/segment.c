@@ -8,6 +8,8 @@
  * of buffers and holds at least one. An oversize buffer gets a segment of
  * its own with a single slot of exactly the requested length.
  *
+ * Tier segments are placed in the reserved range (resv.c); the rest below
+ * is about segments mapped on their own (oversize, or the range refused).
  * A freed segment leaves its header pages behind as zeros (a tombstone, see
  * bp__os_retire), so a query of a stale pointer that raced the free never
  * touches unmapped memory. New segments are grown in place from tombstones
@@ -117,19 +119,29 @@ static bool within_budget(bp_pool *pool, size_t map_bytes) {
     if (pool->mapped + map_bytes <= pool->max_bytes)
         return true;
     st_rlx(&pool->pressure_until_ms, bp__os_now_ms() + BP_PRESSURE_MS);
-    if (!(atomic_fetch_or(&pool->flags, BPF_PRESSURE) & BPF_DEAD))
-        st_rlx(&pool->key, pool->id | BP_KEY_OFF);
+    atomic_fetch_or(&pool->flags, BPF_PRESSURE);
+    bp__tc_serve(pool, false);
     bp__budget_failed = true;
     errno = ENOMEM;
     return false;
 }
 
-static bp_seg *seg_map(bp_pool *pool, size_t map_bytes) {
+/* Tier segments come from the reserved range (resv.c) while it has room;
+ * oversize buffers and what the range cannot serve are mapped on their own
+ * and found through the radix map. */
+static bp_seg *seg_map(bp_pool *pool, size_t map_bytes, bool tier) {
     if (!within_budget(pool, map_bytes))
         return NULL;
-    size_t keep = 0;
     bool refused = false;
-    bp_seg *seg = tomb_reuse(map_bytes, &keep, &refused);
+    bp_seg *seg = tier ? bp__resv_alloc(map_bytes, &refused) : NULL;
+    if (seg) {
+        seg->map_bytes = map_bytes;
+        seg->pool = pool;
+        return seg; /* published by seg_link, once its header is complete */
+    }
+    size_t keep = 0;
+    if (!refused)
+        seg = tomb_reuse(map_bytes, &keep, &refused);
     if (!seg && !refused)
         seg = bp__os_map(map_bytes, BP_CHUNK);
     if (!seg) {
@@ -152,6 +164,8 @@ static bp_seg *seg_map(bp_pool *pool, size_t map_bytes) {
 }
 
 static void seg_link(bp_pool *pool, bp_seg *seg) {
+    if (bp__resv_owns(seg))
+        bp__resv_publish(seg);
     seg->next = pool->segs;
     seg->prev = NULL;
     if (pool->segs)
@@ -166,13 +180,13 @@ bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
     size_t stride, first, map_bytes;
     uint32_t n;
     tier_geometry(pool->sizes[tier], checked, objects, &stride, &n, &first, &map_bytes);
-    bp_seg *seg = seg_map(pool, map_bytes);
+    bp_seg *seg = seg_map(pool, map_bytes, true);
     if (!seg)
         return NULL;
     seg->base = (uint8_t *)seg + first;
     seg->stride = stride;
     seg->size = pool->sizes[tier];
-    seg->magic = UINT64_MAX / stride + 1;
+    seg->magic = n == 1 ? 0 : ((UINT64_C(1) << BP_IDX_SHIFT) + stride - 1) / stride;
     seg->nslots = n;
     seg->tier = tier;
     seg->bin_off = bp__bin_off(tier);
@@ -192,13 +206,14 @@ bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len) {
         return NULL;
     }
     size_t map_bytes = align_up(first + len, page);
-    bp_seg *seg = seg_map(pool, map_bytes);
+    bp_seg *seg = seg_map(pool, map_bytes, false);
     if (!seg)
         return NULL;
     seg->base = (uint8_t *)seg + first;
     seg->stride = len;
     seg->size = len;
     seg->magic = 0; /* every offset is slot 0 */
+    seg->oversize = true;
     seg->nslots = 1;
     seg->ncarved = 1;
     seg->tier = pool->ntiers; /* the always-full extra bin */
@@ -215,6 +230,12 @@ void bp__seg_free(bp_seg *seg) {
     pool->mapped -= seg->map_bytes;
     pool->nsegs--;
     pool->os_returned += seg->map_bytes;
+    if (bp__resv_owns(seg)) {
+        track_unmap(seg, seg->map_bytes);
+        bp__resv_free(seg);
+        bp__depot_room(pool);
+        return;
+    }
     bp__segmap_remove(seg);
     size_t page = bp__os_page(), map_bytes = seg->map_bytes;
     size_t keep = align_up((size_t)(seg->base - (uint8_t *)seg), page);

@@ -63,7 +63,7 @@ static int by_order(const void *a, const void *b) {
 /* Copies tc's recent lengths as runs: stamped batches and the newest part. */
 static size_t collect(const bp_pool *pool, bp_tcache *tc, bool mine, size_t *buf, run *runs,
                       size_t *nrun) {
-    uint64_t s = ld_acq(&tc->seq);
+    uint64_t s = bp__tc_seq(tc);
     uint64_t lo = s > pool->window ? (s - pool->window) / BP_BATCH * BP_BATCH : 0;
     uint64_t nb = (tc->hmask + 1) / BP_BATCH;
     size_t used = 0, first = *nrun;
@@ -82,7 +82,7 @@ static size_t collect(const bp_pool *pool, bp_tcache *tc, bool mine, size_t *buf
     }
     /* The owner may have written past the ring meanwhile: drop what it
      * overwrote (and so any stamp that now belongs to a newer batch). */
-    uint64_t h = tc->hmask + 1, s2 = ld_acq(&tc->seq), safe = s2 > h ? s2 - h : 0;
+    uint64_t h = tc->hmask + 1, s2 = bp__tc_seq(tc), safe = s2 > h ? s2 - h : 0;
     for (size_t r = first, start = lo; r < *nrun; r++, start += BP_BATCH)
         if (start < safe)
             runs[r].n = 0;

@@ -2,14 +2,18 @@
  * tcache.c - per-thread caches.
  *
  * A thread has one bp_tld (reached through an initial-exec TLS pointer that
- * starts at an empty sentinel whose slots never match) and one bp_tcache
- * per pool it uses, found through a direct-mapped slot keyed by the pool's
- * unique id. Only the owner thread touches a cache's bins, so the fast paths
- * need no atomic read-modify-write; other threads read its counters and
- * staged lengths with relaxed/acquire loads. A cache leaves its pool at
- * thread exit, after fork in the child (for the threads that did not
- * survive), and, for destroyed pools, when its thread next takes a slow
- * path (a process-wide epoch says a sweep is due).
+ * starts at an empty sentinel), a small thread number (bp__tid, taken with
+ * its first cache) and one bp_tcache per pool it uses. The fast paths find
+ * it in one step, pool->tcv[bp__tid]: an array per pool whose entries are
+ * bp__tc_none (bins both empty and full, so every call goes slow) until the
+ * thread has a cache there, and which is swapped for an array of nothing
+ * but bp__tc_none while the pool must bypass caches. Thread 0 (no number:
+ * more than BP_TIDS - 1 threads at once) is served by the slow paths, which
+ * find its cache on the thread's list. Only the owner thread touches a cache's bins, so the fast
+ * paths need no atomic read-modify-write; other threads read its counters and staged lengths with
+ * relaxed/acquire loads. A cache leaves its pool at thread exit, after fork in the child (for the
+ * threads that did not survive), and, for destroyed pools, when its thread next takes a slow path
+ * (a process-wide epoch says a sweep is due).
  */
 #include "internal.h"
 
@@ -19,7 +23,53 @@
 
 static bp_tld empty_tld;
 BP_TLS bp_tld *bp__tld = &empty_tld;
+BP_TLS uint32_t bp__tid;
 _Atomic uint64_t bp__dead_epoch;
+bp_tc_none_u bp__tc_none_u;
+bp_tcache *bp__tcv_none[BP_TIDS];
+
+/* Thread numbers in use (1..BP_TIDS-1); 0 is never handed out. */
+static pthread_mutex_t tid_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t tid_used[BP_TIDS / 64] = {1};
+
+static uint32_t tid_take(void) {
+    uint32_t got = 0;
+    pthread_mutex_lock(&tid_mu);
+    for (uint32_t w = 0; w < BP_TIDS / 64 && !got; w++)
+        if (~tid_used[w]) {
+            uint32_t b = (uint32_t)__builtin_ctzll(~tid_used[w]);
+            tid_used[w] |= UINT64_C(1) << b;
+            got = w * 64 + b;
+        }
+    pthread_mutex_unlock(&tid_mu);
+    return got;
+}
+
+static void tid_give(uint32_t tid) {
+    if (!tid)
+        return;
+    pthread_mutex_lock(&tid_mu);
+    tid_used[tid / 64] &= ~(UINT64_C(1) << (tid % 64));
+    pthread_mutex_unlock(&tid_mu);
+}
+
+static pthread_once_t none_once = PTHREAD_ONCE_INIT;
+static void none_init(void) {
+    for (size_t i = 0; i < BP_TIDS; i++)
+        bp__tcv_none[i] = &bp__tc_none;
+}
+
+bp_tcache **bp__tc_array_new(void) {
+    pthread_once(&none_once, none_init);
+    bp_tcache **a = malloc(BP_TIDS * sizeof(*a));
+    if (a)
+        memcpy(a, bp__tcv_none, BP_TIDS * sizeof(*a));
+    return a;
+}
+
+void bp__tc_serve(bp_pool *pool, bool on) {
+    st_rlx(&pool->tcv, on ? pool->tcs_by_tid : bp__tcv_none);
+}
 
 static pthread_key_t tld_key;
 static pthread_once_t tld_once = PTHREAD_ONCE_INIT;
@@ -38,8 +88,10 @@ static bp_tld *tld_get(void) {
         return NULL;
     tld->live = true;
     tld->epoch = ld_acq(&bp__dead_epoch);
+    tld->tid = tid_take();
     pthread_setspecific(tld_key, tld);
     bp__tld = tld;
+    bp__tid = tld->tid;
     return tld;
 }
 
@@ -66,13 +118,43 @@ static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
     tc->stamp = (_Atomic uint64_t *)(tc->hist + pool->hist_len);
     tc->hmask = pool->hist_len - 1;
     tc->lim = bp__batch_interval(pool);
+    tc->hcur = tc->hist;
+    tc->hlim = tc->hist + (tc->lim < pool->hist_len ? tc->lim : pool->hist_len);
     return tc;
 }
 
-static void slot_clear(bp_tld *tld, const bp_pool *pool) {
-    bp_tslot *s = bp__tld_slot(tld, pool);
-    if (s->id == pool->id)
-        *s = (bp_tslot){0, NULL};
+static void slot_clear(bp_tld *tld, const bp_tcache *tc) {
+    if (tld->tid && tc->pool->tcs_by_tid[tld->tid] == tc)
+        tc->pool->tcs_by_tid[tld->tid] = &bp__tc_none;
+}
+
+/* Lengths recorded so far. The owner moves hcur back to the ring's start
+ * and hbase on by the ring's size together, inside an odd hgen (a seqlock):
+ * a reader retries until it read both between two such moves. */
+uint64_t bp__tc_seq(bp_tcache *tc) {
+    for (;;) {
+        uint64_t g = ld_acq(&tc->hgen);
+        _Atomic size_t *c = ld_acq(&tc->hcur); /* acquire: the last load stays last */
+        uint64_t base = ld_acq(&tc->hbase);
+        if (!(g & 1) && ld_rlx(&tc->hgen) == g)
+            return base + (uint64_t)(c - tc->hist);
+    }
+}
+
+/* The owner's: the ring wraps when hcur reached its end. The odd hgen is
+ * an acquire RMW, so the stores after it stay after it; a reader that sees
+ * one of them (release) sees hgen changed. */
+static void hist_wrap(bp_tcache *tc) {
+    atomic_fetch_add_explicit(&tc->hgen, 1, memory_order_acq_rel);
+    st_rel(&tc->hbase, ld_rlx(&tc->hbase) + tc->hmask + 1);
+    st_rel(&tc->hcur, tc->hist);
+    st_rel(&tc->hgen, ld_rlx(&tc->hgen) + 1);
+}
+
+/* The next entry at which bp__tc_batch must run: lim, or the ring's end. */
+static void hist_arm(bp_tcache *tc) {
+    uint64_t base = ld_rlx(&tc->hbase), room = tc->hmask + 1;
+    tc->hlim = tc->hist + (tc->lim - base < room ? tc->lim - base : room);
 }
 
 /* A pool at its budget bypasses thread caches for a while, so a buffer one
@@ -84,7 +166,7 @@ static bool under_pressure(bp_pool *pool) {
         bp__pool_lock(pool);
         bool end = !pool->waiters && bp__os_now_ms() >= ld_rlx(&pool->pressure_until_ms);
         if (end && (atomic_fetch_and(&pool->flags, ~BPF_PRESSURE) & BPF_DEAD) == 0)
-            st_rlx(&pool->key, pool->id);
+            bp__tc_serve(pool, true);
         bp__pool_unlock(pool);
         if (end)
             return false;
@@ -119,7 +201,8 @@ bp_tcache *bp__tc_slow(bp_pool *pool) {
         tc->tnext = tld->tcs;
         tld->tcs = tc;
     }
-    *bp__tld_slot(tld, pool) = (bp_tslot){pool->id, tc};
+    if (tld->tid)
+        pool->tcs_by_tid[tld->tid] = tc;
     return tc;
 }
 
@@ -150,7 +233,7 @@ static void push_user(bp_tcache *tc, uint64_t seq) {
     tc->pub = seq;
 }
 
-void bp__tc_publish(bp_tcache *tc) { push_user(tc, ld_acq(&tc->seq)); }
+void bp__tc_publish(bp_tcache *tc) { push_user(tc, bp__tc_seq(tc)); }
 
 /* Runs every BP_TICK gets. A finished batch of BP_BATCH lengths gets its
  * place in the pool's order with one shared counter: no lock, no copy (a
@@ -160,8 +243,15 @@ void bp__tc_publish(bp_tcache *tc) { push_user(tc, ld_acq(&tc->seq)); }
  * recorder gets the lengths pushed, with the pool lock, as promised. */
 void bp__tc_batch(bp_tcache *tc, void *just_got, void *site) {
     bp_pool *pool = tc->pool;
-    uint64_t seq = ld_rlx(&tc->seq);
-    tc->lim = seq + bp__batch_interval(pool);
+    uint64_t seq = ld_rlx(&tc->hbase) + (uint64_t)(ld_rlx(&tc->hcur) - tc->hist);
+    if (ld_rlx(&tc->hcur) == tc->hist + tc->hmask + 1)
+        hist_wrap(tc);
+    bool due = seq == tc->lim;
+    if (due)
+        tc->lim = seq + bp__batch_interval(pool);
+    hist_arm(tc);
+    if (!due)
+        return; /* only the ring's end */
     if (pool->record && pool->recorder.push && seq % BP_TICK == 0) {
         bp__pool_lock(pool);
         push_user(tc, seq);
@@ -182,7 +272,7 @@ void bp__tc_batch(bp_tcache *tc, void *just_got, void *site) {
  * user recorder), oldest first. Pool lock held. */
 void bp__tc_archive(bp_tcache *tc) {
     bp_pool *pool = tc->pool;
-    uint64_t seq = ld_rlx(&tc->seq);
+    uint64_t seq = bp__tc_seq(tc);
     if (!pool->record)
         return;
     if (pool->recorder.push) {
@@ -279,7 +369,7 @@ static void tc_leave(bp_tcache *tc) {
 static void tc_unlink_leave(bp_tld *tld, bp_tcache **link) {
     bp_tcache *tc = *link;
     *link = tc->tnext;
-    slot_clear(tld, tc->pool);
+    slot_clear(tld, tc);
     tc_leave(tc);
 }
 
@@ -311,29 +401,36 @@ void bp__tc_drop_current(bp_pool *pool) {
 static void tld_exit(void *arg) {
     bp_tld *tld = arg;
     bp__tld = &empty_tld; /* calls from later destructors start afresh */
+    bp__tid = 0;
     while (tld->tcs) {
         bp_tcache *tc = tld->tcs;
         tld->tcs = tc->tnext;
+        slot_clear(tld, tc);
         tc_leave(tc);
     }
+    tid_give(tld->tid);
     free(tld);
 }
 
 /* fork(): every lock of the library is held across it, in the one order
  * they nest in (the expvar registry, the pool registry, each pool, the
- * tombstones, the background thread's), and the child takes back what the
- * caches of the threads that did not follow it held. */
+ * tombstones, the reserved range, thread numbers, the background thread's), and the child takes
+ * back what the caches of the threads that did not follow it held. */
 void bp__fork_prepare(void) {
     bp__expvar_lock();
     bp__registry_lock();
     for (bp_pool *p = bp__registry_first(); p; p = p->gnext)
         bp__pool_lock(p);
     bp__tomb_lock();
+    bp__resv_lock();
+    pthread_mutex_lock(&tid_mu);
     bp__bg_fork_prepare();
 }
 
 void bp__fork_parent(void) {
     bp__bg_fork_parent();
+    pthread_mutex_unlock(&tid_mu);
+    bp__resv_unlock();
     bp__tomb_unlock();
     for (bp_pool *p = bp__registry_first(); p; p = p->gnext)
         bp__pool_unlock(p);
@@ -342,6 +439,8 @@ void bp__fork_parent(void) {
 }
 
 void bp__fork_child(void) {
+    pthread_mutex_unlock(&tid_mu);
+    bp__resv_unlock();
     bp__tomb_unlock();
     bp_tld *self = bp__tld;
     bp_tcache *gone = NULL; /* caches of threads that did not follow the fork */
@@ -350,6 +449,7 @@ void bp__fork_child(void) {
         for (bp_tcache *tc = p->tcs; tc; tc = next) {
             next = tc->pnext;
             if (tc->tld != self) {
+                slot_clear(tc->tld, tc);
                 bp__tc_retire(tc);
                 tc->pnext = gone;
                 gone = tc;
@@ -376,6 +476,7 @@ void bp__fork_child(void) {
     while (tlds) {
         bp_tld *t = tlds;
         tlds = (bp_tld *)t->tcs;
+        tid_give(t->tid);
         free(t);
     }
     bp__bg_fork_child(); /* last: the child's own purge thread, every lock free again */

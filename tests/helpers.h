@@ -24,13 +24,15 @@
 #include "bytepool.h"
 #include "rss.h"
 
-/* Whether the page holding p is mapped in this process: mincore fails with
- * ENOMEM for an unmapped range. (A release of an unmapped address is not
- * proof: it may fall in a remembered oversize range and get EALREADY.) */
-static inline int is_mapped(const void *p) {
+/* Whether the page holding p holds memory: mapped (mincore fails with
+ * ENOMEM for an unmapped range) and resident. Segments of the reserved range
+ * stay mapped when freed, their pages given back (MADV_DONTNEED); others are
+ * unmapped. (A release of a freed address is not proof: it may fall in a
+ * remembered oversize range and get EALREADY.) */
+static inline int is_resident(const void *p) {
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    unsigned char v;
-    return mincore((void *)((uintptr_t)p & ~(uintptr_t)(pg - 1)), pg, &v) == 0;
+    unsigned char v = 0;
+    return mincore((void *)((uintptr_t)p & ~(uintptr_t)(pg - 1)), pg, &v) == 0 && (v & 1);
 }
 
 /* Runs body(arg) in a child process with stderr captured. Returns the

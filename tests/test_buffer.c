@@ -143,6 +143,71 @@ static void base_finds_the_start_and_end_pointers_are_the_neighbour(void **state
     assert_int_equal(bp_pool_destroy(pool), 0);
 }
 
+/* bp_get_bulk: all or nothing; bp_put_bulk puts every pointer it can. */
+static void bulk_get_is_all_or_nothing(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    void *v[64];
+    assert_int_equal(bp_get_bulk(pool, 1000, v, 64), 0);
+    for (int i = 0; i < 64; i++) {
+        assert_int_equal(bp_refcount(v[i]), 1);
+        assert_int_equal(bp_cap(v[i]), 1024);
+        for (int j = 0; j < i; j++)
+            assert_ptr_not_equal(v[i], v[j]);
+    }
+    assert_int_equal(bp_put_bulk(pool, v, 64), 0);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(bp_refcount(v[i]), 0);
+    assert_int_equal(bp_get_bulk(pool, 1000, v, 0), 0);
+    assert_int_equal(bp_get_bulk(pool, 0, v, 4), EINVAL);
+    assert_int_equal(bp_get_bulk(pool, 10, NULL, 4), EINVAL);
+    assert_int_equal(bp_get_bulk(NULL, 10, v, 4), EINVAL);
+    assert_int_equal(bp_put_bulk(pool, NULL, 4), EINVAL);
+    assert_int_equal(bp_put_bulk(pool, NULL, 0), 0);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.outstanding, 0);
+    assert_int_equal(st.total_get, 64);
+    assert_int_equal(st.total_put, 64);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+
+    /* under a budget that holds 3 buffers of 1 MiB, 4 cannot be had */
+    bp_config cfg = {0};
+    cfg.max_bytes = 3u << 21;
+    pool = bp_pool_new(&cfg);
+    void *w[4] = {(void *)1, (void *)1, (void *)1, (void *)1};
+    assert_int_equal(bp_get_bulk(pool, 1u << 20, w, 4), ENOMEM);
+    for (int i = 0; i < 4; i++)
+        assert_true(w[i] == NULL || w[i] == (void *)1); /* nothing handed out */
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.outstanding, 0);
+    assert_int_equal(bp_get_bulk(pool, 1u << 20, w, 2), 0); /* two fit */
+    assert_int_equal(bp_put_bulk(pool, w, 2), 0);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+static void bulk_put_refuses_each_bad_pointer_and_puts_the_rest(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL), *other = bp_pool_new(NULL);
+    int local;
+    void *theirs = bp_get(other, 64);
+    void *v[5] = {bp_get(pool, 64), &local, bp_get(pool, 5000), theirs, NULL};
+    void *a = v[0], *b = v[2];
+    assert_int_equal(bp_put_bulk(pool, v, 5), EINVAL); /* the first error */
+    assert_int_equal(bp_refcount(a), 0);
+    assert_int_equal(bp_refcount(b), 0);
+    assert_int_equal(bp_refcount(theirs), 1); /* another pool's: refused, untouched */
+    void *again[1] = {a};
+    assert_int_equal(bp_put_bulk(pool, again, 1), EALREADY);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.outstanding, 0);
+    assert_int_equal(st.refused, 4); /* &local, theirs, NULL, the double put: all bp_put's on it */
+    assert_int_equal(bp_put(other, theirs), 0);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+    assert_int_equal(bp_pool_destroy(other), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(base_finds_the_start_and_end_pointers_are_the_neighbour),
@@ -152,6 +217,8 @@ int main(void) {
         cmocka_unit_test(put_buffer_is_reused),
         cmocka_unit_test(oversize_is_exact_refcounted_and_discarded),
         cmocka_unit_test(many_gets_span_many_segments),
+        cmocka_unit_test(bulk_get_is_all_or_nothing),
+        cmocka_unit_test(bulk_put_refuses_each_bad_pointer_and_puts_the_rest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
