@@ -84,7 +84,7 @@ test-fuzz: fuzz-build
 
 # Benchmarks against the peers (installs them as make test installs its
 # packages). bench: ~2 minutes; bench-full: more rounds, longer cells.
-BENCH_PKGS := libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev libavutil-dev gnuplot-nox valgrind
+BENCH_PKGS := libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev libavutil-dev libdpdk-dev gnuplot-nox valgrind
 bench-deps:
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(BENCH_PKGS)"
 

@@ -18,8 +18,12 @@ typedef struct peer {
     unsigned char *(*data)(void *h);     /* the bytes of a handle */
     void (*trim)(void *st);              /* give idle memory back, if it can */
     void (*teardown)(void *st);
+    /* optional (NULL: the cells that need it are skipped, or fall back) */
+    void *(*retain_n)(void *st, void *h, size_t n); /* n more references of h at once */
+    void (*thread_init)(void *st);                  /* on each thread the benchmark starts */
 } peer;
 
-extern const peer peer_bytepool, peer_malloc, peer_avpool, peer_naive, peer_null;
+extern const peer peer_bytepool, peer_malloc, peer_avpool, peer_naive, peer_null, peer_dpdk,
+    peer_malloc_plain;
 
 #endif

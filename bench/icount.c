@@ -4,7 +4,11 @@
  * total instructions divided by the difference in iterations is the cost
  * of one operation, free of start-up and set-up.
  *
- *   icount getput|getrelease|retain|getput_norec SIZE ITERATIONS
+ *   icount getput|getrelease|retain|retain_n|getput_norec SIZE ITERATIONS
+ *
+ * retain_n takes 8 references with one bp_retain_n and drops them with one
+ * bp_release_n. Built twice: icount (static library) and icount_shared
+ * (through the shared library's PLT, as a packaged program calls it).
  *
  * getrelease drops the only reference with bp_release (one atomic CAS 1 -> 0)
  * where getput uses bp_put (a plain store): the difference is the cost of
@@ -18,7 +22,8 @@
 
 int main(int argc, char **argv) {
     if (argc != 4) {
-        fprintf(stderr, "usage: icount getput|getrelease|retain|getput_norec SIZE ITERATIONS\n");
+        fprintf(stderr,
+                "usage: icount getput|getrelease|retain|retain_n|getput_norec SIZE ITERATIONS\n");
         return 2;
     }
     size_t size = strtoull(argv[2], NULL, 10);
@@ -34,6 +39,13 @@ int main(int argc, char **argv) {
         for (long i = 0; i < n; i++) {
             bp_retain(p);
             bp_release(p);
+        }
+        bp_put(pool, p);
+    } else if (!strcmp(argv[1], "retain_n")) {
+        p = bp_get(pool, size);
+        for (long i = 0; i < n; i++) {
+            bp_retain_n(p, 8);
+            bp_release_n(p, 8);
         }
         bp_put(pool, p);
     } else if (!strcmp(argv[1], "getrelease")) {

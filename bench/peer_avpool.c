@@ -43,4 +43,4 @@ static void teardown(void *st) {
     free(a);
 }
 
-const peer peer_avpool = {"avpool", setup, get, retain, release, data, trim, teardown};
+const peer peer_avpool = {"avpool", setup, get, retain, release, data, trim, teardown, NULL, NULL};

@@ -18,9 +18,14 @@ static void *retain(void *st, void *h) {
     (void)st;
     return bp_retain(h);
 }
+static void *retain_n(void *st, void *h, size_t n) {
+    (void)st;
+    return bp_retain_n(h, n);
+}
 static void release(void *st, void *h) { bp_put(st, h); }
 static unsigned char *data(void *h) { return h; }
 static void trim(void *st) { bp_pool_trim(st); }
 static void teardown(void *st) { bp_pool_destroy(st); }
 
-const peer peer_bytepool = {"bytepool", setup, get, retain, release, data, trim, teardown};
+const peer peer_bytepool = {"bytepool",          setup, get, retain, release, data, trim, teardown,
+                            .retain_n = retain_n};

@@ -28,6 +28,11 @@ static void *retain(void *st, void *p) {
     atomic_fetch_add_explicit(&((hdr *)p - 1)->rc, 1, memory_order_relaxed);
     return p;
 }
+static void *retain_n(void *st, void *p, size_t n) {
+    (void)st;
+    atomic_fetch_add_explicit(&((hdr *)p - 1)->rc, (uint32_t)n, memory_order_relaxed);
+    return p;
+}
 static void release(void *st, void *p) {
     (void)st;
     hdr *h = (hdr *)p - 1;
@@ -41,4 +46,18 @@ static void trim(void *st) {
 }
 static void teardown(void *st) { (void)st; }
 
-const peer peer_malloc = {"malloc", setup, get, retain, release, data, trim, teardown};
+const peer peer_malloc = {
+    "malloc", setup, get, retain, release, data, trim, teardown, .retain_n = retain_n};
+
+/* malloc_plain: malloc and free with no count at all, what a program that
+ * never shares a buffer would use. No retain: the fan-out cells skip it. */
+static void *plain_get(void *st, size_t len) {
+    (void)st;
+    return malloc(len);
+}
+static void plain_release(void *st, void *p) {
+    (void)st;
+    free(p);
+}
+const peer peer_malloc_plain = {"malloc_plain", setup, plain_get, NULL, plain_release,
+                                data,           trim,  teardown,  NULL, NULL};

@@ -50,6 +50,11 @@ static void *retain(void *st, void *p) {
     atomic_fetch_add_explicit(&((blk *)p - 1)->rc, 1, memory_order_relaxed);
     return p;
 }
+static void *retain_n(void *st, void *p, size_t k) {
+    (void)st;
+    atomic_fetch_add_explicit(&((blk *)p - 1)->rc, (uint32_t)k, memory_order_relaxed);
+    return p;
+}
 static void release(void *st, void *p) {
     naive *n = st;
     blk *b = (blk *)p - 1;
@@ -81,4 +86,5 @@ static void teardown(void *st) {
     free(st);
 }
 
-const peer peer_naive = {"naive", setup, get, retain, release, data, trim, teardown};
+const peer peer_naive = {
+    "naive", setup, get, retain, release, data, trim, teardown, .retain_n = retain_n};

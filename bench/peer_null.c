@@ -23,4 +23,4 @@ static unsigned char *data(void *h) { return h; }
 static void trim(void *st) { (void)st; }
 static void teardown(void *st) { (void)st; }
 
-const peer peer_null = {"null", setup, get, retain, release, data, trim, teardown};
+const peer peer_null = {"null", setup, get, retain, release, data, trim, teardown, NULL, NULL};
