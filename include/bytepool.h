@@ -326,7 +326,7 @@ BP_API int bp_put_bulk(bp_pool *pool, void **ps, size_t n);
 /* The reference count of the buffer containing p; 0 when p is not inside a
  * live buffer. A snapshot: other threads may change it. It never touches
  * unmapped memory, whatever p is and whatever other threads free meanwhile
- * (a freed segment leaves zeroed header pages behind). Thread-safe. */
+ * (a freed segment's header stays readable, as zeros). Thread-safe. */
 BP_API size_t bp_refcount(const void *p);
 
 /* Bytes from p to the end of the live buffer containing p; 0 when p is not

@@ -459,23 +459,9 @@ BP_COLD static void *retain_slow(void *p, size_t n) {
     return p;
 }
 
-void *bp_retain(void *p) {
-    bp_seg *seg;
-    size_t in;
-    uint32_t idx;
-    if (BP_UNLIKELY(!bp__near(p, &seg)) ||
-        BP_UNLIKELY((idx = bp__slot_of(seg, p, &in)) == UINT32_MAX))
-        return retain_slow(p, 1);
-    _Atomic uint32_t *rc = &seg->rc[idx];
-    uint32_t v = ld_rlx(rc);
-    if (BP_LIKELY(v - 1 < BP_RC_MAX - 1) &&
-        BP_LIKELY(atomic_compare_exchange_strong_explicit(rc, &v, v + 1, memory_order_relaxed,
-                                                          memory_order_relaxed)))
-        return p;
-    return retain_slow(p, 1);
-}
-
-void *bp_retain_n(void *p, size_t n) {
+/* +n references with one CAS when the buffer is live, unsampled and has
+ * room for them; everything else goes to retain_slow. */
+static inline void *retain_fast(void *p, size_t n) {
     bp_seg *seg;
     size_t in;
     uint32_t idx;
@@ -484,13 +470,16 @@ void *bp_retain_n(void *p, size_t n) {
         return retain_slow(p, n);
     _Atomic uint32_t *rc = &seg->rc[idx];
     uint32_t v = ld_rlx(rc);
-    /* live, unsampled, and room for n more: one CAS */
     if (BP_LIKELY(v - 1 < BP_RC_MAX - 1) && BP_LIKELY(n <= BP_RC_MAX - v) &&
         BP_LIKELY(atomic_compare_exchange_strong_explicit(
             rc, &v, v + (uint32_t)n, memory_order_relaxed, memory_order_relaxed)))
         return p;
     return retain_slow(p, n);
 }
+
+void *bp_retain(void *p) { return retain_fast(p, 1); }
+
+void *bp_retain_n(void *p, size_t n) { return retain_fast(p, n); }
 
 /* Every case of bp_release_n, one CAS per attempt. The last of the
  * references goes through bp_release, so the final drop is the one
@@ -570,31 +559,42 @@ void *bp_base(const void *p) {
 
 /* ---- waiting for room under the budget ------------------------------------ */
 
+/* A caller counts as a waiter from its first refusal until it returns,
+ * awake or asleep: the pool stays under pressure (caches bypassed) for as
+ * long as anyone is in here, so a buffer released while a woken waiter is
+ * between attempts goes to the depot, not into the releasing thread's
+ * cache where no waiter could find it. */
 void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms) {
     struct timespec deadline;
     if (timeout_ms > 0)
         bp__os_deadline(&deadline, (unsigned)timeout_ms);
+    bool counted = false;
+    int rc = 0;
+    void *p;
     for (;;) {
         uint64_t gen = pool ? ld_acq(&pool->room_gen) : 0;
-        void *p = bp_get(pool, len); /* a fast-path get never fails */
-        if (p || !bp__budget_failed)
-            return p; /* served, or refused for another reason (errno says) */
-        if (timeout_ms == 0)
-            break;
-        int rc = 0;
+        p = bp_get(pool, len); /* a fast-path get never fails */
+        if (p || !bp__budget_failed || timeout_ms == 0 || rc == ETIMEDOUT)
+            break; /* served, refused for another reason (errno says), or out of time */
         bp__pool_lock(pool);
-        pool->waiters++;
+        if (!counted)
+            pool->waiters++;
+        counted = true;
         /* Room came back since the attempt began? Then try again at once. */
         while (ld_acq(&pool->room_gen) == gen && rc == 0)
             rc = timeout_ms < 0 ? pthread_cond_wait(&pool->room, &pool->lock)
                                 : pthread_cond_timedwait(&pool->room, &pool->lock, &deadline);
+        bp__pool_unlock(pool);
+    }
+    bool refused = !p && bp__budget_failed;
+    if (counted) {
+        bp__pool_lock(pool);
         pool->waiters--;
         bp__pool_unlock(pool);
-        if (rc == ETIMEDOUT)
-            break;
     }
-    errno = timeout_ms == 0 ? ENOMEM : ETIMEDOUT;
-    return NULL;
+    if (refused)
+        errno = timeout_ms == 0 ? ENOMEM : ETIMEDOUT;
+    return p;
 }
 
 /* ---- naming errors ---------------------------------------------------------- */

@@ -3,8 +3,10 @@
  *
  * Memory comes in segments: mappings aligned to BP_CHUNK (1 MiB) whose header
  * holds, per buffer, a reference count and a free-stack entry, so buffers
- * carry no header and a 4096-byte request is served from the 4096 tier. A
- * radix map (segmap.c) turns any address into its segment in O(1). Each
+ * carry no header and a 4096-byte request is served from the 4096 tier.
+ * Tier segments live in one reserved address range whose flat table turns
+ * an address into its segment with one load (resv.c); a radix map
+ * (segmap.c) covers the rest in O(1). Each
  * thread keeps one cache per pool (tcache.c) with a bounded bin per tier;
  * bins refill from and flush to the pool's depot (depot.c) in batches.
  * Never installed; every non-static name is bp__ and hidden.
