@@ -12,9 +12,10 @@
  * It also reclaims destroyed pools: the free buffers other threads' caches
  * keep for a destroyed pool are given back to its depot once the pool has
  * been dead for BG_GRACE_MS, so its segments are unmapped even when those
- * threads never take a slow path again. Destroy turned the pool's key off,
- * so no fast path pushes onto those bins after it; the grace period covers
- * a fast path that read the key just before, and is still running.
+ * threads never take a slow path again. Destroy pointed the pool's tcv at
+ * the sentinel caches, so no fast path pushes onto those bins after it; the
+ * grace period covers a fast path that read tcv just before, and is still
+ * running.
  */
 #include "internal.h"
 
