@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The front door. CMake is the build; these targets wrap it.
 #   make            build build/libbytepool.a and build/libbytepool.so
 #   make test       install missing Debian packages (as root), build, run the

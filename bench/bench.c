@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench - libbytepool against the buffers a C programmer would otherwise
  * use, measured side by side in one run.

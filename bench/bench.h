@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench.h - the interface every peer implements for the benchmark. A
  * handle is what get returns and release takes back: the data pointer for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * icount - fixed operation loops for instruction counting. Run it under
  * `valgrind --tool=callgrind` at two iteration counts; the difference in

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Instructions per operation, from callgrind at two iteration counts.
 #   bench/icount.sh [BUILD_DIR]
 set -eu

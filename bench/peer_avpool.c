@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* peer_avpool.c - FFmpeg's AVBufferPool: one pool per power-of-two tier
  * (128 B .. 2 MiB, like bytepool's default), av_buffer_ref/unref for
  * retain/release, av_buffer_alloc above the largest tier. */

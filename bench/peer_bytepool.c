@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* peer_bytepool.c - libbytepool itself. Variants: "" (defaults), "norec"
  * (no recent lengths), "locked" (locked recorder ring). */
 #include "bench.h"

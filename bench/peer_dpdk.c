@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE /* ssize_t in the DPDK headers */
 /* peer_dpdk.c - DPDK's mempool: the floor of a pool that validates nothing.
  * One rte_mempool per power-of-two tier (128 B .. 2 MiB), each object a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* peer_malloc.c - what a C programmer writes with an allocator: malloc a
  * header with an atomic count in front of the bytes. The allocator is
  * whatever the process runs with: glibc, or mimalloc / jemalloc / tcmalloc

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* peer_naive.c - the floor of a hand-written pool: one mutex, one free list
  * per power-of-two tier, a header with an atomic count; oversize goes to
  * malloc. */

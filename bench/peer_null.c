@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* peer_null.c - no work behind the same interface: what the harness costs. */
 #include "bench.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_ops - libFuzzer target: the input is a sequence of operations run
  * against the library and a tiny reference model side by side. After every

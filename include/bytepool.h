@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bytepool.h - tiered, reference-counted byte buffers for C11.
  *
@@ -36,8 +37,10 @@ extern "C" {
 #endif
 
 #define BP_VERSION_MAJOR 0
-#define BP_VERSION_MINOR 1
+#define BP_VERSION_MINOR 2
 #define BP_VERSION_PATCH 0
+/* One number that compares in order: MAJOR * 10000 + MINOR * 100 + PATCH. */
+#define BP_VERSION_NUMBER (BP_VERSION_MAJOR * 10000 + BP_VERSION_MINOR * 100 + BP_VERSION_PATCH)
 
 #if defined(BP_BUILDING) && defined(__GNUC__)
 #define BP_API __attribute__((visibility("default")))
@@ -51,6 +54,11 @@ extern "C" {
 
 /* The run-time version as "MAJOR.MINOR.PATCH"; a static string. */
 BP_API const char *bp_version(void);
+
+/* The run-time version as BP_VERSION_NUMBER: compare it with the header's
+ * to tell the library a program runs with from the one it was built
+ * against. Thread-safe; never fails. */
+BP_API unsigned bp_version_number(void);
 
 /* ===================================================================== */
 /* Tier sets                                                             */

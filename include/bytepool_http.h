@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bytepool_http.h - an optional HTTP endpoint for libbytepool
  * (libbytepool_http, built when libmicrohttpd is available).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * advisor.c - proposes a tier set from the recorded lengths.
  *

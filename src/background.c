@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * background.c - the purge thread: idle memory goes back to the OS without
  * another call on the pool.

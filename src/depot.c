@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * depot.c - the pool's shared store of free buffers, one per tier.
  *

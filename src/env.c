@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * env.c - the BYTEPOOL_* environment variables, parsed strictly.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * expvar.c - the process-wide registry behind /debug/vars, shaped like Go's
  * expvar: "cmdline" then every published variable, names unique (a second

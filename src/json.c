@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json.c - the JSON documents: the seed-shaped statistics (GetPoolStats:
  * exactly its keys) and the detailed one (every statistic of the one list in

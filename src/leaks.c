@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * leaks.c - leak reports: where outstanding buffers were allocated.
  *

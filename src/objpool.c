@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * objpool.c - the seed's Pool[T]: fixed-size objects on top of a one-tier
  * buffer pool, so objects get the same segments, thread caches, statistics

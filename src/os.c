@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * os.c - the one door to the operating system: aligned mappings, returning
  * pages, the page size and a coarse clock. Everything else asks here, so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.c - pool life cycle: creation from a config, destruction that lets
  * live buffers outlive the handle, reserve (prewarm) and trim, and the
@@ -269,3 +270,5 @@ const char *bp_version(void) {
 #define BP_STR(x) BP_STR2(x)
     return BP_STR(BP_VERSION_MAJOR) "." BP_STR(BP_VERSION_MINOR) "." BP_STR(BP_VERSION_PATCH);
 }
+
+unsigned bp_version_number(void) { return BP_VERSION_NUMBER; }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * prom.c - Prometheus text exposition format 0.0.4. Every family comes from
  * the one statistics list in bytepool.h (counters get the _total suffix),

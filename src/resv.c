@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * resv.c - the reserved address range: one load from address to segment.
  *

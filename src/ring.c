@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring.c - overwriting rings: a lock-free kind and a locked kind.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sbuf.c - the string builder every export writes with. A failed
  * allocation marks the buffer and turns later writes into no-ops, so export

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * segmap.c - address -> segment, in O(1), for any address.
  *

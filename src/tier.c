@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tier.c - tier sets and the size -> tier lookup.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * track.h - the one door to memory tools. Buffers handed out are made
  * accessible for their capacity (their requested length under

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # A failed or interrupted first configure is not sticky: with a build
 # directory that has a CMakeCache.txt but no build files, `make configure`
 # must configure again (it used to skip, and every later make failed on the

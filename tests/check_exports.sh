@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Fails when the shared library exports a symbol not named bp_*, or no bp_get.
 set -eu
 lib="$1"; must="${2:-bp_get}"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The HTTP endpoint end to end: routes and content types with curl, then the
 # dashboard in headless Chromium: the rendered DOM must show the numbers of
 # the known workload of http_serve, and a screenshot must be taken.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs the build into a scratch prefix and builds a consumer against it
 # twice: with pkg-config and with CMake's find_package(bytepool).
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The memory tools see pooled memory: run track_probe's deliberate mistakes
 # and expect the tool's report; the clean run must have none.
 #   check_track.sh PROBE asan|valgrind

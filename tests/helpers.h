@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* helpers.h - shared test helpers: cmocka includes, a death-test runner
  * (fork, run a body in the child, check it aborted with a message), and
  * small process-memory readers. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http_probe - the endpoint under abuse, for check_http.sh:
  *   http_probe idle PORT N   holds N idle connections open to PORT, then
  *                            needs a GET /metrics to succeed within 20 s

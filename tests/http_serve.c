@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http_serve - a known workload behind the HTTP endpoint, for the browser
  * test: 1234 gets of 3000 bytes (4096 tier), 77 oversize gets, 5 buffers
  * kept live. Prints the port, then serves until stdin closes. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rss.h - the resident set size of this process, for the tests, the stress
  * program and the benchmark (Linux: /proc/self/statm). */
 #ifndef BP_TEST_RSS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress - many threads doing everything at once, then the books must
  * balance. `make stress` runs it long; `make test` runs a smoke version.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_background.c - the purge thread: an idle pool's memory goes back to
  * the OS within 2x decay_ms without any call on it; BP_NO_BACKGROUND keeps
  * the old behaviour; a fork() child gets a purge thread of its own; a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_budget.c - max_bytes: nothing over the cap is ever mapped, a get at
  * the cap trims idle memory first, then fails ENOMEM (counted, reported),
  * and bp_get_wait sleeps until releases on other threads make room. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_buffer.c - get/put: capacities, alignment, reuse, oversize. */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_checked.c - checked mode: poison, canaries, aborts that name the
  * operation and the buffer; BYTEPOOL_CHECKED=1 turns it on. */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_contract.c - a program written only against DESIGN.md sections 2
  * and 3 (the binding v0 contract), checking what it promises. */
 #include "helpers.h"

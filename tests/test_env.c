@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_env.c - BYTEPOOL_* variables are parsed strictly: a value that does
  * not parse, or is out of range, is ignored with one line on stderr naming
  * it, and the default is used. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_export.c - expvar registry, /debug/vars JSON (checked by jq),
  * Prometheus text (checked by promtool), detail JSON, tier advisor. */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_fault.c - fault injection: the k-th mmap/madvise fails, for every k
  * over a workload. Calls fail with ENOMEM; no buffer is handed out twice or
  * damaged; nothing is stranded (all memory goes back once released); and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_fork.c - a forked child gets a working pool, including buffers that
  * sat in the caches of threads that did not follow it. */
 #include "helpers.h"

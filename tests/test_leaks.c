@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_leaks.c - leak reports: outstanding buffers grouped by allocation
  * site with counts and bytes; released ones disappear; sampling; the
  * environment switch; destroy reports to stderr. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_misuse.c - every refused input: the errno value, nothing changed,
  * counted in the stats, reported to the callback. */
 #include "helpers.h"

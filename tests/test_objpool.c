@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_objpool.c - the seed's Pool[T]: init once, reset on put, reuse,
  * statistics, refusals, destroy with objects out, threads. */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_pool.c - destroy with live buffers, reserve, trim, decay, bounds. */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_race.c - what attack programs broke: two threads racing the final
  * release of one buffer (exactly one wins, the buffer is never handed out
  * twice), a retain racing the final release (it fails, or it really holds),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_refcount.c - retain/release, interior pointers, last release. */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_resv.c - the reserved range: one-load lookup, the sentinel, reuse,
  * and the fallback when the OS refuses the reservation (RLIMIT_AS). */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_ring.c - both ring kinds: order, overwrite, sizes, pop/peek, clear,
  * and concurrent pushes whose snapshots hold no torn or invented values. */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_stats.c - statistics with the seed's meaning, recent lengths, JSON. */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_thread.c - many threads: the seed's concurrent case, cross-thread
  * release, thread exit with cached and live buffers, many pools. */
 #include "helpers.h"

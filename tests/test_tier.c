@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_tier.c - tier sets, size -> tier selection, config validation. */
 #include "helpers.h"
 
@@ -167,6 +168,10 @@ static void version_matches_header(void **state) {
     char want[32];
     snprintf(want, sizeof want, "%d.%d.%d", BP_VERSION_MAJOR, BP_VERSION_MINOR, BP_VERSION_PATCH);
     assert_string_equal(bp_version(), want);
+    assert_int_equal(bp_version_number(), BP_VERSION_NUMBER);
+    assert_int_equal(BP_VERSION_NUMBER,
+                     BP_VERSION_MAJOR * 10000 + BP_VERSION_MINOR * 100 + BP_VERSION_PATCH);
+    assert_true(bp_version_number() >= 200); /* 0.2.0: the bulk calls and bp_base are here */
 }
 
 int main(void) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* track_probe - one deliberate mistake per run, for the memory tools to
  * report: read a buffer after releasing it, read past its capacity, or (in
  * a BP_STRICT_LEN pool) past the length asked for. "clean" uses the whole

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Turns a file into a C source defining bp__dashboard_html and its length.
 # cmake -DIN=file -DOUT=file.c -P embed.cmake
 file(READ "${IN}" hex HEX)

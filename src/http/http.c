@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http.c - the endpoint: three read-only routes on libmicrohttpd's internal
  * thread, in epoll mode (any descriptor number, any count), with idle

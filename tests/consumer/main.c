@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A program that knows the library only as installed. */
 #include <bytepool.h>
 #include <stdio.h>
