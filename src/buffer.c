@@ -182,10 +182,7 @@ static inline void *get_at(bp_pool *pool, size_t len, void *site) {
     st_rlx(e.rc, 1);
     bump(&bin->get);
     track_give(pool, e.p, len);
-    _Atomic size_t *h = ld_rlx(&tc->hcur); /* bp__stage_len, with the batch as a tail call */
-    st_rlx(h, len);
-    st_rel(&tc->hcur, h + 1);
-    if (BP_UNLIKELY(h + 1 == tc->hlim))
+    if (bp__stage(tc, len)) /* the batch as a tail call: no register kept across it */
         return got_batch(tc, e.p, site);
     return e.p;
 }

@@ -370,15 +370,21 @@ static inline uint32_t bp__tier_of(const bp_pool *pool, size_t len) {
     return t;
 }
 
-/* Records len in the thread's history (see stats.c). site: the caller's
- * return address, the allocation site of leak reports; a macro argument so
- * it is only evaluated on the unlikely branch. */
+/* Records len in the thread's history (see stats.c); true when
+ * bp__tc_batch is due (a batch ends, a leak sample, the ring's end). */
+static inline bool bp__stage(bp_tcache *tc, size_t len) {
+    _Atomic size_t *h = ld_rlx(&tc->hcur);
+    st_rlx(h, len);
+    st_rel(&tc->hcur, h + 1);
+    return BP_UNLIKELY(h + 1 == tc->hlim);
+}
+
+/* bp__stage, then the batch when due. site: the caller's return address,
+ * the allocation site of leak reports; a macro argument so it is only
+ * evaluated on the unlikely branch. */
 #define bp__stage_len(tc, len, p, site)                                                            \
     do {                                                                                           \
-        _Atomic size_t *h_ = ld_rlx(&(tc)->hcur);                                                  \
-        st_rlx(h_, (len));                                                                         \
-        st_rel(&(tc)->hcur, h_ + 1);                                                               \
-        if (BP_UNLIKELY(h_ + 1 == (tc)->hlim)) /* a batch ends, a leak sample, the ring's end */   \
+        if (bp__stage((tc), (len)))                                                                \
             bp__tc_batch((tc), (p), (site));                                                       \
     } while (0)
 

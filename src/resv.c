@@ -179,10 +179,15 @@ bool bp__resv_owns(const void *p) {
     return (uintptr_t)p - ld_rlx(&bp__resv.base) < ld_acq(&bp__resv.lim);
 }
 
+/* The chunks seg spans: the first one's index in the table, and how many. */
+static size_t extent_of(const bp_seg *seg, size_t *n) {
+    *n = (seg->map_bytes + BP_CHUNK - 1) >> BP_CHUNK_SHIFT;
+    return ((uintptr_t)seg - ld_rlx(&bp__resv.base)) >> BP_CHUNK_SHIFT;
+}
+
 static void set_range(bp_seg *seg, bp_seg *val) {
     _Atomic(bp_seg *) *t = tab();
-    size_t first = ((uintptr_t)seg - ld_rlx(&bp__resv.base)) >> BP_CHUNK_SHIFT;
-    size_t n = (seg->map_bytes + BP_CHUNK - 1) >> BP_CHUNK_SHIFT;
+    size_t n, first = extent_of(seg, &n);
     for (size_t c = first; c < first + n; c++)
         st_rel(&t[c], val);
 }
@@ -190,10 +195,8 @@ static void set_range(bp_seg *seg, bp_seg *val) {
 void bp__resv_publish(bp_seg *seg) { set_range(seg, seg); }
 
 void bp__resv_free(bp_seg *seg) {
-    size_t bytes = seg->map_bytes;
     set_range(seg, &bp__seg_none);
-    size_t first = ((uintptr_t)seg - ld_rlx(&bp__resv.base)) >> BP_CHUNK_SHIFT;
-    size_t n = (bytes + BP_CHUNK - 1) >> BP_CHUNK_SHIFT;
+    size_t n, first = extent_of(seg, &n);
     size_t head = (size_t)(seg->base - (uint8_t *)seg);
     if (bp__os_decommit(seg, n << BP_CHUNK_SHIFT) != 0) /* reads as zeros from now on */
         memset(seg, 0, head); /* else the next segment here must still start from zeros */

@@ -96,6 +96,12 @@ static bp_tld *tld_get(void) {
     return tld;
 }
 
+/* The next entry at which bp__tc_batch must run: lim, or the ring's end. */
+static void hist_arm(bp_tcache *tc) {
+    uint64_t base = ld_rlx(&tc->hbase), room = tc->hmask + 1;
+    tc->hlim = tc->hist + (tc->lim - base < room ? tc->lim - base : room);
+}
+
 static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
     uint32_t n = pool->ntiers + 1; /* the extra bin is always full: oversize */
     size_t entries = 0;
@@ -120,7 +126,7 @@ static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
     tc->hmask = pool->hist_len - 1;
     tc->lim = bp__batch_interval(pool);
     tc->hcur = tc->hist;
-    tc->hlim = tc->hist + (tc->lim < pool->hist_len ? tc->lim : pool->hist_len);
+    hist_arm(tc);
     return tc;
 }
 
@@ -150,12 +156,6 @@ static void hist_wrap(bp_tcache *tc) {
     st_rel(&tc->hbase, ld_rlx(&tc->hbase) + tc->hmask + 1);
     st_rel(&tc->hcur, tc->hist);
     st_rel(&tc->hgen, ld_rlx(&tc->hgen) + 1);
-}
-
-/* The next entry at which bp__tc_batch must run: lim, or the ring's end. */
-static void hist_arm(bp_tcache *tc) {
-    uint64_t base = ld_rlx(&tc->hbase), room = tc->hmask + 1;
-    tc->hlim = tc->hist + (tc->lim - base < room ? tc->lim - base : room);
 }
 
 /* A pool at its budget bypasses thread caches for a while, so a buffer one
