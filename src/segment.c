@@ -231,19 +231,18 @@ void bp__seg_free(bp_seg *seg) {
     pool->mapped -= seg->map_bytes;
     pool->nsegs--;
     pool->os_returned += seg->map_bytes;
-    if (bp__resv_owns(seg)) {
-        track_unmap(seg, seg->map_bytes);
+    size_t map_bytes = seg->map_bytes;
+    if (bp__resv_owns(seg)) { /* the extent stays mapped, reading as zeros */
+        track_unmap(seg, map_bytes);
         bp__resv_free(seg);
-        bp__depot_room(pool);
-        return;
+    } else { /* mapped on its own: a tombstone */
+        bp__segmap_remove(seg);
+        size_t keep = align_up((size_t)(seg->base - (uint8_t *)seg), bp__os_page());
+        if (keep > map_bytes)
+            keep = map_bytes;
+        track_unmap(seg, map_bytes);
+        bp__os_retire(seg, map_bytes, keep);
+        tomb_add(seg, keep);
     }
-    bp__segmap_remove(seg);
-    size_t page = bp__os_page(), map_bytes = seg->map_bytes;
-    size_t keep = align_up((size_t)(seg->base - (uint8_t *)seg), page);
-    if (keep > map_bytes)
-        keep = map_bytes;
-    track_unmap(seg, map_bytes);
-    bp__os_retire(seg, map_bytes, keep);
-    tomb_add(seg, keep);
     bp__depot_room(pool);
 }
