@@ -3,7 +3,8 @@
 #   make            build build/libbytepool.a and build/libbytepool.so
 #   make test       install missing Debian packages (as root), build, run the
 #                   unit suite in a normal, an ASan+UBSan and a TSan build
-#   make demo       build and run examples/fanout
+#   make demo       build and run examples/fanout (needs no root, no packages)
+#   make deps       install the Debian packages the tests need (as root)
 #   make install PREFIX=/usr/local
 #   make clean
 
@@ -11,7 +12,10 @@
 BUILD    ?= build
 PREFIX   ?= /usr/local
 JOBS     ?= $(shell nproc)
-DEB_PKGS := cmake ninja-build gcc clang libclang-rt-14-dev make valgrind libcmocka-dev pkg-config jq binutils curl prometheus libmicrohttpd-dev chromium
+# What the tests need (make demo needs only a C compiler, make and cmake).
+DEB_PKGS := cmake ninja-build gcc g++ clang libclang-rt-14-dev make valgrind libcmocka-dev pkg-config \
+            jq binutils curl prometheus libmicrohttpd-dev chromium man-db build-essential debhelper \
+            gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 GEN      := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
 # Configures build dir $(1) with options $(2) unless it holds build files:
@@ -45,7 +49,11 @@ test: deps
 	  else failed=$$((failed + 1)); echo "== $$t FAILED"; fi; done; \
 	echo "suites: $$passed passed, $$failed failed"; [ $$failed -eq 0 ]
 
-test-normal: all
+# Configured again: a build directory made before `make deps` (by make demo)
+# finds cmocka and libmicrohttpd now.
+test-normal: configure
+	cmake -S . -B $(BUILD) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
 	cd $(BUILD) && $(CTEST)
 
 test-asan:
@@ -104,7 +112,8 @@ stress: all test-tsan
 	$(BUILD)/tests/stress --seconds 60 --threads 8
 	TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" $(BUILD)-tsan/tests/stress --seconds 60 --threads 4
 
-demo: deps all
+# Nothing but a compiler, make and cmake; no root, no test packages.
+demo: all
 	$(BUILD)/examples/fanout
 
 install: all

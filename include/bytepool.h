@@ -15,7 +15,9 @@
  *                  EOVERFLOW the reference count would overflow;
  *                  ENOMEM  the operating system refused memory, or the
  *                          pool's max_bytes budget is used up;
- *                  ETIMEDOUT bp_get_wait waited as long as it was told.
+ *                  ETIMEDOUT bp_get_wait waited as long as it was told;
+ *                  E2BIG   a struct from a newer header asks for fields
+ *                          this library does not have (see ABI below).
  *    A refused call changes nothing: the buffer and the pool stay as they
  *    were. It is counted in the pool's `refused` statistic and reported to
  *    the pool's error callback (or, when no pool can be named, to the
@@ -23,6 +25,17 @@
  *    turns an error and the operation into words ("double release").
  *  - "Thread-safe" means any thread may call the function at any time on
  *    the same object; exceptions are stated.
+ *  - ABI (docs/abi.md): within a major version a program built against an
+ *    older header runs with a newer library. The structs a caller allocates
+ *    (bp_config, bp_stats, bp_advice, bp_objpool_config, bp_obj_stats) only
+ *    ever grow at their end, and every call that takes one is a macro that
+ *    passes sizeof the struct the program was compiled with to a *_sized
+ *    function. The library reads a shorter struct's missing fields as 0
+ *    (defaults), zero-fills an output struct's fields the program does not
+ *    know, and refuses a longer input struct whose unknown fields are not
+ *    all 0 with E2BIG (a newer program asked for something this library
+ *    cannot do). The functions under the macros' names stay exported with
+ *    the 0.2 layouts, for programs built before the macros existed.
  */
 #ifndef BYTEPOOL_H
 #define BYTEPOOL_H
@@ -37,7 +50,7 @@ extern "C" {
 #endif
 
 #define BP_VERSION_MAJOR 0
-#define BP_VERSION_MINOR 2
+#define BP_VERSION_MINOR 3
 #define BP_VERSION_PATCH 0
 /* One number that compares in order: MAJOR * 10000 + MINOR * 100 + PATCH. */
 #define BP_VERSION_NUMBER (BP_VERSION_MAJOR * 10000 + BP_VERSION_MINOR * 100 + BP_VERSION_PATCH)
@@ -125,6 +138,8 @@ BP_API size_t bp_ring_snapshot_sizes(bp_ring *r, size_t *out, size_t max);
  * (before every read of the recent lengths, by the export or stats call, so
  * the recorder has every length when it is read); read must copy up to max
  * lengths, oldest first, and return the count. Lengths are never 0. */
+/* Never grows (a recorder with more callbacks would be a new struct, named
+ * by a new bp_config field). */
 typedef struct bp_recorder {
     void *ctx;
     void (*push)(void *ctx, size_t len);
@@ -223,6 +238,11 @@ typedef struct bp_config {
  * Returns NULL with errno EINVAL for a bad config, ENOMEM when out of memory.
  * The caller owns the pool and ends it with bp_pool_destroy(). Thread-safe. */
 BP_API bp_pool *bp_pool_new(const bp_config *cfg);
+/* bp_pool_new for a bp_config of cfg_size bytes (the macro passes
+ * sizeof(bp_config)). Also EINVAL when cfg_size is below the 0.2 layout,
+ * E2BIG when bytes past this library's bp_config are not all 0. */
+BP_API bp_pool *bp_pool_new_sized(const bp_config *cfg, size_t cfg_size);
+#define bp_pool_new(cfg) bp_pool_new_sized((cfg), sizeof(bp_config))
 
 /* Ends the caller's ownership of the pool and returns how many buffers are
  * still referenced (leaks). Those buffers stay valid and may still be
@@ -383,6 +403,9 @@ BP_API const char *bp_error_name(int err, const char *op);
 
 #define BP_STAT_DECLARE_(field, metric, type, help) uint64_t field;
 
+/* bp_tier_stats is an array element of bp_stats and never grows: new
+ * per-tier figures come as a new array appended to bp_stats. New pool-wide
+ * figures are appended after tiers[] (BP_POOL_STAT_FIELDS stays as it is). */
 typedef struct bp_tier_stats {
     size_t size; /* the tier size in bytes */
     BP_TIER_STAT_FIELDS(BP_STAT_DECLARE_)
@@ -398,6 +421,10 @@ typedef struct bp_stats {
  * over threads, so a snapshot taken during traffic is approximate. Returns 0
  * or EINVAL (NULL argument). Thread-safe. */
 BP_API int bp_pool_stats(bp_pool *pool, bp_stats *out);
+/* bp_pool_stats into a bp_stats of out_size bytes: fills what both layouts
+ * have, zeroes the rest. EINVAL also when out_size is below the 0.2 layout. */
+BP_API int bp_pool_stats_sized(bp_pool *pool, bp_stats *out, size_t out_size);
+#define bp_pool_stats(pool, out) bp_pool_stats_sized((pool), (out), sizeof(bp_stats))
 
 /* Copies up to max tier sizes, ascending, to out (the seed's
  * GetAvailableSizes) and returns the tier count; out may be NULL when max is
@@ -487,6 +514,10 @@ typedef struct bp_advice {
  * dynamic program over the distinct lengths (optimal tiers are always
  * observed lengths). Returns 0 or EINVAL (NULL argument). Thread-safe. */
 BP_API int bp_pool_advice(bp_pool *pool, size_t max_tiers, bp_advice *out);
+/* bp_pool_advice into a bp_advice of out_size bytes (as bp_pool_stats_sized). */
+BP_API int bp_pool_advice_sized(bp_pool *pool, size_t max_tiers, bp_advice *out, size_t out_size);
+#define bp_pool_advice(pool, max_tiers, out)                                                       \
+    bp_pool_advice_sized((pool), (max_tiers), (out), sizeof(bp_advice))
 
 /* The tiers of bp_pool_advice, copied to out (room for max_tiers); returns
  * their count, 0 when nothing was recorded or on bad arguments. */
@@ -521,6 +552,9 @@ typedef struct bp_obj_stats {
 /* Creates an object pool. NULL with errno EINVAL (NULL cfg, obj_size 0 or
  * too large) or ENOMEM. Thread-safe. */
 BP_API bp_objpool *bp_objpool_new(const bp_objpool_config *cfg);
+/* bp_objpool_new for a config of cfg_size bytes (as bp_pool_new_sized). */
+BP_API bp_objpool *bp_objpool_new_sized(const bp_objpool_config *cfg, size_t cfg_size);
+#define bp_objpool_new(cfg) bp_objpool_new_sized((cfg), sizeof(bp_objpool_config))
 
 /* Returns an object, reused or freshly initialised; NULL with errno EINVAL
  * (NULL pool) or ENOMEM. Thread-safe. */
@@ -536,6 +570,10 @@ BP_API int bp_objpool_put(bp_objpool *op, void *obj);
 
 /* Statistics; 0 or EINVAL. Thread-safe. */
 BP_API int bp_objpool_stats(bp_objpool *op, bp_obj_stats *out);
+/* bp_objpool_stats into a bp_obj_stats of out_size bytes (as
+ * bp_pool_stats_sized). */
+BP_API int bp_objpool_stats_sized(bp_objpool *op, bp_obj_stats *out, size_t out_size);
+#define bp_objpool_stats(op, out) bp_objpool_stats_sized((op), (out), sizeof(bp_obj_stats))
 
 /* Destroys the pool and returns how many objects are still out; their
  * memory stays valid until each is put back with bp_objpool_put(op, obj).

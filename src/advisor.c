@@ -109,9 +109,7 @@ static uint64_t waste_of(const size_t *lens, size_t n, const size_t *tiers, size
     return w;
 }
 
-int bp_pool_advice(bp_pool *pool, size_t max_tiers, bp_advice *out) {
-    if (!pool || !out)
-        return bp__refuse_user(pool, EINVAL, "bp_pool_advice", NULL);
+int bp__pool_advice(bp_pool *pool, size_t max_tiers, bp_advice *out) {
     memset(out, 0, sizeof(*out));
     size_t k = max_tiers ? max_tiers : pool->ntiers;
     k = k < BP_MAX_TIERS ? k : BP_MAX_TIERS;

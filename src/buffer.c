@@ -621,6 +621,9 @@ const char *bp_error_name(int err, const char *op) {
         return "the name is already published";
     case ENOENT:
         return "not published";
+    case E2BIG:
+        return "the struct holds fields this library version does not know (built against a "
+               "newer header)";
     default:
         return "unknown error";
     }

@@ -500,6 +500,18 @@ BP_HIDDEN void bp__record(bp_pool *pool, size_t len);
 /* buffer.c */
 BP_HIDDEN int bp__refuse(bp_pool *pool, int err, const char *op, const void *p);
 BP_HIDDEN int bp__refuse_user(bp_pool *pool, int err, const char *op, const void *p);
+
+/* abi.c: caller-allocated structs of any version's size (docs/abi.md). The
+ * public *_sized calls check and convert, then call these with this
+ * library's own layouts. */
+BP_HIDDEN int bp__abi_in(void *ours, size_t ours_size, const void *theirs, size_t size, size_t min);
+BP_HIDDEN int bp__abi_out(void *theirs, size_t size, const void *ours, size_t ours_size,
+                          size_t min);
+BP_HIDDEN bp_pool *bp__pool_new(const bp_config *cfg);
+BP_HIDDEN void bp__pool_stats(bp_pool *pool, bp_stats *out);
+BP_HIDDEN int bp__pool_advice(bp_pool *pool, size_t max_tiers, bp_advice *out);
+BP_HIDDEN bp_objpool *bp__objpool_new(const bp_objpool_config *cfg);
+BP_HIDDEN int bp__objpool_stats(bp_objpool *op, bp_obj_stats *out);
 BP_HIDDEN void bp__report(bp_pool *pool, int err, const char *op, const void *p); /* uncounted */
 BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx);                   /* rc already 0 */
 

@@ -23,8 +23,8 @@ struct bp_objpool {
     _Atomic uint64_t created;
 };
 
-bp_objpool *bp_objpool_new(const bp_objpool_config *cfg) {
-    if (!cfg || cfg->obj_size == 0 || cfg->obj_size > BP_MAX_TIER_SIZE) {
+bp_objpool *bp__objpool_new(const bp_objpool_config *cfg) {
+    if (cfg->obj_size == 0 || cfg->obj_size > BP_MAX_TIER_SIZE) {
         errno = EINVAL;
         return NULL;
     }
@@ -91,9 +91,9 @@ int bp_objpool_put(bp_objpool *op, void *obj) {
     return bp_put(op->pool, obj); /* after destroy, the last put may free op: not touched again */
 }
 
-int bp_objpool_stats(bp_objpool *op, bp_obj_stats *out) {
+int bp__objpool_stats(bp_objpool *op, bp_obj_stats *out) {
     bp_stats st;
-    if (!op || !out || bp_pool_stats(op->pool, &st) != 0)
+    if (bp_pool_stats(op->pool, &st) != 0)
         return EINVAL;
     out->get = st.total_get;
     out->put = st.total_put;

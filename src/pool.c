@@ -149,7 +149,7 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     return pool->ring ? 0 : ENOMEM;
 }
 
-bp_pool *bp_pool_new(const bp_config *cfg) {
+bp_pool *bp__pool_new(const bp_config *cfg) {
     /* aligned: the shared counters it holds each own a cache line */
     bp_pool *pool = aligned_alloc(_Alignof(bp_pool), sizeof(*pool));
     if (!pool) {

@@ -138,9 +138,7 @@ size_t bp_pool_recent_lengths(bp_pool *pool, size_t *out, size_t max) {
     return keep;
 }
 
-int bp_pool_stats(bp_pool *pool, bp_stats *out) {
-    if (!pool || !out)
-        return EINVAL;
+void bp__pool_stats(bp_pool *pool, bp_stats *out) {
     memset(out, 0, sizeof(*out));
     bp__pool_lock(pool);
     out->ntiers = pool->ntiers;
@@ -176,7 +174,6 @@ int bp_pool_stats(bp_pool *pool, bp_stats *out) {
     out->budget_refused = ld_rlx(&pool->budget_refused);
     out->outstanding += ld_rlx(&pool->over_live);
     out->bytes_live += ld_rlx(&pool->over_bytes);
-    return 0;
 }
 
 size_t bp_pool_sizes(const bp_pool *pool, size_t *out, size_t max) {

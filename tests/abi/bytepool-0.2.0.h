@@ -1,0 +1,548 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bytepool.h - tiered, reference-counted byte buffers for C11.
+ *
+ * This header is the reference manual. Conventions used throughout:
+ *
+ *  - Functions returning int return 0 on success or a positive errno value.
+ *  - Functions returning a pointer return NULL on failure and set errno.
+ *  - Error values: EINVAL  bad argument (NULL, a pointer the library does not
+ *                          own, a pointer into another pool, a bad config);
+ *                  EALREADY the buffer is free (double release, retain or put
+ *                          of a released buffer; for oversize buffers, whose
+ *                          memory is unmapped at release, the last 256
+ *                          released in the process are recognised);
+ *                  EOVERFLOW the reference count would overflow;
+ *                  ENOMEM  the operating system refused memory, or the
+ *                          pool's max_bytes budget is used up;
+ *                  ETIMEDOUT bp_get_wait waited as long as it was told.
+ *    A refused call changes nothing: the buffer and the pool stay as they
+ *    were. It is counted in the pool's `refused` statistic and reported to
+ *    the pool's error callback (or, when no pool can be named, to the
+ *    process-wide handler of bp_set_error_handler()). bp_error_name()
+ *    turns an error and the operation into words ("double release").
+ *  - "Thread-safe" means any thread may call the function at any time on
+ *    the same object; exceptions are stated.
+ */
+#ifndef BYTEPOOL_H
+#define BYTEPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BP_VERSION_MAJOR 0
+#define BP_VERSION_MINOR 2
+#define BP_VERSION_PATCH 0
+/* One number that compares in order: MAJOR * 10000 + MINOR * 100 + PATCH. */
+#define BP_VERSION_NUMBER (BP_VERSION_MAJOR * 10000 + BP_VERSION_MINOR * 100 + BP_VERSION_PATCH)
+
+#if defined(BP_BUILDING) && defined(__GNUC__)
+#define BP_API __attribute__((visibility("default")))
+#else
+#define BP_API
+#endif
+
+/* ===================================================================== */
+/* Version                                                               */
+/* ===================================================================== */
+
+/* The run-time version as "MAJOR.MINOR.PATCH"; a static string. */
+BP_API const char *bp_version(void);
+
+/* The run-time version as BP_VERSION_NUMBER: compare it with the header's
+ * to tell the library a program runs with from the one it was built
+ * against. Thread-safe; never fails. */
+BP_API unsigned bp_version_number(void);
+
+/* ===================================================================== */
+/* Tier sets                                                             */
+/* ===================================================================== */
+
+/* Powers of two from 128 B to 2 MiB: 15 tiers (the seed's SizePowerOfTwo).
+ * Returns a static array; stores its length in *n when n is not NULL. */
+BP_API const size_t *bp_sizes_pow2(size_t *n);
+
+/* 1K 4K 16K 32K 64K 128K (the seed's SizeStream). Static, as above. */
+BP_API const size_t *bp_sizes_stream(size_t *n);
+
+/* ===================================================================== */
+/* Rings                                                                 */
+/* ===================================================================== */
+
+/* A fixed-capacity ring of fixed-size elements that overwrites its oldest
+ * element when full (the seed's RingQueue and LockedRingQueue).
+ *  - BP_RING_LOCKFREE: pushes never block (one atomic ticket, per-slot
+ *    sequence numbers); a snapshot taken during pushes holds only values
+ *    really pushed, whole, in push order. A value whose slot is lapped by a
+ *    whole ring of newer pushes while it is being written is dropped (never
+ *    torn). No pop or peek.
+ *  - BP_RING_LOCKED: a mutex; adds pop and peek.
+ * All functions are thread-safe for both kinds. */
+typedef struct bp_ring bp_ring;
+typedef enum bp_ring_kind { BP_RING_LOCKFREE = 0, BP_RING_LOCKED = 1 } bp_ring_kind;
+
+/* Creates a ring of `capacity` elements of `elem_size` bytes. Returns NULL
+ * with errno EINVAL (capacity or elem_size 0, elem_size above 4096, an
+ * unknown kind) or ENOMEM. Free it with bp_ring_free(). */
+BP_API bp_ring *bp_ring_new(size_t capacity, size_t elem_size, bp_ring_kind kind);
+
+/* Frees the ring. NULL is ignored. Not concurrently with other calls. */
+BP_API void bp_ring_free(bp_ring *r);
+
+/* Appends a copy of *elem; when full, the oldest element is overwritten. */
+BP_API void bp_ring_push(bp_ring *r, const void *elem);
+
+/* Copies the newest min(max, len) elements, oldest first, to out; returns
+ * how many were copied. */
+BP_API size_t bp_ring_snapshot(bp_ring *r, void *out, size_t max);
+
+/* Removes the oldest element into *out (out may be NULL to drop it).
+ * Returns 0, EAGAIN when empty, ENOTSUP for the lock-free kind, EINVAL for
+ * a NULL ring. */
+BP_API int bp_ring_pop(bp_ring *r, void *out);
+
+/* Like bp_ring_pop without removing. */
+BP_API int bp_ring_peek(bp_ring *r, void *out);
+
+BP_API size_t bp_ring_len(bp_ring *r);   /* elements held now */
+BP_API size_t bp_ring_cap(bp_ring *r);   /* the capacity */
+BP_API bool bp_ring_is_full(bp_ring *r); /* len == cap */
+BP_API bool bp_ring_is_empty(bp_ring *r);
+BP_API void bp_ring_clear(bp_ring *r); /* forget every element */
+
+/* Typed conveniences for rings of size_t (elem_size sizeof(size_t)). */
+BP_API void bp_ring_push_size(bp_ring *r, size_t v);
+BP_API size_t bp_ring_snapshot_sizes(bp_ring *r, size_t *out, size_t max);
+
+/* A user-supplied recorder of requested lengths (the seed's WithRingQueue).
+ * push is called with the pool lock held, in batches, from any thread
+ * (before every read of the recent lengths, by the export or stats call, so
+ * the recorder has every length when it is read); read must copy up to max
+ * lengths, oldest first, and return the count. Lengths are never 0. */
+typedef struct bp_recorder {
+    void *ctx;
+    void (*push)(void *ctx, size_t len);
+    size_t (*read)(void *ctx, size_t *out, size_t max);
+} bp_recorder;
+
+/* ===================================================================== */
+/* Pools                                                                 */
+/* ===================================================================== */
+
+typedef struct bp_pool bp_pool;
+
+#define BP_MAX_TIERS 64             /* at most this many tiers per pool */
+#define BP_MAX_TIER_SIZE (1u << 30) /* the largest allowed tier: 1 GiB */
+#define BP_RECENT_DEFAULT 256       /* recent lengths kept by default */
+
+/* bp_config.flags */
+#define BP_CHECKED 0x1u   /* poison free buffers, guard gaps with canaries, abort on misuse */
+#define BP_NO_RECENT 0x2u /* do not record requested lengths */
+#define BP_STRICT_LEN                                                                              \
+    0x4u /* only the requested length is usable: checked mode puts a                               \
+            canary right after it, ASan and Valgrind builds allow                                  \
+            access to it alone (default: the whole bp_cap) */
+#define BP_NO_BACKGROUND                                                                           \
+    0x8u /* no background purge: idle memory goes back to the OS only                              \
+            during later calls on the pool (and on bp_pool_trim) */
+
+/* Leak reports: which buffers record where they were allocated. */
+typedef enum bp_leaks {
+    BP_LEAKS_DEFAULT = 0, /* the environment's BYTEPOOL_LEAKS, else off */
+    BP_LEAKS_OFF = 1,
+    BP_LEAKS_SAMPLE = 2, /* about 1 get in 32 per thread records its backtrace */
+    BP_LEAKS_ALL = 3     /* every get does (slow: for debugging) */
+} bp_leaks;
+
+/* Called for every refused call: err is the errno value returned, op the
+ * function name ("bp_put", ...), ptr the pointer passed (may be NULL). It
+ * runs on the calling thread and must not call back into the pool. */
+typedef void (*bp_error_fn)(void *ctx, int err, const char *op, const void *ptr);
+
+/* Pool configuration. All-zero means defaults; a field left 0 takes its
+ * default. Environment variables override the defaults (not a non-zero
+ * field): see the README's table. */
+typedef struct bp_config {
+    const size_t *sizes;         /* tier sizes, any order; NULL: bp_sizes_pow2() */
+    size_t nsizes;               /* number of entries in sizes */
+    size_t tcache_bytes;         /* per thread and tier, bytes a thread cache may hold
+                                    (default 256 KiB, env BYTEPOOL_TCACHE_BYTES).
+                                    A tier where that is under 4 buffers also
+                                    keeps up to 4 free buffers in lock-free slots
+                                    shared by all threads (if 4x those tiers'
+                                    sizes is at most idle_bytes/2) */
+    size_t idle_bytes;           /* bytes of wholly free segments a pool keeps mapped;
+                                    beyond it they go back to the OS at once
+                                    (default 64 MiB, env BYTEPOOL_IDLE_BYTES) */
+    unsigned decay_ms;           /* wholly free segments idle this long are returned
+                                    to the OS, without any further call on the pool:
+                                    a background thread (one per process, started by
+                                    the first pool that needs it, again in a fork()
+                                    child, ended at exit) purges them within about
+                                    1.5x decay_ms (default 1000, env
+                                    BYTEPOOL_DECAY_MS; BP_NO_BACKGROUND or
+                                    BYTEPOOL_BACKGROUND=0: only later calls do) */
+    unsigned flags;              /* BP_CHECKED, BP_NO_RECENT, BP_STRICT_LEN,
+                                    BP_NO_BACKGROUND; env BYTEPOOL_CHECKED=1 adds
+                                    BP_CHECKED, =strict adds both checks */
+    size_t recent_window;        /* recent lengths kept; 0: BP_RECENT_DEFAULT */
+    bp_error_fn on_error;        /* refused-call callback, may be NULL */
+    void *error_ctx;             /* first argument of on_error */
+    bp_ring_kind recorder_kind;  /* ring keeping recent lengths (seed
+                                    WithRingQueueType); default lock-free */
+    const bp_recorder *recorder; /* replaces the ring (seed WithRingQueue);
+                                    must outlive the pool */
+    bp_leaks leaks;              /* allocation sites for leak reports
+                                    (env BYTEPOOL_LEAKS=off|sample|all) */
+    size_t max_bytes;            /* budget: bytes the pool may have mapped, segment
+                                    headers and oversize buffers included; 0 = no
+                                    cap (env BYTEPOOL_MAX_BYTES). At the cap a get
+                                    first unmaps idle memory, then fails with
+                                    ENOMEM (counted in budget_refused, reported to
+                                    on_error); bp_get_wait waits instead. While a
+                                    pool is at its cap, thread caches are bypassed
+                                    (about 100 ms after each refusal) so a buffer
+                                    released on one thread serves a get on another.
+                                    Free buffers left in the cache of a thread that
+                                    no longer calls the pool still count */
+} bp_config;
+
+/* Environment variables are parsed strictly: booleans 1/0, true/false,
+ * yes/no, on/off; sizes are digits with an optional K, M or G suffix, in
+ * range. An invalid value is ignored, the default is used, and one line on
+ * stderr names the variable (once per variable and process). */
+
+/* Creates a pool. cfg may be NULL (defaults). Tier sizes must be non-zero,
+ * distinct, at most BP_MAX_TIER_SIZE, and at most BP_MAX_TIERS of them.
+ * Returns NULL with errno EINVAL for a bad config, ENOMEM when out of memory.
+ * The caller owns the pool and ends it with bp_pool_destroy(). Thread-safe. */
+BP_API bp_pool *bp_pool_new(const bp_config *cfg);
+
+/* Ends the caller's ownership of the pool and returns how many buffers are
+ * still referenced (leaks). Those buffers stay valid and may still be
+ * retained and released from any thread; the pool's memory goes back to the
+ * OS as the last of them is released. After this call the pool handle must
+ * not be passed to any function. Must not run concurrently with other calls
+ * that pass this pool handle. Free buffers other threads keep in their
+ * caches for this pool are handed back by the background thread about a
+ * second later (or by those threads at their next slow-path call or exit).
+ * NULL returns 0. */
+BP_API size_t bp_pool_destroy(bp_pool *pool);
+
+/* Prewarms a tier (the seed's Alloc): makes `count` buffers of the tier
+ * serving `size` ready in the pool, mapping and faulting in memory now
+ * rather than on the first gets. The tier then keeps at least that many
+ * buffers mapped (trim and decay respect it); calling again with a larger
+ * count raises that floor, a smaller one leaves it. Returns 0, EINVAL (NULL
+ * pool, size 0 or above the largest tier; counted and reported), or ENOMEM
+ * (the OS or the budget refused: the floor stays as it was and what this
+ * call mapped is unmapped again). Thread-safe. */
+BP_API int bp_pool_reserve(bp_pool *pool, size_t size, size_t count);
+
+/* Returns idle memory to the OS: flushes the calling thread's caches of this
+ * pool, unmaps wholly free segments and releases the pages of free buffers
+ * of page size and above. Returns the bytes given back. Thread-safe. */
+BP_API size_t bp_pool_trim(bp_pool *pool);
+
+/* ===================================================================== */
+/* Buffers                                                               */
+/* ===================================================================== */
+
+/* Returns a buffer of at least len bytes with reference count 1, from the
+ * smallest tier >= len; its capacity (bp_cap) is exactly the tier size.
+ * len above the largest tier is served by a direct mapping of exactly len
+ * bytes, counted as discarded. All bp_cap bytes are the caller's to use, in
+ * every build (as Go's cap, as malloc_usable_size), unless BP_STRICT_LEN.
+ * Buffers are 64-byte aligned, page-aligned for tiers of 4 KiB and up.
+ * Contents are unspecified. Returns NULL with errno EINVAL (NULL pool or len
+ * 0) or ENOMEM (the OS refused, or the budget: see bp_config.max_bytes).
+ * Thread-safe. */
+BP_API void *bp_get(bp_pool *pool, size_t len);
+
+/* bp_get, but at the pool's budget it waits up to timeout_ms (-1: forever,
+ * 0: not at all) for releases on any thread to make room. Returns the buffer,
+ * or NULL with errno ETIMEDOUT (still no room), ENOMEM (timeout_ms 0, or the
+ * OS refused), or EINVAL. Thread-safe. */
+BP_API void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms);
+
+/* END POINTERS: p + bp_cap(p) is NOT inside the buffer. In normal builds it
+ * may be the first byte of the next buffer of the segment, and every call
+ * below that takes "any pointer inside it" then acts on that neighbour (an
+ * interior pointer cannot tell). Pass the buffer's start, or any pointer
+ * below its end; bp_base() finds the start. Checked mode leaves a guard gap
+ * after every buffer, so there a one-past-the-end pointer is refused with
+ * EINVAL and reported. */
+
+/* Drops one reference of the buffer containing p (any pointer inside it);
+ * at zero the buffer goes back to the pool. Returns 0, EINVAL (NULL pool,
+ * p NULL, foreign, or of another pool) or EALREADY (the buffer is free).
+ * This is the owner's call: when it drops the only reference it takes no
+ * atomic read-modify-write (as free() does not), so two threads putting the
+ * same buffer at once is undefined outside checked mode (which catches it:
+ * "double release"). References shared between threads are dropped with
+ * bp_release. Thread-safe otherwise. */
+BP_API int bp_put(bp_pool *pool, void *p);
+
+/* Adds one reference to the buffer containing p (any pointer inside it) and
+ * returns p; returns NULL with errno EINVAL (p not in a buffer of any pool),
+ * EALREADY (the buffer is free) or EOVERFLOW. Thread-safe. */
+BP_API void *bp_retain(void *p);
+
+/* Drops one reference like bp_put, finding the pool from the address (any
+ * pointer inside the buffer: see END POINTERS). Every decrement, the final
+ * one included, is one atomic read-modify-write, so of two threads racing
+ * to release the last reference exactly one succeeds and the other gets
+ * EALREADY, and a bp_retain racing the final release either fails or holds
+ * a real reference. Returns 0, EINVAL or EALREADY. Thread-safe. */
+BP_API int bp_release(void *p);
+
+/* Adds n references at once to the buffer containing p (any pointer inside
+ * it) with one atomic read-modify-write, as a producer does before handing
+ * one buffer to n consumers. Returns p; NULL with errno EINVAL (p not in a
+ * buffer of any pool), EALREADY (the buffer is free) or EOVERFLOW (the count
+ * would pass its limit, 2^31 - 2): then nothing changed. n == 0 changes
+ * nothing and returns p when the buffer is live. Thread-safe. */
+BP_API void *bp_retain_n(void *p, size_t n);
+
+/* Drops n references at once, like n calls of bp_release: when they are the
+ * last ones the buffer goes back to its pool (the final drop is
+ * bp_release's, so a racing retain either fails or holds). Returns 0,
+ * EINVAL (p not in a buffer of any pool, or n larger than its count: then
+ * nothing changed), or EALREADY (the buffer is free). n == 0 changes
+ * nothing. Thread-safe. */
+BP_API int bp_release_n(void *p, size_t n);
+
+/* n buffers of at least len bytes each into out[0..n), all or nothing (as
+ * DPDK's rte_mempool_get_bulk): returns 0, or an errno value with nothing
+ * held (the entries of out it had filled are set back to NULL): EINVAL
+ * (NULL pool, len 0, out NULL with n > 0) or ENOMEM. Buffers taken before a failure are put back,
+ * so the statistics count them as a get and a put each. Thread-safe. */
+BP_API int bp_get_bulk(bp_pool *pool, size_t len, void **out, size_t n);
+
+/* bp_put of each of ps[0..n). Every pointer is put, refused or not; a
+ * refused one is counted and reported as bp_put's refusals are. Returns 0,
+ * or the first error: EINVAL (also for ps NULL with n > 0) or EALREADY.
+ * The owner's call, as bp_put. */
+BP_API int bp_put_bulk(bp_pool *pool, void **ps, size_t n);
+
+/* The reference count of the buffer containing p; 0 when p is not inside a
+ * live buffer. A snapshot: other threads may change it. It never touches
+ * unmapped memory, whatever p is and whatever other threads free meanwhile
+ * (a freed segment's header stays readable, as zeros). Thread-safe. */
+BP_API size_t bp_refcount(const void *p);
+
+/* Bytes from p to the end of the live buffer containing p; 0 when p is not
+ * inside a live buffer. Like bp_refcount, it never touches unmapped memory.
+ * Thread-safe. */
+BP_API size_t bp_cap(const void *p);
+
+/* The start of the live buffer containing p (p itself for a start); NULL
+ * with errno EINVAL when p is not inside a live buffer. A query: nothing is
+ * counted or reported. Thread-safe. */
+BP_API void *bp_base(const void *p);
+
+/* Words for a refused call's error, given the operation as on_error gets
+ * it: "double release (the buffer is already free)" for EALREADY from
+ * bp_put/bp_release, and so on. A static string; never NULL. */
+BP_API const char *bp_error_name(int err, const char *op);
+
+/* ===================================================================== */
+/* Statistics                                                            */
+/* ===================================================================== */
+
+/* The statistics, listed once: each X(field, metric, type, help) becomes a
+ * field of bp_stats / bp_tier_stats, a Prometheus family bytepool_<metric>
+ * of the given type, and a key of the detailed JSON. */
+#define BP_POOL_STAT_FIELDS(X)                                                                     \
+    X(total_get, gets, counter, "Gets served by a tier (seed total_get)")                          \
+    X(total_put, puts, counter, "Buffers returned to a tier (seed total_put)")                     \
+    X(discarded, discarded, counter, "Oversize gets plus oversize final releases")                 \
+    X(hits, cache_hits, counter, "Gets served from a thread cache")                                \
+    X(refused, refused, counter, "Calls refused for bad input")                                    \
+    X(outstanding, outstanding_buffers, gauge, "Buffers referenced now, oversize included")        \
+    X(bytes_live, live_bytes, gauge, "Capacity of the referenced buffers")                         \
+    X(bytes_idle, idle_bytes, gauge, "Capacity of free buffers kept for reuse")                    \
+    X(bytes_mapped, mapped_bytes, gauge, "Bytes mapped from the OS, headers included")             \
+    X(segments, segments, gauge, "Segments mapped, oversize buffers included")                     \
+    X(os_returned, os_returned_bytes, counter, "Bytes given back to the OS")                       \
+    X(max_bytes, budget_bytes, gauge, "The memory budget (max_bytes); 0 for none")                 \
+    X(budget_refused, budget_refused, counter, "Gets refused at the memory budget")
+
+#define BP_TIER_STAT_FIELDS(X)                                                                     \
+    X(get, tier_gets, counter, "Buffers handed out by the tier")                                   \
+    X(put, tier_puts, counter, "Buffers that came back to the tier")                               \
+    X(hits, tier_cache_hits, counter, "Gets of the tier served from a thread cache")               \
+    X(live, tier_live_buffers, gauge, "Buffers of the tier referenced now")                        \
+    X(carved, tier_buffers, gauge, "Buffers of the tier that exist, live or idle")
+
+#define BP_STAT_DECLARE_(field, metric, type, help) uint64_t field;
+
+typedef struct bp_tier_stats {
+    size_t size; /* the tier size in bytes */
+    BP_TIER_STAT_FIELDS(BP_STAT_DECLARE_)
+} bp_tier_stats;
+
+typedef struct bp_stats {
+    BP_POOL_STAT_FIELDS(BP_STAT_DECLARE_)
+    size_t ntiers;                     /* entries used in tiers[] */
+    bp_tier_stats tiers[BP_MAX_TIERS]; /* ascending size */
+} bp_stats;
+
+/* Fills *out with a snapshot of the pool's statistics. Counters are summed
+ * over threads, so a snapshot taken during traffic is approximate. Returns 0
+ * or EINVAL (NULL argument). Thread-safe. */
+BP_API int bp_pool_stats(bp_pool *pool, bp_stats *out);
+
+/* Copies up to max tier sizes, ascending, to out (the seed's
+ * GetAvailableSizes) and returns the tier count; out may be NULL when max is
+ * 0. NULL pool returns 0. Thread-safe. */
+BP_API size_t bp_pool_sizes(const bp_pool *pool, size_t *out, size_t max);
+
+/* The number of discarded (oversize) operations (seed GetDiscardedCount).
+ * NULL pool returns 0. Thread-safe. */
+BP_API uint64_t bp_pool_discarded(const bp_pool *pool);
+
+/* Copies the most recent requested lengths, oldest first, to out and returns
+ * how many were copied: every get with len > 0, oversize included, up to the
+ * pool's window (default 256). When max is smaller than what is kept, the
+ * newest max lengths. Order is exact within a thread; across threads it is
+ * the order in which threads published their batches. Thread-safe. */
+BP_API size_t bp_pool_recent_lengths(bp_pool *pool, size_t *out, size_t max);
+
+/* The statistics as JSON with exactly the seed's GetPoolStats keys:
+ * {"pools":{"<size>":{"get":N,"put":N},...},"discarded":N,"total_get":N,
+ *  "total_put":N,"recent_lengths":[...]}. Returns a malloc'd string the
+ * caller frees, or NULL with errno EINVAL or ENOMEM. Thread-safe. */
+BP_API char *bp_pool_stats_json(bp_pool *pool);
+
+/* Writes the pool's outstanding buffers to out, grouped by allocation site
+ * (backtrace) with counts and bytes, largest first, like Netty's leak
+ * detector. Sites are known for the buffers sampled under the pool's leaks
+ * setting; the rest are counted as unsampled. bp_pool_destroy writes the
+ * same report to stderr when leaks are tracked and buffers remain. Returns
+ * the number of outstanding buffers; 0 for a NULL argument. Thread-safe. */
+BP_API size_t bp_pool_report_leaks(bp_pool *pool, FILE *out);
+
+/* Process-wide handler for refused calls that name no pool: bp_retain or
+ * bp_release of a pointer the library does not own, bp_put or
+ * bp_objpool_put with a NULL pool, bp_get with a NULL pool. (bp_refcount and
+ * bp_cap are queries: they return 0 and report nothing.) NULL removes the
+ * handler. Returns the previous one. Thread-safe. */
+BP_API bp_error_fn bp_set_error_handler(bp_error_fn fn, void *ctx);
+
+/* Refused calls that could not be charged to any pool, process-wide. */
+BP_API uint64_t bp_refused_unowned(void);
+
+/* ===================================================================== */
+/* Exports: expvar, Prometheus, tier advice                              */
+/* ===================================================================== */
+
+/* Publishes the pool in the process-wide expvar registry as
+ * "<prefix>pool_stats" (the seed-shaped JSON, like the seed's Expvar) and
+ * "<prefix>pool_detail" (everything in bp_stats, per tier, the recent
+ * lengths and the tier advice). Returns 0, EINVAL (NULL pool or prefix, a
+ * pool already published) or EEXIST (the name is taken, as Go's expvar
+ * refuses duplicates). bp_pool_destroy unpublishes. Thread-safe. */
+BP_API int bp_expvar_publish(bp_pool *pool, const char *prefix);
+
+/* Removes the pool from the registry: 0 or ENOENT. Thread-safe. */
+BP_API int bp_expvar_unpublish(bp_pool *pool);
+
+/* The whole /debug/vars document: {"cmdline":[...], then every published
+ * variable}. malloc'd, the caller frees; NULL with errno ENOMEM. */
+BP_API char *bp_expvar_json(void);
+
+/* The pool's statistics in the Prometheus text exposition format (0.0.4):
+ * families bytepool_<metric> with HELP and TYPE, label pool="name" (escaped)
+ * and, per tier, tier="<size>". malloc'd; NULL with errno EINVAL/ENOMEM. */
+BP_API char *bp_pool_stats_prometheus(bp_pool *pool, const char *name);
+
+/* The same for every published pool (pool label = its prefix), each family
+ * once. malloc'd; NULL with errno ENOMEM. Thread-safe. */
+BP_API char *bp_prometheus_all(void);
+
+/* Everything bp_stats holds, per tier, the recent lengths and the tier
+ * advice, as one JSON object. malloc'd; NULL with errno EINVAL/ENOMEM. */
+BP_API char *bp_pool_detail_json(bp_pool *pool);
+
+/* A tier set proposed from the recorded lengths. Waste is the sum over the
+ * recorded lengths of (capacity served - length): oversize lengths count 0
+ * under the current tiers (they are served exactly). */
+typedef struct bp_advice {
+    size_t ntiers;              /* tiers proposed */
+    size_t tiers[BP_MAX_TIERS]; /* ascending */
+    uint64_t samples;           /* recorded lengths used */
+    uint64_t waste_current;     /* bytes wasted by the pool's tiers */
+    uint64_t waste_advised;     /* bytes the proposal would waste */
+} bp_advice;
+
+/* Proposes at most max_tiers tiers (1..BP_MAX_TIERS; 0 means the pool's
+ * tier count) minimising the waste over the recent lengths: an exact
+ * dynamic program over the distinct lengths (optimal tiers are always
+ * observed lengths). Returns 0 or EINVAL (NULL argument). Thread-safe. */
+BP_API int bp_pool_advice(bp_pool *pool, size_t max_tiers, bp_advice *out);
+
+/* The tiers of bp_pool_advice, copied to out (room for max_tiers); returns
+ * their count, 0 when nothing was recorded or on bad arguments. */
+BP_API size_t bp_pool_advise_sizes(bp_pool *pool, size_t max_tiers, size_t *out);
+
+/* ===================================================================== */
+/* Object pool (the seed's Pool[T])                                      */
+/* ===================================================================== */
+
+/* Fixed-size objects with the buffer pool's thread caching. Objects are
+ * 64-byte aligned and never poisoned (checked mode does not apply). */
+typedef struct bp_objpool bp_objpool;
+
+typedef struct bp_objpool_config {
+    size_t obj_size;                     /* bytes per object, 1 .. 1 GiB */
+    void (*init)(void *obj, void *arg);  /* once per object, when it is first
+                                            handed out, on the getting thread,
+                                            no lock held; may be NULL */
+    void (*reset)(void *obj, void *arg); /* on every put, before the object is
+                                            reusable; may be NULL */
+    void *arg;                           /* passed to init and reset */
+    size_t tcache_bytes;                 /* as in bp_config; 0: default */
+} bp_objpool_config;
+
+typedef struct bp_obj_stats {
+    uint64_t get, put, hits; /* gets, puts, gets served from a thread cache */
+    uint64_t live;           /* objects handed out and not put back */
+    uint64_t created;        /* objects handed out for the first time (init ran) */
+    uint64_t refused;        /* refused puts */
+} bp_obj_stats;
+
+/* Creates an object pool. NULL with errno EINVAL (NULL cfg, obj_size 0 or
+ * too large) or ENOMEM. Thread-safe. */
+BP_API bp_objpool *bp_objpool_new(const bp_objpool_config *cfg);
+
+/* Returns an object, reused or freshly initialised; NULL with errno EINVAL
+ * (NULL pool) or ENOMEM. Thread-safe. */
+BP_API void *bp_objpool_get(bp_objpool *op);
+
+/* Runs reset on obj and makes it reusable. Returns 0, EINVAL (NULL, not an
+ * object of this pool, or not its start) or EALREADY (already put).
+ * Thread-safe; the caller must not touch obj afterwards. Like bp_put, the
+ * owner's call: two threads putting the same object at once is undefined.
+ * Objects of a destroyed object pool may still be put (op stays valid for
+ * that): reset runs, and the last one frees the pool. */
+BP_API int bp_objpool_put(bp_objpool *op, void *obj);
+
+/* Statistics; 0 or EINVAL. Thread-safe. */
+BP_API int bp_objpool_stats(bp_objpool *op, bp_obj_stats *out);
+
+/* Destroys the pool and returns how many objects are still out; their
+ * memory stays valid until each is put back with bp_objpool_put(op, obj).
+ * NULL returns 0. */
+BP_API size_t bp_objpool_destroy(bp_objpool *op);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BYTEPOOL_H */
