@@ -23,7 +23,7 @@ CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
 # build.ninja, and the next make must configure again, not fail on it.
 configure_dir = test -f $(1)/build.ninja || test -f $(1)/Makefile || cmake -S . -B $(1) $(GEN) $(2)
 
-.PHONY: all deps configure test test-normal test-asan test-tsan test-fuzz fuzz fuzz-build valgrind stress bench bench-full bench-deps demo install clean
+.PHONY: deb test-arm64 all deps configure test test-normal test-asan test-tsan test-fuzz fuzz fuzz-build valgrind stress bench bench-full bench-deps demo install clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -106,6 +106,11 @@ bench-full: deps bench-deps configure
 	cmake -S . -B $(BUILD) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS) --target bench
 	$(BUILD)/bench/bench --rounds 11 --cell-ms 150 --out bench/results > bench/results/latest.md; s=$$?; cat bench/results/latest.md; exit $$s
+
+# Debian packages (libbytepool0, libbytepool-http0, libbytepool-dev) built
+# with dpkg-buildpackage from a copy of the tree, checked, left in build/deb.
+deb:
+	tests/check_deb.sh $(CURDIR) $(BUILD)/deb
 
 # Long stress runs: the normal build, then under ThreadSanitizer.
 stress: all test-tsan
