@@ -498,26 +498,41 @@ BP_API char *bp_prometheus_all(void);
  * advice, as one JSON object. malloc'd; NULL with errno EINVAL/ENOMEM. */
 BP_API char *bp_pool_detail_json(bp_pool *pool);
 
-/* A tier set proposed from the recorded lengths. Waste is the sum over the
- * recorded lengths of (capacity served - length): oversize lengths count 0
- * under the current tiers (they are served exactly). */
+/* A tier set proposed from the recorded lengths. Slack is the sum over the
+ * recorded lengths of (capacity served - length); waste is the slack the
+ * program does not use: all of it, unless BP_ADVICE_SLACK_USED says the
+ * program fills buffers past the length it asked for. Lengths above the
+ * largest tier count 0 under the current tiers (they are served exactly). */
 typedef struct bp_advice {
     size_t ntiers;              /* tiers proposed */
     size_t tiers[BP_MAX_TIERS]; /* ascending */
     uint64_t samples;           /* recorded lengths used */
     uint64_t waste_current;     /* bytes wasted by the pool's tiers */
     uint64_t waste_advised;     /* bytes the proposal would waste */
+    /* 0.3 */
+    uint64_t slack_current; /* bytes past the lengths under the pool's tiers */
+    uint64_t slack_advised; /* and under the proposal */
 } bp_advice;
 
+/* bp_pool_advice_sized flags */
+#define BP_ADVICE_SLACK_USED                                                                       \
+    0x1u /* the program uses bytes past the length it asked for (it fills                          \
+            buffers up to bp_cap): slack is not waste */
+
 /* Proposes at most max_tiers tiers (1..BP_MAX_TIERS; 0 means the pool's
- * tier count) minimising the waste over the recent lengths: an exact
- * dynamic program over the distinct lengths (optimal tiers are always
- * observed lengths). Returns 0 or EINVAL (NULL argument). Thread-safe. */
+ * tier count) minimising the slack over the recent lengths. The tiers are
+ * ones a person would choose: multiples of 64 bytes, of 4096 from 4 KiB up
+ * (the strides the pool lays buffers out at anyway). An exact dynamic
+ * program over the distinct aligned lengths (the optimal aligned tiers are
+ * always rounded observed lengths). Returns 0, EINVAL (NULL argument, an
+ * unknown flag) or ENOMEM. Thread-safe. */
 BP_API int bp_pool_advice(bp_pool *pool, size_t max_tiers, bp_advice *out);
-/* bp_pool_advice into a bp_advice of out_size bytes (as bp_pool_stats_sized). */
-BP_API int bp_pool_advice_sized(bp_pool *pool, size_t max_tiers, bp_advice *out, size_t out_size);
+/* bp_pool_advice with flags (BP_ADVICE_SLACK_USED) into a bp_advice of
+ * out_size bytes (as bp_pool_stats_sized). */
+BP_API int bp_pool_advice_sized(bp_pool *pool, size_t max_tiers, unsigned flags, bp_advice *out,
+                                size_t out_size);
 #define bp_pool_advice(pool, max_tiers, out)                                                       \
-    bp_pool_advice_sized((pool), (max_tiers), (out), sizeof(bp_advice))
+    bp_pool_advice_sized((pool), (max_tiers), 0, (out), sizeof(bp_advice))
 
 /* The tiers of bp_pool_advice, copied to out (room for max_tiers); returns
  * their count, 0 when nothing was recorded or on bad arguments. */

@@ -82,11 +82,12 @@ static void stats_tail_is_zeroed(void **state) {
         uint64_t newer;
     } adv;
     memset(&adv, 0xa5, sizeof adv);
-    assert_int_equal(bp_pool_advice_sized(pool, 1, &adv.a, sizeof adv), 0);
+    assert_int_equal(bp_pool_advice_sized(pool, 1, 0, &adv.a, sizeof adv), 0);
     assert_int_equal(adv.a.samples, 1);
-    assert_int_equal(adv.a.tiers[0], 100);
+    assert_int_equal(adv.a.tiers[0], 128); /* 100 rounded up to a 64-byte multiple */
     assert_int_equal(adv.newer, 0);
-    assert_int_equal(bp_pool_advice_sized(pool, 1, &adv.a, sizeof(size_t)), EINVAL);
+    assert_int_equal(bp_pool_advice_sized(pool, 1, 0, &adv.a, sizeof(size_t)), EINVAL);
+    assert_int_equal(bp_pool_advice_sized(pool, 1, 0x80, &adv.a, sizeof adv), EINVAL);
     bp_put(pool, p);
     bp_pool_destroy(pool);
 }

@@ -97,21 +97,50 @@ static void advisor_finds_the_least_waste(void **state) {
     assert_int_equal(bp_pool_advice(pool, 2, &adv), 0);
     assert_int_equal(adv.samples, 25);
     assert_int_equal(adv.ntiers, 2);
-    assert_int_equal(adv.tiers[0], 200);
-    assert_int_equal(adv.tiers[1], 1000);
-    assert_int_equal(adv.waste_advised, 10 * 100);
+    /* aligned tiers: 100, 200, 1000 round up to 128, 256, 1024 */
+    assert_int_equal(adv.tiers[0], 256);
+    assert_int_equal(adv.tiers[1], 1024);
+    assert_int_equal(adv.waste_advised, 10 * 156 + 10 * 56 + 5 * 24);
     assert_int_equal(adv.waste_current, 10 * 28 + 10 * 56 + 5 * 24); /* 128/256/1024 */
+    assert_int_equal(adv.slack_current, adv.waste_current);
+    assert_int_equal(adv.slack_advised, adv.waste_advised);
     size_t out[4];
     assert_int_equal(bp_pool_advise_sizes(pool, 1, out), 1);
-    assert_int_equal(out[0], 1000);
+    assert_int_equal(out[0], 1024);
     assert_int_equal(bp_pool_advise_sizes(pool, 4, out), 3); /* only 3 distinct lengths */
-    assert_int_equal(out[0], 100);
-    assert_int_equal(out[2], 1000);
+    assert_int_equal(out[0], 128);
+    assert_int_equal(out[2], 1024);
+    /* a program that fills its buffers to bp_cap: the slack is used, not waste */
+    assert_int_equal(bp_pool_advice_sized(pool, 2, BP_ADVICE_SLACK_USED, &adv, sizeof adv), 0);
+    assert_int_equal(adv.waste_current, 0);
+    assert_int_equal(adv.waste_advised, 0);
+    assert_int_equal(adv.slack_current, 10 * 28 + 10 * 56 + 5 * 24);
+    assert_int_equal(adv.tiers[1], 1024);
     assert_int_equal(bp_pool_advice(NULL, 2, &adv), EINVAL);
     char *d = bp_pool_detail_json(pool);
-    assert_int_equal(jq_check(d, ".advice.waste_current == 960 and (.advice.tiers | length) == 3"),
+    assert_int_equal(jq_check(d, ".advice.waste_current == 960 and (.advice.tiers | length) == 3"
+                                 " and .advice.slack_current == 960 and .leaks.mode == \"off\""),
                      0);
     free(d);
+    bp_pool_destroy(pool);
+}
+
+/* Tiers a person would use: 64-byte multiples, page multiples from 4 KiB. */
+static void advisor_proposes_aligned_tiers(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    const size_t lens[] = {1, 65, 1500, 4000, 4097, 5000, 70000};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+        bp_put(pool, bp_get(pool, lens[i]));
+    size_t out[8];
+    assert_int_equal(bp_pool_advise_sizes(pool, 8, out), 6);
+    const size_t want[] = {64, 128, 1536, 4032, 8192, 8192, 73728};
+    for (size_t i = 0, j = 0; i < 7; i++) /* 4097 and 5000 share 8192: 6 distinct */
+        if (!i || want[i] != want[i - 1])
+            assert_int_equal(out[j++], want[i]);
+    assert_int_equal(bp_pool_advise_sizes(pool, 2, out), 2); /* never more than asked */
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(out[i] % (out[i] >= 4096 ? 4096 : 64), 0);
     bp_pool_destroy(pool);
 }
 
@@ -200,7 +229,7 @@ static void advisor_ignores_zero_lengths(void **state) {
     assert_int_equal(bp_pool_advice(pool, 0, &adv), 0);
     assert_int_equal(adv.samples, 5);
     assert_int_equal(adv.ntiers, 1);
-    assert_int_equal(adv.tiers[0], 4000);
+    assert_int_equal(adv.tiers[0], 4032); /* 4000, aligned */
     free(bp_pool_detail_json(pool));
     bp_pool_destroy(pool);
 }
@@ -220,6 +249,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(debug_vars_carry_the_seed_shape_and_details),
         cmocka_unit_test(prometheus_output_passes_promtool),
         cmocka_unit_test(advisor_finds_the_least_waste),
+        cmocka_unit_test(advisor_proposes_aligned_tiers),
         cmocka_unit_test(advisor_handles_many_distinct_lengths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,7 @@
  * allocation marks the buffer and turns later writes into no-ops, so export
  * code stays a straight list of writes with one check at the end.
  */
-#include "internal.h"
+#include "obs.h"
 
 #include <errno.h>
 #include <stdarg.h>

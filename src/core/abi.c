@@ -11,16 +11,14 @@
 
 /* The 0.2 layouts: the smallest struct each call accepts. Fields are only
  * appended, so these stay where 0.2 ended. */
-#define END_OF(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
-#define CONFIG_0_2 END_OF(bp_config, max_bytes)
-#define STATS_0_2 END_OF(bp_stats, tiers)
-#define ADVICE_0_2 END_OF(bp_advice, waste_advised)
-#define OBJCONFIG_0_2 END_OF(bp_objpool_config, tcache_bytes)
-#define OBJSTATS_0_2 END_OF(bp_obj_stats, refused)
+#define CONFIG_0_2 BP_END_OF(bp_config, max_bytes)
+#define STATS_0_2 BP_END_OF(bp_stats, tiers)
+#define OBJCONFIG_0_2 BP_END_OF(bp_objpool_config, tcache_bytes)
+#define OBJSTATS_0_2 BP_END_OF(bp_obj_stats, refused)
 
 #if UINTPTR_MAX == UINT64_MAX
 /* What 0.2 shipped on LP64 (x86_64, aarch64): a field moved is an ABI break. */
-_Static_assert(CONFIG_0_2 == 96 && STATS_0_2 == 3184 && ADVICE_0_2 == 544, "0.2 ABI moved");
+_Static_assert(CONFIG_0_2 == 96 && STATS_0_2 == 3184, "0.2 ABI moved");
 _Static_assert(OBJCONFIG_0_2 == 40 && OBJSTATS_0_2 == 48, "0.2 ABI moved");
 #endif
 
@@ -67,18 +65,6 @@ int bp_pool_stats_sized(bp_pool *pool, bp_stats *out, size_t out_size) {
     bp_stats st;
     bp__pool_stats(pool, &st);
     return bp__abi_out(out, out_size, &st, sizeof st, STATS_0_2);
-}
-
-int(bp_pool_advice)(bp_pool *pool, size_t max_tiers, bp_advice *out) {
-    return bp_pool_advice_sized(pool, max_tiers, out, ADVICE_0_2);
-}
-
-int bp_pool_advice_sized(bp_pool *pool, size_t max_tiers, bp_advice *out, size_t out_size) {
-    if (!pool || !out || out_size < ADVICE_0_2)
-        return bp__refuse_user(pool, EINVAL, "bp_pool_advice", NULL);
-    bp_advice a;
-    int err = bp__pool_advice(pool, max_tiers, &a);
-    return err ? err : bp__abi_out(out, out_size, &a, sizeof a, ADVICE_0_2);
 }
 
 bp_objpool *(bp_objpool_new)(const bp_objpool_config *cfg) {

@@ -5,7 +5,7 @@
  * is written once with HELP and TYPE, and holds the series of every pool
  * being exported; label values are escaped as the format requires.
  */
-#include "internal.h"
+#include "obs.h"
 
 #include <errno.h>
 #include <inttypes.h>

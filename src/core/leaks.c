@@ -16,13 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FRAMES 16
+#define FRAMES BP_LEAK_FRAMES
 #define INSIDE 8 /* library frames that may precede the call site */
 
 typedef struct bp_leak {
     struct bp_leak *next;
     const void *p;
     size_t len;
+    uint64_t born_ms; /* when it was got: the dashboard's ages */
     int nframes;
     void *frames[FRAMES];
 } bp_leak;
@@ -68,6 +69,7 @@ void bp__leak_record(bp_pool *pool, void *p, size_t len, void *site) {
     memcpy(l->frames, frames + from, (size_t)l->nframes * sizeof(void *));
     l->p = p;
     l->len = len;
+    l->born_ms = bp__os_now_ms();
     size_t s = slot_of(pool, p);
     l->next = pool->leak_tab[s];
     pool->leak_tab[s] = l;
@@ -102,10 +104,7 @@ void bp__leak_free_all(bp_pool *pool) {
     pool->leak_cap = pool->leak_n = 0;
 }
 
-typedef struct site {
-    const bp_leak *first;
-    size_t count, bytes;
-} site;
+uint64_t bp__now_ms(void) { return bp__os_now_ms(); }
 
 /* One site per call site: the first frame (the caller of bp_get). */
 static bool same_site(const bp_leak *a, const bp_leak *b) {
@@ -113,17 +112,46 @@ static bool same_site(const bp_leak *a, const bp_leak *b) {
 }
 
 static int by_bytes(const void *a, const void *b) {
-    const site *x = a, *y = b;
+    const bp_leak_site *x = a, *y = b;
     return (x->bytes < y->bytes) - (x->bytes > y->bytes);
 }
 
-/* A site as copied out of the table: the report is written without the
- * pool lock, so a stuck stream (a full pipe) stalls only the caller. */
-typedef struct site_copy {
-    size_t count, bytes;
-    int nframes;
-    void *frames[FRAMES];
-} site_copy;
+/* Copied out of the table under the lock, so a report is written without
+ * it: a stuck stream (a full pipe) stalls only the caller. */
+size_t bp__leak_sites(bp_pool *pool, bp_leak_site *out, size_t max, size_t *sampled) {
+    bp__pool_lock(pool);
+    bp_leak_site *all = calloc(pool->leak_n + 1, sizeof(*all));
+    const bp_leak **first = calloc(pool->leak_n + 1, sizeof(*first));
+    size_t n = 0, known = 0;
+    for (size_t i = 0; all && first && i < pool->leak_cap; i++)
+        for (const bp_leak *l = pool->leak_tab[i]; l; l = l->next) {
+            size_t k = 0;
+            while (k < n && !same_site(first[k], l))
+                k++;
+            if (k == n) {
+                first[n] = l;
+                all[n].nframes = l->nframes;
+                memcpy(all[n].frames, l->frames, sizeof(void *) * (size_t)l->nframes);
+                all[n++].oldest_ms = l->born_ms;
+            }
+            all[k].count++;
+            all[k].bytes += l->len;
+            if (l->born_ms < all[k].oldest_ms)
+                all[k].oldest_ms = l->born_ms;
+            known++;
+        }
+    bp__pool_unlock(pool);
+    free(first);
+    if (sampled)
+        *sampled = known;
+    if (!all)
+        return 0;
+    qsort(all, n, sizeof(*all), by_bytes);
+    n = n < max ? n : max;
+    memcpy(out, all, n * sizeof(*all));
+    free(all);
+    return n;
+}
 
 size_t bp_pool_report_leaks(bp_pool *pool, FILE *out) {
     if (!pool || !out)
@@ -132,48 +160,26 @@ size_t bp_pool_report_leaks(bp_pool *pool, FILE *out) {
     bp_pool_stats(pool, &st);
     if (!st.outstanding)
         return 0;
-    bp__pool_lock(pool);
-    site *sites = calloc(pool->leak_n + 1, sizeof(site));
-    size_t nsites = 0, sampled = 0;
-    for (size_t i = 0; sites && i < pool->leak_cap; i++)
-        for (const bp_leak *l = pool->leak_tab[i]; l; l = l->next) {
-            size_t k = 0;
-            while (k < nsites && !same_site(sites[k].first, l))
-                k++;
-            if (k == nsites)
-                sites[nsites++] = (site){l, 0, 0};
-            sites[k].count++;
-            sites[k].bytes += l->len;
-            sampled++;
-        }
-    if (sites)
-        qsort(sites, nsites, sizeof(site), by_bytes);
-    site_copy *copy = calloc(nsites + 1, sizeof(site_copy));
-    for (size_t k = 0; copy && k < nsites; k++) {
-        copy[k] = (site_copy){sites[k].count, sites[k].bytes, sites[k].first->nframes, {0}};
-        memcpy(copy[k].frames, sites[k].first->frames, sizeof(void *) * (size_t)copy[k].nframes);
-    }
+    size_t sampled = 0, max = pool->leak_n + 1; /* leak_n: a hint, read unlocked */
+    bp_leak_site *sites = calloc(max, sizeof(*sites));
+    size_t nsites = sites ? bp__leak_sites(pool, sites, max, &sampled) : 0;
     const char *mode = pool->leaks == BP_LEAKS_ALL      ? "all"
                        : pool->leaks == BP_LEAKS_SAMPLE ? "sample"
                                                         : "off";
-    bp__pool_unlock(pool);
-    free(sites);
-    if (!copy)
-        nsites = 0;
     fprintf(out,
             "bytepool: %llu buffer(s), %llu bytes, still referenced in pool %p; "
             "%zu with a known allocation site (leaks=%s)\n",
             (unsigned long long)st.outstanding, (unsigned long long)st.bytes_live, (void *)pool,
             sampled, mode);
     for (size_t k = 0; k < nsites; k++) {
-        fprintf(out, "  %zu buffer(s), %zu bytes requested, allocated at:\n", copy[k].count,
-                copy[k].bytes);
-        char **names = backtrace_symbols(copy[k].frames, copy[k].nframes);
-        for (int f = 0; f < copy[k].nframes; f++)
+        fprintf(out, "  %zu buffer(s), %zu bytes requested, allocated at:\n", sites[k].count,
+                sites[k].bytes);
+        char **names = backtrace_symbols(sites[k].frames, sites[k].nframes);
+        for (int f = 0; f < sites[k].nframes; f++)
             fprintf(out, "    #%d %s\n", f, names ? names[f] : "?");
         free(names);
     }
-    free(copy);
+    free(sites);
     fflush(out);
     return (size_t)st.outstanding;
 }

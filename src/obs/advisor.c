@@ -11,8 +11,16 @@
  * to a power-of-two granule until at most 512 remain (the proposal is then
  * within one granule per length of optimal); waste is always measured on
  * the exact lengths.
+ *
+ * Tiers a person would use: every candidate is first rounded up to the
+ * alignment the pool gives buffers anyway (64 bytes, a page from 4 KiB up),
+ * so the proposal never holds a 1500-byte tier whose buffers would be laid
+ * out at 1536-byte strides. The argument above still holds with the allowed
+ * tiers being the aligned values: the smallest allowed tier serving a length
+ * is its rounded value. Lengths above BP_MAX_TIER_SIZE cannot be a tier and
+ * are left out (they are served exactly).
  */
-#include "internal.h"
+#include "obs.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -25,11 +33,18 @@ static int cmp_size(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Distinct values of sorted lens (rounded up to a multiple of 2^g). */
+/* A length rounded up to a tier the pool would lay out without padding. */
+static size_t aligned(size_t len) {
+    size_t a = len >= 4096 ? 4096 : 64;
+    return (len + a - 1) / a * a;
+}
+
+/* Distinct values of sorted lens, aligned, then rounded up to a multiple of
+ * 2^g (a power of two: aligned values stay aligned). */
 static size_t distinct(const size_t *lens, size_t n, unsigned g, size_t *v, uint64_t *c) {
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t x = ((lens[i] + ((size_t)1 << g) - 1) >> g) << g;
+        size_t x = ((aligned(lens[i]) + ((size_t)1 << g) - 1) >> g) << g;
         if (m && v[m - 1] == x) {
             c[m - 1]++;
         } else {
@@ -109,11 +124,13 @@ static uint64_t waste_of(const size_t *lens, size_t n, const size_t *tiers, size
     return w;
 }
 
-int bp__pool_advice(bp_pool *pool, size_t max_tiers, bp_advice *out) {
+int bp__pool_advice(bp_pool *pool, size_t max_tiers, unsigned flags, bp_advice *out) {
     memset(out, 0, sizeof(*out));
-    size_t k = max_tiers ? max_tiers : pool->ntiers;
+    bp_pool_shape sh;
+    bp__pool_shape(pool, &sh);
+    size_t k = max_tiers ? max_tiers : sh.ntiers;
     k = k < BP_MAX_TIERS ? k : BP_MAX_TIERS;
-    size_t *lens = malloc((pool->window + 1) * sizeof(size_t));
+    size_t *lens = malloc((sh.window + 1) * sizeof(size_t));
     size_t *v = malloc((MAX_DISTINCT + 1) * sizeof(size_t));
     uint64_t *c = malloc((MAX_DISTINCT + 1) * sizeof(uint64_t));
     if (!lens || !v || !c) {
@@ -122,9 +139,11 @@ int bp__pool_advice(bp_pool *pool, size_t max_tiers, bp_advice *out) {
         free(c);
         return ENOMEM;
     }
-    size_t got = bp_pool_recent_lengths(pool, lens, pool->window), n = 0;
-    for (size_t i = 0; i < got; i++) /* a user recorder may hand back 0: no request has it */
-        if (lens[i])
+    size_t got = bp_pool_recent_lengths(pool, lens, sh.window), n = 0;
+    /* a user recorder may hand back 0: no request has it; nor can a tier
+     * serve more than BP_MAX_TIER_SIZE */
+    for (size_t i = 0; i < got; i++)
+        if (lens[i] && lens[i] <= BP_MAX_TIER_SIZE)
             lens[n++] = lens[i];
     qsort(lens, n, sizeof(size_t), cmp_size);
     out->samples = n;
@@ -134,18 +153,37 @@ int bp__pool_advice(bp_pool *pool, size_t max_tiers, bp_advice *out) {
         while ((m = distinct(lens, n, g, v, c)) > MAX_DISTINCT)
             g++;
         out->ntiers = solve(v, c, m, k < m ? k : m, out->tiers);
-        out->waste_advised = waste_of(lens, n, out->tiers, out->ntiers);
-        /* current tiers; oversize lengths are served exactly: no waste */
-        uint64_t w = 0;
-        for (size_t i = 0; i < n; i++)
-            if (lens[i] <= pool->max_len)
-                w += pool->sizes[bp__tier_of(pool, lens[i])] - lens[i];
-        out->waste_current = w;
+        out->slack_advised = waste_of(lens, n, out->tiers, out->ntiers);
+        /* lengths above the largest tier are served exactly: no slack */
+        out->slack_current = waste_of(lens, n, sh.sizes, sh.ntiers);
     }
+    /* A program that fills buffers past the length it asked for uses that
+     * slack: then none of it is waste. */
+    bool used = flags & BP_ADVICE_SLACK_USED;
+    out->waste_current = used ? 0 : out->slack_current;
+    out->waste_advised = used ? 0 : out->slack_advised;
     free(lens);
     free(v);
     free(c);
     return 0;
+}
+
+#define ADVICE_0_2 BP_END_OF(bp_advice, waste_advised)
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(ADVICE_0_2 == 544, "0.2 ABI moved");
+#endif
+
+int(bp_pool_advice)(bp_pool *pool, size_t max_tiers, bp_advice *out) {
+    return bp_pool_advice_sized(pool, max_tiers, 0, out, ADVICE_0_2);
+}
+
+int bp_pool_advice_sized(bp_pool *pool, size_t max_tiers, unsigned flags, bp_advice *out,
+                         size_t out_size) {
+    if (!pool || !out || out_size < ADVICE_0_2 || (flags & ~BP_ADVICE_SLACK_USED))
+        return bp__refuse_user(pool, EINVAL, "bp_pool_advice", NULL);
+    bp_advice a;
+    int err = bp__pool_advice(pool, max_tiers, flags, &a);
+    return err ? err : bp__abi_out(out, out_size, &a, sizeof a, ADVICE_0_2);
 }
 
 size_t bp_pool_advise_sizes(bp_pool *pool, size_t max_tiers, size_t *out) {

@@ -5,10 +5,16 @@
  * publish of a name is refused, as expvar.Publish panics). Each pool
  * publishes "<prefix>pool_stats" and "<prefix>pool_detail". Lock order:
  * registry, then the pool's lock (taken inside the stats readers).
+ *
+ * The core does not know this registry: a destroyed pool is forgotten
+ * through the core's destroy hook, and the registry holds its own lock
+ * across fork(), registered after the core's handlers so that its prepare
+ * runs first (handlers run in reverse order): the same order as above.
  */
-#include "internal.h"
+#include "obs.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +27,22 @@ typedef struct ev_entry {
 
 static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
 static ev_entry *ev_list; /* sorted by prefix: a stable document */
+static pthread_once_t ev_once = PTHREAD_ONCE_INIT;
+
+static void forget(bp_pool *pool) { (void)bp_expvar_unpublish(pool); }
+static void fork_lock(void) { pthread_mutex_lock(&ev_mu); }
+static void fork_unlock(void) { pthread_mutex_unlock(&ev_mu); }
+
+static void ev_init(void) {
+    bp__atfork_once(); /* the core's handlers first: ours must run before them */
+    (void)pthread_atfork(fork_lock, fork_unlock, fork_unlock);
+    (void)bp__on_pool_destroy(forget); /* room for BP_HOOKS: cannot fail here */
+}
+
+static void ev_lock(void) {
+    pthread_once(&ev_once, ev_init);
+    pthread_mutex_lock(&ev_mu);
+}
 
 int bp_expvar_publish(bp_pool *pool, const char *prefix) {
     if (!pool || !prefix || !bp__utf8_valid(prefix)) /* names must stay valid JSON and text */
@@ -34,7 +56,7 @@ int bp_expvar_publish(bp_pool *pool, const char *prefix) {
     }
     e->prefix = copy;
     e->pool = pool;
-    pthread_mutex_lock(&ev_mu);
+    ev_lock();
     int err = 0;
     ev_entry **link = &ev_list;
     for (ev_entry *x = ev_list; x; x = x->next)
@@ -57,7 +79,7 @@ int bp_expvar_publish(bp_pool *pool, const char *prefix) {
 }
 
 int bp_expvar_unpublish(bp_pool *pool) {
-    pthread_mutex_lock(&ev_mu);
+    ev_lock();
     ev_entry *gone = NULL;
     for (ev_entry **link = &ev_list; *link; link = &(*link)->next)
         if ((*link)->pool == pool) {
@@ -72,10 +94,6 @@ int bp_expvar_unpublish(bp_pool *pool) {
     free(gone);
     return 0;
 }
-
-void bp__expvar_forget(bp_pool *pool) { (void)bp_expvar_unpublish(pool); }
-void bp__expvar_lock(void) { pthread_mutex_lock(&ev_mu); }
-void bp__expvar_unlock(void) { pthread_mutex_unlock(&ev_mu); }
 
 /* The arguments, each whole however long (escaped by bp__sb_json_str). */
 static void cmdline(bp_sbuf *b) {
@@ -117,7 +135,7 @@ char *bp_expvar_json(void) {
     bp_sbuf b = {0};
     bp__sb_printf(&b, "{");
     cmdline(&b);
-    pthread_mutex_lock(&ev_mu);
+    ev_lock();
     for (ev_entry *e = ev_list; e; e = e->next) {
         var_name(&b, e->prefix, "pool_stats");
         bp__json_seed(&b, e->pool);
@@ -131,7 +149,7 @@ char *bp_expvar_json(void) {
 
 /* prom.c walks the published pools with the registry locked. */
 void bp__expvar_each(bp_ev_visit fn, void *ctx) {
-    pthread_mutex_lock(&ev_mu);
+    ev_lock();
     for (ev_entry *e = ev_list; e; e = e->next)
         fn(ctx, e->pool, e->prefix);
     pthread_mutex_unlock(&ev_mu);

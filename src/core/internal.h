@@ -16,6 +16,7 @@
 #define BP_INTERNAL_H
 
 #include "bytepool.h"
+#include "observe.h"
 #include "track.h"
 
 #include <pthread.h>
@@ -24,7 +25,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BP_HIDDEN __attribute__((visibility("hidden")))
 #define BP_COLD __attribute__((cold, noinline))
 #define BP_LIKELY(x) __builtin_expect(!!(x), 1)
 #define BP_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -479,7 +479,6 @@ BP_HIDDEN void bp__registry_lock(void);
 BP_HIDDEN void bp__registry_unlock(void);
 BP_HIDDEN bp_pool *bp__registry_first(void);
 BP_HIDDEN bool bp__registry_has(const bp_pool *pool); /* is it a pool handle? (refusal paths) */
-BP_HIDDEN void bp__atfork_once(void);
 
 /* background.c: one purge thread per process */
 BP_HIDDEN void bp__bg_start(unsigned decay_ms); /* a pool with this decay needs it */
@@ -499,43 +498,15 @@ BP_HIDDEN void bp__record(bp_pool *pool, size_t len);
 
 /* buffer.c */
 BP_HIDDEN int bp__refuse(bp_pool *pool, int err, const char *op, const void *p);
-BP_HIDDEN int bp__refuse_user(bp_pool *pool, int err, const char *op, const void *p);
 
 /* abi.c: caller-allocated structs of any version's size (docs/abi.md). The
  * public *_sized calls check and convert, then call these with this
  * library's own layouts. */
-BP_HIDDEN int bp__abi_in(void *ours, size_t ours_size, const void *theirs, size_t size, size_t min);
-BP_HIDDEN int bp__abi_out(void *theirs, size_t size, const void *ours, size_t ours_size,
-                          size_t min);
 BP_HIDDEN bp_pool *bp__pool_new(const bp_config *cfg);
-BP_HIDDEN void bp__pool_stats(bp_pool *pool, bp_stats *out);
-BP_HIDDEN int bp__pool_advice(bp_pool *pool, size_t max_tiers, bp_advice *out);
 BP_HIDDEN bp_objpool *bp__objpool_new(const bp_objpool_config *cfg);
 BP_HIDDEN int bp__objpool_stats(bp_objpool *op, bp_obj_stats *out);
 BP_HIDDEN void bp__report(bp_pool *pool, int err, const char *op, const void *p); /* uncounted */
 BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx);                   /* rc already 0 */
-
-/* sbuf.c: a growing malloc'd string; every writer is a no-op after a failure */
-typedef struct bp_sbuf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} bp_sbuf;
-BP_HIDDEN void bp__sb_printf(bp_sbuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-BP_HIDDEN void bp__sb_json_str(bp_sbuf *b, const char *str); /* quoted, escaped, valid UTF-8 */
-BP_HIDDEN size_t bp__utf8_len(const unsigned char *c);       /* one sequence; 0: ill-formed */
-BP_HIDDEN bool bp__utf8_valid(const char *s);
-BP_HIDDEN char *bp__sb_finish(bp_sbuf *b); /* NULL + ENOMEM on failure */
-
-/* json.c, expvar.c, prom.c */
-BP_HIDDEN void bp__json_seed(bp_sbuf *b, bp_pool *pool);
-BP_HIDDEN void bp__json_detail(bp_sbuf *b, bp_pool *pool);
-BP_HIDDEN void bp__expvar_forget(bp_pool *pool);
-BP_HIDDEN void bp__expvar_lock(void); /* fork */
-BP_HIDDEN void bp__expvar_unlock(void);
-typedef void (*bp_ev_visit)(void *ctx, bp_pool *pool, const char *prefix);
-BP_HIDDEN void bp__expvar_each(bp_ev_visit fn, void *ctx); /* registry locked */
 
 /* leaks.c (pool lock held) */
 BP_HIDDEN void bp__leak_record(bp_pool *pool, void *p, size_t len, void *site);

@@ -413,12 +413,12 @@ static void tld_exit(void *arg) {
     free(tld);
 }
 
-/* fork(): every lock of the library is held across it, in the one order
- * they nest in (the expvar registry, the pool registry, each pool, the
- * tombstones, the reserved range, thread numbers, the background thread's), and the child takes
- * back what the caches of the threads that did not follow it held. */
+/* fork(): every lock of the core is held across it, in the one order they
+ * nest in (the pool registry, each pool, the tombstones, the reserved range,
+ * thread numbers, the background thread's), and the child takes back what
+ * the caches of the threads that did not follow it held. (The export
+ * registry, above the core, holds its own lock across fork: expvar.c.) */
 void bp__fork_prepare(void) {
-    bp__expvar_lock();
     bp__registry_lock();
     for (bp_pool *p = bp__registry_first(); p; p = p->gnext)
         bp__pool_lock(p);
@@ -436,7 +436,6 @@ void bp__fork_parent(void) {
     for (bp_pool *p = bp__registry_first(); p; p = p->gnext)
         bp__pool_unlock(p);
     bp__registry_unlock();
-    bp__expvar_unlock();
 }
 
 void bp__fork_child(void) {
@@ -459,7 +458,6 @@ void bp__fork_child(void) {
         bp__pool_unlock(p);
     }
     bp__registry_unlock();
-    bp__expvar_unlock();
     /* Nothing can reach them now: free each cache, and each dead thread's
      * data once (marked on the first of its caches). */
     bp_tld *tlds = NULL;
