@@ -14,7 +14,7 @@ PREFIX   ?= /usr/local
 JOBS     ?= $(shell nproc)
 # What the tests need (make demo needs only a C compiler, make and cmake).
 DEB_PKGS := cmake ninja-build gcc g++ clang libclang-rt-14-dev make valgrind libcmocka-dev pkg-config \
-            jq binutils curl prometheus libmicrohttpd-dev chromium man-db build-essential debhelper \
+            jq binutils curl prometheus libmicrohttpd-dev chromium python3-pil man-db build-essential debhelper \
             gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 GEN      := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
@@ -31,7 +31,14 @@ all: configure
 configure:
 	@$(call configure_dir,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 
+# The arm64 cross run needs cmocka for arm64: Debian's multiarch, which
+# `make deps` turns on (dpkg --add-architecture arm64) when it runs as root.
+ARM64_PKGS := libcmocka-dev:arm64
 deps:
+	@if [ "$(ARM64)" != no ] && [ "$$(id -u)" = 0 ] && ! dpkg -s $(ARM64_PKGS) >/dev/null 2>&1; then \
+	  echo "installing: $(ARM64_PKGS) (adding the arm64 architecture to dpkg)"; \
+	  dpkg --add-architecture arm64 && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ARM64_PKGS) >/dev/null; fi
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -42,7 +49,7 @@ deps:
 	fi
 
 # Every stage runs even when one fails; the last line sums them up.
-TEST_STAGES := test-normal test-asan test-tsan test-fuzz
+TEST_STAGES := test-normal test-asan test-tsan test-fuzz test-arm64
 test: deps
 	@passed=0; failed=0; for t in $(TEST_STAGES); do \
 	  if $(MAKE) --no-print-directory $$t; then passed=$$((passed + 1)); \
@@ -65,6 +72,18 @@ test-tsan:
 	@$(call configure_dir,$(BUILD)-tsan,-DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=thread)
 	cmake --build $(BUILD)-tsan -j $(JOBS)
 	cd $(BUILD)-tsan && TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" $(CTEST)
+
+# The unit suite for aarch64: Debian's cross compiler, run under qemu-user.
+# Skipped, with a message, on a machine without the cross packages.
+test-arm64:
+	@if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/dev/null || \
+	    ! [ -f /usr/lib/aarch64-linux-gnu/pkgconfig/cmocka.pc ]; then \
+	  echo "test-arm64: skipped (needs gcc-aarch64-linux-gnu, qemu-user, libcmocka-dev:arm64: make deps)"; \
+	else \
+	  $(call configure_dir,$(BUILD)-arm64,-DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/aarch64-linux-gnu.cmake -DBP_BUILD_BENCH=OFF) && \
+	  cmake --build $(BUILD)-arm64 -j $(JOBS) && \
+	  cd $(BUILD)-arm64 && $(CTEST); fi
 
 # The unit suite under Valgrind memcheck, with mempool requests compiled in.
 valgrind: deps
@@ -125,4 +144,4 @@ install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-valgrind $(BUILD)-fuzz
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-valgrind $(BUILD)-fuzz $(BUILD)-arm64

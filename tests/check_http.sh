@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # The HTTP endpoint end to end: routes and content types with curl, then the
 # dashboard in headless Chromium: the rendered DOM must show the numbers of
-# the known workload of http_serve, and a screenshot must be taken.
+# the known workload of http_serve, its history charts must hold several
+# samples (busy_'s rate chart a non-zero rate), its leak table the five
+# buffers kept live; and in a screenshot the chart lines must be drawn.
 set -eu
 serve="$1"; out="${2:-$(mktemp -d)}"; probe="${3:-}"
 mkdir -p "$out"
@@ -42,7 +44,7 @@ browser=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$browser" ] || fail "chromium is not installed (make test installs it)"
 flags="--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
   --disable-background-networking --disable-component-update --disable-sync
-  --user-data-dir=$out/profile --virtual-time-budget=4000"
+  --user-data-dir=$out/profile --virtual-time-budget=6000"
 $browser $flags --dump-dom "$base/" > "$out/dom.html" 2>"$out/chromium.log" || fail "chromium"
 grep -q 'data-pool="web_"' "$out/dom.html" || fail "pool section not rendered"
 grep -q 'id="web_-gets">1,239<' "$out/dom.html" || fail "gets card"
@@ -53,7 +55,28 @@ grep -q 'id="web_-budget">[^<]* / 512' "$out/dom.html" || fail "budget card"
 grep -q 'bytepool_budget_bytes{pool="web_"} 536870912' "$out/metrics.txt" || fail "budget metric"
 grep -q 'data-count="77"' "$out/dom.html" || fail "oversize histogram bar"
 grep -q 'id="web_-advice">advisor: tiers' "$out/dom.html" || fail "advisor"
+grep -q 'id="web_-hit-explained">Cache hit rate' "$out/dom.html" || fail "hit rate explanation"
+# the rolling history: several polls drawn, and busy_ shows its traffic
+points() { sed -n "s/.*id=\"$1\"[^>]*data-points=\"\([0-9]*\)\".*/\1/p; s/.*data-points=\"\([0-9]*\)\"[^>]*id=\"$1\".*/\1/p" "$out/dom.html" | head -1; }
+for c in web_-rate web_-bytes web_-out busy_-rate; do
+  n=$(points $c); [ "${n:-0}" -ge 2 ] || fail "chart $c has ${n:-no} points"
+done
+grep -o 'data-max="[0-9.e+]*"[^>]*id="busy_-rate"\|id="busy_-rate"[^>]*data-max="[0-9.e+]*"' "$out/dom.html" |
+  grep -q 'data-max="[1-9]' || fail "busy_ rate chart shows no traffic"
+# leak sites: the five buffers of keep_five, with their age
+grep -q 'id="web_-oldest">' "$out/dom.html" || fail "oldest buffer age"
+grep -q '<tr class="site"><td>5</td><td>500 B</td><td>[0-9.]* s</td><td>[^<]*keep_five' "$out/dom.html" \
+  || fail "leak site of keep_five"
+grep -q 'id="busy_-leaks">Leak sites and buffer ages are not recorded' "$out/dom.html" \
+  || fail "leak explanation for a pool without sampling"
 $browser $flags --window-size=1200,1400 --screenshot="$out/dashboard.png" "$base/" \
   2>>"$out/chromium.log" || fail "screenshot"
 [ "$(stat -c %s "$out/dashboard.png")" -gt 10000 ] || fail "screenshot too small"
+# the charts have data in the picture too: their series colours are drawn
+py=/usr/bin/python3
+"$py" -c 'import PIL' 2>/dev/null || fail "python3-pil is not installed (make deps)"
+for colour in 1d4ed8 15803d; do
+  n=$("$py" "$(dirname "$0")/png_colour.py" "$out/dashboard.png" $colour 40)
+  [ "$n" -gt 150 ] || fail "screenshot: chart colour #$colour drawn on only $n pixels"
+done
 echo "http endpoint and dashboard ok ($out)"

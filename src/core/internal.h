@@ -68,7 +68,27 @@
 
 #define BP_CHUNK_SHIFT 20
 #define BP_CHUNK ((size_t)1 << BP_CHUNK_SHIFT)
-#define BP_ADDR_BITS 47 /* user address space covered by the map */
+/* Supported platforms: 64-bit Linux on x86_64 and aarch64. Anything else
+ * stops here, at build time, rather than misbehaving at run time. */
+#if !defined(__linux__)
+#error "libbytepool supports Linux only (x86_64 and aarch64)"
+#elif !defined(__x86_64__) && !defined(__aarch64__)
+#error "libbytepool supports x86_64 and aarch64 only: the address map and fast paths assume them"
+#elif UINTPTR_MAX != UINT64_MAX
+#error "libbytepool needs 64-bit pointers (LP64); x32 and ILP32 are not supported"
+#endif
+
+/* The user address space the radix map covers: 47 bits on x86_64 (4-level
+ * paging; 5-level paging hands out higher addresses only to mmap calls
+ * that ask with a hint above 2^47), 48 on aarch64 (where 52-bit VA kernels
+ * likewise keep to 48 bits unless a hint asks: the library never hints).
+ * A foreign pointer above the covered range aliases a lower entry and is
+ * refused by the slot check (bp__seg_far). */
+#if defined(__aarch64__)
+#define BP_ADDR_BITS 48
+#else
+#define BP_ADDR_BITS 47
+#endif
 #define BP_MAP_LEAF_BITS 13
 #define BP_MAP_TOP_BITS (BP_ADDR_BITS - BP_CHUNK_SHIFT - BP_MAP_LEAF_BITS)
 #define BP_ALIGN_MIN 64 /* every buffer is at least this aligned */
@@ -528,6 +548,7 @@ typedef enum bp_env {
     BP_ENV_LEAKS,
     BP_ENV_MAX_BYTES,
     BP_ENV_BACKGROUND,
+    BP_ENV_RESERVE_BYTES,
     BP_ENV_COUNT
 } bp_env;
 BP_HIDDEN int bp__parse_bool(const char *s);                /* 1, 0, or -1: not a boolean */

@@ -63,8 +63,16 @@ static bool reserve_first(void) {
     tried = true;
     if (ld_rlx(&bp__resv_disabled))
         return true;
-    static const size_t tries[] = {WINDOW, (size_t)1 << 36, (size_t)1 << 33};
+    /* BYTEPOOL_RESERVE_BYTES asks for less than the whole window first: for
+     * emulators that pay per reserved page (qemu-user takes 25 s for 1 TiB)
+     * and for address-space limits known in advance. */
+    size_t first = (size_t)bp__env_size(BP_ENV_RESERVE_BYTES, WINDOW, (uint64_t)64 << 20, WINDOW);
+    first = (first + BP_CHUNK - 1) & ~(size_t)(BP_CHUNK - 1);
+    const size_t tries[] = {first, first < (size_t)1 << 36 ? first : (size_t)1 << 36,
+                            first < (size_t)1 << 33 ? first : (size_t)1 << 33};
     for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+        if (i && tries[i] == tries[i - 1])
+            continue;
         uint8_t *p = bp__os_reserve(tries[i], BP_CHUNK);
         if (!p)
             continue;
