@@ -30,6 +30,10 @@ if [ -f "$libdir/pkgconfig/bytepool_http.pc" ]; then
     "$libdir/libbytepool_http.a" "$libdir/libbytepool.a" -lmicrohttpd -lpthread
   static_only "$tmp/h1s"
 fi
+if [ -f "$libdir/pkgconfig/bytepool_uring.pc" ]; then
+  cc -std=c11 -o "$tmp/u1" "$src/uring_main.c" $(pkg-config --cflags --libs bytepool_uring)
+  LD_LIBRARY_PATH="$libdir" "$tmp/u1"
+fi
 cmake -S "$src" -B "$tmp/cb" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/cb" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$tmp/cb/consumer"
@@ -38,6 +42,10 @@ if [ "$http" = yes ]; then
   [ -x "$tmp/cb/http_consumer" ] || { echo "FAIL: find_package gave no bytepool::http"; exit 1; }
   LD_LIBRARY_PATH="$libdir" "$tmp/cb/http_consumer"
   static_only "$tmp/cb/http_consumer_static"
+fi
+if [ -f "$libdir/pkgconfig/bytepool_uring.pc" ]; then
+  [ -x "$tmp/cb/uring_consumer" ] || { echo "FAIL: find_package gave no bytepool::uring"; exit 1; }
+  static_only "$tmp/cb/uring_consumer"
 fi
 [ -f "$tmp/prefix/share/man/man3/bytepool.3" ] || { echo "FAIL: man pages not installed"; exit 1; }
 [ -f "$tmp/prefix/include/bytepool.hpp" ] || { echo "FAIL: bytepool.hpp not installed"; exit 1; }

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bytepool_uring.h - pool buffers as an io_uring provided buffer ring
+ * (libbytepool_uring, built when liburing is available).
+ *
+ * A ring of nbufs pooled buffers is registered with an io_uring as buffer
+ * group bgid. A recv completion that picked one becomes, through
+ * bp_uring_bufs_take(), a pointer into that buffer holding one reference:
+ * the program may slice it (bp_retain any pointer inside), hand it to other
+ * threads and drop it with bp_release from any of them. A buffer goes back
+ * to the kernel only when the kernel is done with it and every reference
+ * the program took is gone, at the next bp_uring_bufs_replenish() on the
+ * ring's thread. Each buffer is in one of three states (docs/design.md):
+ *   kernel  in the ring, the kernel may fill it; no program reference
+ *   sliced  (incremental mode) the kernel still fills its rest, the program
+ *           holds slices of what came so far
+ *   program the kernel is done; slices may be out; back to the kernel once
+ *           they are all released
+ * The library keeps one reference of its own on every buffer, so a buffer is
+ * never reused while anything else holds one.
+ *
+ * liburing.h, which this header includes, needs _GNU_SOURCE (or -std=gnu11)
+ * defined before the first system header.
+ *
+ * Thread-safety: bp_uring_bufs_new/take/replenish/stats/destroy are the
+ * ring's: call them from the thread that owns the io_uring. bp_release (and
+ * bp_retain) of the bytes may come from any thread and never touch the ring.
+ */
+#ifndef BYTEPOOL_URING_H
+#define BYTEPOOL_URING_H
+
+#include "bytepool.h"
+
+#include <liburing.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bp_uring_bufs bp_uring_bufs;
+
+/* bp_uring_bufs_new flags */
+#define BP_URING_INC                                                                               \
+    0x1u /* incremental consumption (IOU_PBUF_RING_INC, Linux 6.12): one buffer serves several     \
+            completions, packed one after another */
+
+typedef struct bp_uring_stats {
+    size_t nbufs;      /* buffers of the ring */
+    size_t buf_size;   /* capacity of each (the tier serving buf_size) */
+    size_t in_kernel;  /* in the ring now: the kernel may fill them */
+    size_t in_program; /* taken, waiting for the program's references to go */
+    uint64_t taken;    /* completions turned into references */
+    uint64_t returned; /* buffers given back to the kernel by replenish */
+    uint64_t enobufs;  /* completions that found the ring empty */
+} bp_uring_stats;
+
+/* Registers a provided buffer ring of nbufs buffers (a power of two, 1 ..
+ * 32768) of the pool tier serving buf_size, as group bgid of ring. Returns
+ * NULL with errno EINVAL (NULL pool or ring, buf_size 0 or above the pool's
+ * largest tier, nbufs not a power of two, an unknown flag), ENOMEM (the pool
+ * or the OS refused), EOPNOTSUPP (the kernel has no incremental mode, for
+ * BP_URING_INC) or the error of io_uring_register_buf_ring (EEXIST: bgid
+ * taken). Destroy it before the pool and the io_uring. */
+BP_API bp_uring_bufs *bp_uring_bufs_new(bp_pool *pool, struct io_uring *ring, unsigned short bgid,
+                                        size_t buf_size, unsigned nbufs, unsigned flags);
+
+/* The bytes of a completion of this group (IORING_CQE_F_BUFFER set): a
+ * pointer into the buffer holding one reference for the caller, who drops
+ * it with bp_release (from any thread); *len = cqe->res. NULL with errno
+ * ENOBUFS (the ring was empty: counted; replenish, then re-arm the request),
+ * ENODATA (a buffer came back with no bytes: it is recycled), EINVAL (no
+ * buffer, another group's or an unknown buffer id), or -cqe->res for another
+ * error. */
+BP_API void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cqe *cqe, size_t *len);
+
+/* Gives the kernel back every buffer the kernel is done with and whose
+ * every reference from the program has been released since; returns how
+ * many. Does not submit: the next io_uring_submit (or a re-armed request)
+ * sees them. */
+BP_API unsigned bp_uring_bufs_replenish(bp_uring_bufs *b);
+
+/* Fills *out; 0 or EINVAL. */
+BP_API int bp_uring_bufs_stats(bp_uring_bufs *b, bp_uring_stats *out);
+
+/* Unregisters the group and drops the library's reference on every buffer;
+ * returns how many buffers the program still references (they stay valid
+ * until released). No request may still use the group. NULL returns 0. */
+BP_API size_t bp_uring_bufs_destroy(bp_uring_bufs *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uring.c - a pool tier as an io_uring provided buffer ring.
+ *
+ * The library holds one reference on each of the ring's buffers for as long
+ * as the ring exists. take() adds one for the program; the program's slices
+ * add and drop more from any thread, touching only the count. A buffer the
+ * kernel is done with waits in the `out` list; replenish() (the ring's
+ * thread) gives back those whose count is down to the library's own 1, the
+ * only moment nobody else can reach it: a retain needs a reference to
+ * retain from. So a release never touches the ring, and the kernel never
+ * gets a buffer that someone still reads.
+ *
+ * Debian bookworm's liburing (2.3) has no io_uring_setup_buf_ring and no
+ * IOU_PBUF_RING_INC: the ring memory is mapped and registered here, and
+ * the flag is passed in the registration's flags field (the old `pad`).
+ */
+#define _GNU_SOURCE
+#include "bytepool_uring.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define BP_URING_API __attribute__((visibility("default")))
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4) /* Linux 6.12: the buffer has more room */
+#endif
+#define PBUF_RING_INC 2u /* IOU_PBUF_RING_INC */
+#define MAX_BUFS 32768u
+
+enum { IN_KERNEL, SLICED, IN_PROGRAM };
+
+struct bp_uring_bufs {
+    struct io_uring *ring;
+    struct io_uring_buf_ring *br;
+    size_t br_bytes;
+    unsigned nbufs, mask;
+    unsigned short bgid;
+    bool inc;
+    size_t cap;
+    unsigned char **buf; /* by buffer id */
+    size_t *off;         /* incremental mode: bytes the kernel has filled */
+    unsigned char *state;
+    unsigned short *out; /* ids the kernel is done with, not yet given back */
+    unsigned nout, in_kernel;
+    uint64_t taken, returned, enobufs;
+};
+
+static void give(bp_uring_bufs *b, unsigned short bid, int i) {
+    b->off[bid] = 0;
+    b->state[bid] = IN_KERNEL;
+    io_uring_buf_ring_add(b->br, b->buf[bid], (unsigned)b->cap, bid, (int)b->mask, i);
+}
+
+static void release_all(bp_uring_bufs *b) {
+    for (unsigned i = 0; i < b->nbufs; i++)
+        if (b->buf && b->buf[i])
+            bp_release(b->buf[i]);
+    if (b->br)
+        munmap(b->br, b->br_bytes);
+    free(b->buf);
+    free(b->off);
+    free(b->state);
+    free(b->out);
+    free(b);
+}
+
+static int set_up(bp_uring_bufs *b, bp_pool *pool, size_t buf_size) {
+    b->buf = calloc(b->nbufs, sizeof(*b->buf));
+    b->off = calloc(b->nbufs, sizeof(*b->off));
+    b->state = calloc(b->nbufs, 1);
+    b->out = calloc(b->nbufs, sizeof(*b->out));
+    b->br_bytes = (b->nbufs * sizeof(struct io_uring_buf) + 4095) & ~(size_t)4095;
+    void *m = mmap(NULL, b->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (!b->buf || !b->off || !b->state || !b->out || m == MAP_FAILED)
+        return ENOMEM;
+    b->br = m;
+    int err = bp_get_bulk(pool, buf_size, (void **)b->buf, b->nbufs); /* all or nothing */
+    if (err)
+        return err;
+    b->cap = bp_cap(b->buf[0]);
+    if (b->cap > UINT32_MAX)
+        return EINVAL;
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (unsigned long)(uintptr_t)b->br;
+    reg.ring_entries = b->nbufs;
+    reg.bgid = b->bgid;
+    reg.pad = b->inc ? PBUF_RING_INC : 0; /* the flags field of newer headers */
+    err = io_uring_register_buf_ring(b->ring, &reg, 0);
+    if (err < 0)
+        return b->inc && err == -EINVAL ? EOPNOTSUPP : -err;
+    io_uring_buf_ring_init(b->br);
+    for (unsigned i = 0; i < b->nbufs; i++)
+        give(b, (unsigned short)i, (int)i);
+    io_uring_buf_ring_advance(b->br, (int)b->nbufs);
+    b->in_kernel = b->nbufs;
+    return 0;
+}
+
+BP_URING_API bp_uring_bufs *bp_uring_bufs_new(bp_pool *pool, struct io_uring *ring,
+                                              unsigned short bgid, size_t buf_size, unsigned nbufs,
+                                              unsigned flags) {
+    size_t sizes[BP_MAX_TIERS];
+    size_t n = pool ? bp_pool_sizes(pool, sizes, BP_MAX_TIERS) : 0;
+    size_t largest = n ? sizes[n - 1] : 0; /* oversize buffers cannot be a ring's */
+    if (!pool || !ring || !buf_size || buf_size > largest || !nbufs || nbufs > MAX_BUFS ||
+        (nbufs & (nbufs - 1)) || (flags & ~BP_URING_INC)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    bp_uring_bufs *b = calloc(1, sizeof(*b));
+    if (!b) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    b->ring = ring;
+    b->nbufs = nbufs;
+    b->mask = (unsigned)io_uring_buf_ring_mask(nbufs);
+    b->bgid = bgid;
+    b->inc = flags & BP_URING_INC;
+    int err = set_up(b, pool, buf_size);
+    if (err) {
+        release_all(b);
+        errno = err;
+        return NULL;
+    }
+    return b;
+}
+
+BP_URING_API void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cqe *cqe,
+                                      size_t *len) {
+    if (!b || !cqe || !len) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (cqe->res == -ENOBUFS) {
+        b->enobufs++;
+        errno = ENOBUFS;
+        return NULL;
+    }
+    if (!(cqe->flags & IORING_CQE_F_BUFFER)) {
+        errno = cqe->res < 0 ? -cqe->res : EINVAL;
+        return NULL;
+    }
+    unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+    if (bid >= b->nbufs || b->state[bid] == IN_PROGRAM) {
+        errno = EINVAL;
+        return NULL;
+    }
+    bool more = b->inc && (cqe->flags & IORING_CQE_F_BUF_MORE);
+    unsigned char *p = b->buf[bid] + b->off[bid];
+    size_t got = cqe->res > 0 ? (size_t)cqe->res : 0;
+    if (b->state[bid] == IN_KERNEL)
+        b->in_kernel--;
+    if (more) {
+        b->state[bid] = SLICED;
+        b->off[bid] += got;
+    } else {
+        b->state[bid] = IN_PROGRAM;
+        b->out[b->nout++] = (unsigned short)bid;
+    }
+    if (!got) {
+        errno = cqe->res < 0 ? -cqe->res : ENODATA;
+        return NULL;
+    }
+    if (!bp_retain(p)) /* cannot fail: the library holds a reference */
+        return NULL;
+    b->taken++;
+    *len = got;
+    return p;
+}
+
+BP_URING_API unsigned bp_uring_bufs_replenish(bp_uring_bufs *b) {
+    if (!b)
+        return 0;
+    unsigned gave = 0, keep = 0;
+    for (unsigned i = 0; i < b->nout; i++) {
+        unsigned short bid = b->out[i];
+        if (bp_refcount(b->buf[bid]) == 1) /* only ours: nobody can retain it now */
+            give(b, bid, (int)gave++);
+        else
+            b->out[keep++] = bid;
+    }
+    b->nout = keep;
+    if (gave) {
+        io_uring_buf_ring_advance(b->br, (int)gave);
+        b->in_kernel += gave;
+        b->returned += gave;
+    }
+    return gave;
+}
+
+BP_URING_API int bp_uring_bufs_stats(bp_uring_bufs *b, bp_uring_stats *out) {
+    if (!b || !out)
+        return EINVAL;
+    memset(out, 0, sizeof(*out));
+    out->nbufs = b->nbufs;
+    out->buf_size = b->cap;
+    out->in_kernel = b->in_kernel;
+    out->in_program = b->nbufs - b->in_kernel;
+    out->taken = b->taken;
+    out->returned = b->returned;
+    out->enobufs = b->enobufs;
+    return 0;
+}
+
+BP_URING_API size_t bp_uring_bufs_destroy(bp_uring_bufs *b) {
+    if (!b)
+        return 0;
+    (void)io_uring_unregister_buf_ring(b->ring, b->bgid);
+    size_t held = 0;
+    for (unsigned i = 0; i < b->nbufs; i++)
+        held += bp_refcount(b->buf[i]) > 1;
+    release_all(b);
+    return held;
+}

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/* test_uring.c - libbytepool_uring on a real io_uring: multishot recv on a
+ * socketpair picks pool buffers; each completion is a reference the test
+ * slices and releases (on another thread too); a buffer goes back to the
+ * kernel only once every reference is gone; ENOBUFS is counted and the
+ * request re-armed after a replenish; incremental mode packs completions
+ * into one buffer; destroy leaves referenced buffers valid. Skips where the
+ * kernel has no io_uring (or refuses incremental mode). */
+#include "helpers.h"
+
+#include <bytepool_uring.h>
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
+#include <pthread.h>
+#include <sys/socket.h>
+
+typedef struct {
+    struct io_uring ring;
+    int fds[2];
+    bp_pool *pool;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof(*f));
+    int err = io_uring_queue_init(64, &f->ring, 0);
+    if (err) {
+        free(f);
+        *state = NULL;
+        return 0; /* the tests skip */
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, f->fds) != 0)
+        return -1;
+    f->pool = bp_pool_new(NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    if (!f)
+        return 0;
+    io_uring_queue_exit(&f->ring);
+    close(f->fds[0]);
+    close(f->fds[1]);
+    assert_int_equal(bp_pool_destroy(f->pool), 0); /* nothing leaked */
+    free(f);
+    return 0;
+}
+
+#define NEED_URING(f)                                                                              \
+    do {                                                                                           \
+        if (!(f)) {                                                                                \
+            fprintf(stderr, "io_uring not available: skipped\n");                                  \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+static void arm_recv(fixture *f, unsigned short bgid) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&f->ring);
+    io_uring_prep_recv_multishot(sqe, f->fds[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = bgid;
+    assert_true(io_uring_submit(&f->ring) >= 0);
+}
+
+/* Writes len bytes of `c`, then waits for the next completion. */
+static struct io_uring_cqe *send_and_wait(fixture *f, char c, size_t len) {
+    char data[4096];
+    memset(data, c, len);
+    assert_int_equal(write(f->fds[1], data, len), (ssize_t)len);
+    struct io_uring_cqe *cqe;
+    assert_int_equal(io_uring_wait_cqe(&f->ring, &cqe), 0);
+    return cqe;
+}
+
+static void *release_there(void *p) { return (void *)(intptr_t)bp_release(p); }
+
+static void completion_is_a_reference(void **state) {
+    fixture *f = *state;
+    NEED_URING(f);
+    bp_uring_bufs *b = bp_uring_bufs_new(f->pool, &f->ring, 1, 1000, 4, 0);
+    assert_non_null(b);
+    bp_uring_stats st;
+    assert_int_equal(bp_uring_bufs_stats(b, &st), 0);
+    assert_int_equal(st.buf_size, 1024); /* the tier serving 1000 */
+    assert_int_equal(st.in_kernel, 4);
+    arm_recv(f, 1);
+    struct io_uring_cqe *cqe = send_and_wait(f, 'a', 300);
+    size_t len = 0;
+    char *p = bp_uring_bufs_take(b, cqe, &len);
+    io_uring_cqe_seen(&f->ring, cqe);
+    assert_non_null(p);
+    assert_int_equal(len, 300);
+    assert_true(p[0] == 'a' && p[299] == 'a');
+    assert_int_equal(bp_refcount(p), 2); /* ours and the ring's */
+    char *slice = bp_retain(p + 100);    /* a slice for another thread */
+    assert_int_equal(bp_release(p), 0);
+    assert_int_equal(bp_uring_bufs_replenish(b), 0); /* the slice still reads it */
+    assert_int_equal(bp_uring_bufs_stats(b, &st), 0);
+    assert_int_equal(st.in_kernel, 3);
+    assert_int_equal(st.in_program, 1);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, release_there, slice), 0);
+    void *rc;
+    pthread_join(t, &rc);
+    assert_int_equal((intptr_t)rc, 0);
+    assert_int_equal(bp_uring_bufs_replenish(b), 1); /* now it goes back */
+    assert_int_equal(bp_uring_bufs_stats(b, &st), 0);
+    assert_int_equal(st.in_kernel, 4);
+    assert_int_equal(st.taken, 1);
+    assert_int_equal(st.returned, 1);
+    shutdown(f->fds[1], SHUT_WR); /* ends the multishot recv */
+    assert_int_equal(io_uring_wait_cqe(&f->ring, &cqe), 0);
+    io_uring_cqe_seen(&f->ring, cqe);
+    assert_int_equal(bp_uring_bufs_destroy(b), 0);
+}
+
+static void enobufs_then_rearm(void **state) {
+    fixture *f = *state;
+    NEED_URING(f);
+    bp_uring_bufs *b = bp_uring_bufs_new(f->pool, &f->ring, 2, 512, 2, 0);
+    assert_non_null(b);
+    arm_recv(f, 2);
+    void *held[2];
+    size_t len;
+    for (int i = 0; i < 2; i++) {
+        struct io_uring_cqe *cqe = send_and_wait(f, (char)('x' + i), 100);
+        held[i] = bp_uring_bufs_take(b, cqe, &len);
+        io_uring_cqe_seen(&f->ring, cqe);
+        assert_non_null(held[i]);
+    }
+    struct io_uring_cqe *cqe = send_and_wait(f, 'z', 100); /* no buffer left */
+    errno = 0;
+    assert_null(bp_uring_bufs_take(b, cqe, &len));
+    assert_int_equal(errno, ENOBUFS);
+    assert_false(cqe->flags & IORING_CQE_F_MORE); /* the request ended */
+    io_uring_cqe_seen(&f->ring, cqe);
+    bp_uring_stats st;
+    bp_uring_bufs_stats(b, &st);
+    assert_int_equal(st.enobufs, 1);
+    assert_int_equal(st.in_kernel, 0);
+    bp_release(held[0]);
+    assert_int_equal(bp_uring_bufs_replenish(b), 1);
+    arm_recv(f, 2); /* re-armed: the 'z' bytes still wait in the socket */
+    assert_int_equal(io_uring_wait_cqe(&f->ring, &cqe), 0);
+    char *p = bp_uring_bufs_take(b, cqe, &len);
+    io_uring_cqe_seen(&f->ring, cqe);
+    assert_non_null(p);
+    assert_int_equal(len, 100);
+    assert_int_equal(p[0], 'z');
+    assert_ptr_equal(bp_base(p), held[0]); /* the recycled buffer */
+    bp_release(p);
+    assert_int_equal(bp_uring_bufs_destroy(b), 1); /* held[1] is still ours */
+    assert_int_equal(((char *)held[1])[99], 'y');  /* and still valid */
+    bp_release(held[1]);
+    shutdown(f->fds[1], SHUT_WR);
+    if (io_uring_peek_cqe(&f->ring, &cqe) == 0 || io_uring_wait_cqe(&f->ring, &cqe) == 0)
+        io_uring_cqe_seen(&f->ring, cqe);
+}
+
+static void incremental_packs_completions(void **state) {
+    fixture *f = *state;
+    NEED_URING(f);
+    bp_uring_bufs *b = bp_uring_bufs_new(f->pool, &f->ring, 3, 4096, 2, BP_URING_INC);
+    if (!b && errno == EOPNOTSUPP) {
+        fprintf(stderr, "the kernel has no incremental buffer rings: skipped\n");
+        skip();
+    }
+    assert_non_null(b);
+    arm_recv(f, 3);
+    size_t len;
+    struct io_uring_cqe *cqe = send_and_wait(f, '1', 100);
+    assert_true(cqe->flags & IORING_CQE_F_BUF_MORE); /* 100 of 4096 bytes used */
+    char *a = bp_uring_bufs_take(b, cqe, &len);
+    io_uring_cqe_seen(&f->ring, cqe);
+    cqe = send_and_wait(f, '2', 100);
+    char *c = bp_uring_bufs_take(b, cqe, &len);
+    io_uring_cqe_seen(&f->ring, cqe);
+    assert_non_null(a);
+    assert_non_null(c);
+    assert_ptr_equal(c, a + 100); /* packed after the first, in the same buffer */
+    assert_true(a[99] == '1' && c[0] == '2');
+    bp_release(a);
+    bp_release(c);
+    assert_int_equal(bp_uring_bufs_replenish(b), 0); /* the kernel still fills its rest */
+    bp_uring_stats st;
+    bp_uring_bufs_stats(b, &st);
+    assert_int_equal(st.in_program, 1);
+    shutdown(f->fds[1], SHUT_WR);
+    assert_int_equal(io_uring_wait_cqe(&f->ring, &cqe), 0);
+    io_uring_cqe_seen(&f->ring, cqe);
+    assert_int_equal(bp_uring_bufs_destroy(b), 0);
+}
+
+static void bad_arguments(void **state) {
+    fixture *f = *state;
+    NEED_URING(f);
+    errno = 0;
+    assert_null(bp_uring_bufs_new(f->pool, &f->ring, 4, 1000, 3, 0)); /* not a power of two */
+    assert_int_equal(errno, EINVAL);
+    assert_null(bp_uring_bufs_new(f->pool, &f->ring, 4, 64u << 20, 4, 0)); /* oversize */
+    assert_null(bp_uring_bufs_new(NULL, &f->ring, 4, 1000, 4, 0));
+    assert_null(bp_uring_bufs_new(f->pool, &f->ring, 4, 1000, 4, 0x80));
+    bp_uring_bufs *b = bp_uring_bufs_new(f->pool, &f->ring, 4, 1000, 4, 0);
+    assert_non_null(b);
+    assert_null(bp_uring_bufs_new(f->pool, &f->ring, 4, 1000, 4, 0)); /* bgid taken */
+    assert_int_equal(errno, EEXIST);
+    struct io_uring_cqe fake = {.res = 10, .flags = IORING_CQE_F_BUFFER | (9u << 16)};
+    size_t len;
+    assert_null(bp_uring_bufs_take(b, &fake, &len)); /* no buffer 9 */
+    assert_int_equal(errno, EINVAL);
+    fake.flags = 0;
+    assert_null(bp_uring_bufs_take(b, &fake, &len)); /* no buffer at all */
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(bp_uring_bufs_destroy(b), 0);
+    assert_int_equal(bp_uring_bufs_destroy(NULL), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(completion_is_a_reference, setup, teardown),
+        cmocka_unit_test_setup_teardown(enobufs_then_rearm, setup, teardown),
+        cmocka_unit_test_setup_teardown(incremental_packs_completions, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
