@@ -23,7 +23,7 @@ CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
 # build.ninja, and the next make must configure again, not fail on it.
 configure_dir = test -f $(1)/build.ninja || test -f $(1)/Makefile || cmake -S . -B $(1) $(GEN) $(2)
 
-.PHONY: deb test-arm64 all deps configure test test-normal test-asan test-tsan test-fuzz fuzz fuzz-build valgrind stress bench bench-full bench-deps demo install clean
+.PHONY: bench-net deb test-arm64 all deps configure test test-normal test-asan test-tsan test-fuzz fuzz fuzz-build valgrind stress bench bench-full bench-deps demo install clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -143,6 +143,10 @@ bench-full: deps bench-deps configure
 # with dpkg-buildpackage from a copy of the tree, checked, left in build/deb.
 deb:
 	tests/check_deb.sh $(CURDIR) $(BUILD)/deb
+
+# uring_echo with pool buffers against private rings (not in make test).
+bench-net: deps all
+	bench/net.sh $(BUILD) 3 | tee bench/results/net.md
 
 # Long stress runs: the normal build, then under ThreadSanitizer.
 stress: all test-tsan

@@ -79,6 +79,28 @@ BP_API void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cqe *cqe
  * sees them. */
 BP_API unsigned bp_uring_bufs_replenish(bp_uring_bufs *b);
 
+/* Zero-copy send (IORING_OP_SEND_ZC) of len bytes at p, a pointer into a
+ * pooled buffer (a taken completion, a slice, any bp_get buffer). The
+ * kernel reads the bytes until its notification completion, so the buffer
+ * must not be reused before it: bp_uring_prep_send_zc takes one reference
+ * for the kernel, kept in *z, and prepares sqe with user_data z. Pass each
+ * completion tagged z to bp_uring_send_zc_done, which drops that reference
+ * at the notification (IORING_CQE_F_NOTIF), or at once when no
+ * notification will follow (a completion without IORING_CQE_F_MORE). z
+ * must stay valid until then. Returns 0, or EINVAL (NULL argument, p not in
+ * a live pooled buffer: sqe is left unprepared). Any thread; sqe is the
+ * ring's. */
+typedef struct bp_uring_zc {
+    void *held; /* the kernel's reference, NULL when none */
+    int res;    /* the send's result: bytes sent or -errno */
+} bp_uring_zc;
+BP_API int bp_uring_prep_send_zc(struct io_uring_sqe *sqe, bp_uring_zc *z, int fd, void *p,
+                                 size_t len, int msg_flags);
+/* Accounts for one completion of a bp_uring_prep_send_zc request: returns
+ * true when the request is over (its reference dropped, z->res holds the
+ * send's result), false when a notification is still to come. */
+BP_API bool bp_uring_send_zc_done(bp_uring_zc *z, const struct io_uring_cqe *cqe);
+
 /* Fills *out; 0 or EINVAL. */
 BP_API int bp_uring_bufs_stats(bp_uring_bufs *b, bp_uring_stats *out);
 

@@ -217,3 +217,31 @@ BP_URING_API size_t bp_uring_bufs_destroy(bp_uring_bufs *b) {
     release_all(b);
     return held;
 }
+
+/* Zero-copy send: the kernel's reference lives from the prep to the
+ * notification, so the pages it reads cannot go back to the pool (or to
+ * the ring) while it reads them. */
+BP_URING_API int bp_uring_prep_send_zc(struct io_uring_sqe *sqe, bp_uring_zc *z, int fd, void *p,
+                                       size_t len, int msg_flags) {
+    if (!sqe || !z || !p || !bp_retain(p))
+        return EINVAL;
+    z->held = p;
+    z->res = 0;
+    io_uring_prep_send_zc(sqe, fd, p, len, msg_flags, 0);
+    io_uring_sqe_set_data(sqe, z);
+    return 0;
+}
+
+BP_URING_API bool bp_uring_send_zc_done(bp_uring_zc *z, const struct io_uring_cqe *cqe) {
+    if (!z || !cqe)
+        return false;
+    if (!(cqe->flags & IORING_CQE_F_NOTIF))
+        z->res = cqe->res; /* the send's own completion */
+    if ((cqe->flags & IORING_CQE_F_NOTIF) || !(cqe->flags & IORING_CQE_F_MORE)) {
+        if (z->held)
+            bp_release(z->held);
+        z->held = NULL;
+        return true;
+    }
+    return false;
+}
