@@ -15,7 +15,9 @@
  * IOU_PBUF_RING_INC: the ring memory is mapped and registered here, and
  * the flag is passed in the registration's flags field (the old `pad`).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "bytepool_uring.h"
 
 #include <errno.h>
@@ -23,7 +25,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define BP_URING_API __attribute__((visibility("default")))
 #ifndef IORING_CQE_F_BUF_MORE
 #define IORING_CQE_F_BUF_MORE (1U << 4) /* Linux 6.12: the buffer has more room */
 #endif
@@ -100,9 +101,8 @@ static int set_up(bp_uring_bufs *b, bp_pool *pool, size_t buf_size) {
     return 0;
 }
 
-BP_URING_API bp_uring_bufs *bp_uring_bufs_new(bp_pool *pool, struct io_uring *ring,
-                                              unsigned short bgid, size_t buf_size, unsigned nbufs,
-                                              unsigned flags) {
+bp_uring_bufs *bp_uring_bufs_new(bp_pool *pool, struct io_uring *ring, unsigned short bgid,
+                                 size_t buf_size, unsigned nbufs, unsigned flags) {
     size_t sizes[BP_MAX_TIERS];
     size_t n = pool ? bp_pool_sizes(pool, sizes, BP_MAX_TIERS) : 0;
     size_t largest = n ? sizes[n - 1] : 0; /* oversize buffers cannot be a ring's */
@@ -130,8 +130,7 @@ BP_URING_API bp_uring_bufs *bp_uring_bufs_new(bp_pool *pool, struct io_uring *ri
     return b;
 }
 
-BP_URING_API void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cqe *cqe,
-                                      size_t *len) {
+void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cqe *cqe, size_t *len) {
     if (!b || !cqe || !len) {
         errno = EINVAL;
         return NULL;
@@ -173,7 +172,7 @@ BP_URING_API void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cq
     return p;
 }
 
-BP_URING_API unsigned bp_uring_bufs_replenish(bp_uring_bufs *b) {
+unsigned bp_uring_bufs_replenish(bp_uring_bufs *b) {
     if (!b)
         return 0;
     unsigned gave = 0, keep = 0;
@@ -193,7 +192,7 @@ BP_URING_API unsigned bp_uring_bufs_replenish(bp_uring_bufs *b) {
     return gave;
 }
 
-BP_URING_API int bp_uring_bufs_stats(bp_uring_bufs *b, bp_uring_stats *out) {
+int bp_uring_bufs_stats(bp_uring_bufs *b, bp_uring_stats *out) {
     if (!b || !out)
         return EINVAL;
     memset(out, 0, sizeof(*out));
@@ -207,7 +206,7 @@ BP_URING_API int bp_uring_bufs_stats(bp_uring_bufs *b, bp_uring_stats *out) {
     return 0;
 }
 
-BP_URING_API size_t bp_uring_bufs_destroy(bp_uring_bufs *b) {
+size_t bp_uring_bufs_destroy(bp_uring_bufs *b) {
     if (!b)
         return 0;
     (void)io_uring_unregister_buf_ring(b->ring, b->bgid);
@@ -221,8 +220,8 @@ BP_URING_API size_t bp_uring_bufs_destroy(bp_uring_bufs *b) {
 /* Zero-copy send: the kernel's reference lives from the prep to the
  * notification, so the pages it reads cannot go back to the pool (or to
  * the ring) while it reads them. */
-BP_URING_API int bp_uring_prep_send_zc(struct io_uring_sqe *sqe, bp_uring_zc *z, int fd, void *p,
-                                       size_t len, int msg_flags) {
+int bp_uring_prep_send_zc(struct io_uring_sqe *sqe, bp_uring_zc *z, int fd, void *p, size_t len,
+                          int msg_flags) {
     if (!sqe || !z || !p || !bp_retain(p))
         return EINVAL;
     z->held = p;
@@ -232,7 +231,7 @@ BP_URING_API int bp_uring_prep_send_zc(struct io_uring_sqe *sqe, bp_uring_zc *z,
     return 0;
 }
 
-BP_URING_API bool bp_uring_send_zc_done(bp_uring_zc *z, const struct io_uring_cqe *cqe) {
+bool bp_uring_send_zc_done(bp_uring_zc *z, const struct io_uring_cqe *cqe) {
     if (!z || !cqe)
         return false;
     if (!(cqe->flags & IORING_CQE_F_NOTIF))
