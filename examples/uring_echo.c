@@ -10,7 +10,8 @@
  *   send completion releases, and the buffer goes back to the kernel then.
  * --bufs private: the baseline hand-written servers use, a provided ring of
  *   its own per connection, filled once with malloc'd buffers.
- * Port 0 picks a free port; the port is printed on the first line. SIGINT or
+ * Port 0 picks a free port; the port is printed on the first line, and with
+ * --http the dashboard's as "http PORT" on the second. SIGINT or
  * SIGTERM: close everything, print a summary, exit 0 (1 if a buffer is still
  * outstanding). */
 #define _GNU_SOURCE
@@ -381,6 +382,8 @@ int main(int argc, char **argv) {
     bp_http *h = NULL;
     if (http) {
         bp_expvar_publish(pool, "echo_");
+        if (bufs)
+            bp_uring_bufs_publish(bufs, "echo_ring");
         h = bp_http_start(http);
         if (!h)
             fprintf(stderr, "uring_echo: --http %s: %s\n", http, strerror(errno));
@@ -394,6 +397,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "uring_echo: cannot listen on %s:%ld: %s\n", addr, port, strerror(errno));
         return 1;
     }
+#ifdef BP_WITH_HTTP
+    if (h) { /* the second line: where the dashboard is */
+        printf("http %u\n", bp_http_port(h));
+        fflush(stdout);
+    }
+#endif
     arm_accept(lfd);
     bool draining = false;
     for (;;) {

@@ -481,6 +481,19 @@ BP_API int bp_expvar_publish(bp_pool *pool, const char *prefix);
 /* Removes the pool from the registry: 0 or ENOENT. Thread-safe. */
 BP_API int bp_expvar_unpublish(bp_pool *pool);
 
+/* Publishes a variable computed at every read of the document (the seed's
+ * expvar.Func): fn(ctx) returns a malloc'd JSON value, or NULL for null; it
+ * runs on the reading thread with the registry locked, so it must not call
+ * the bp_expvar functions, and it must be safe against the code that
+ * changes what it reports. Names share one namespace with the pools'
+ * variables. Returns 0, EINVAL (NULL name or fn, name not UTF-8) or EEXIST.
+ * Thread-safe. libbytepool_uring publishes its rings this way. */
+BP_API int bp_expvar_publish_func(const char *name, char *(*fn)(void *ctx), void *ctx);
+
+/* Removes a function variable: 0 or ENOENT. Thread-safe; after it returns,
+ * fn is not running and is not called again. */
+BP_API int bp_expvar_unpublish_func(const char *name);
+
 /* The whole /debug/vars document: {"cmdline":[...], then every published
  * variable}. malloc'd, the caller frees; NULL with errno ENOMEM. */
 BP_API char *bp_expvar_json(void);

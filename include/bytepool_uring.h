@@ -101,6 +101,13 @@ BP_API int bp_uring_prep_send_zc(struct io_uring_sqe *sqe, bp_uring_zc *z, int f
  * send's result), false when a notification is still to come. */
 BP_API bool bp_uring_send_zc_done(bp_uring_zc *z, const struct io_uring_cqe *cqe);
 
+/* Publishes the ring's statistics as the expvar variable `name`
+ * ({"uring":{"bgid", "nbufs", "buf_size", "in_kernel", "in_program",
+ * "taken", "returned", "enobufs"}}): /debug/vars and the dashboard show it.
+ * Destroy unpublishes. Returns 0, EINVAL (NULL argument, already
+ * published), EEXIST (the name is taken) or ENOMEM. */
+BP_API int bp_uring_bufs_publish(bp_uring_bufs *b, const char *name);
+
 /* Fills *out; 0 or EINVAL. */
 BP_API int bp_uring_bufs_stats(bp_uring_bufs *b, bp_uring_stats *out);
 

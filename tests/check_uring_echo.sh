@@ -4,7 +4,9 @@
 # the re-arm happen), with pool buffers in incremental mode, and with private
 # rings; each time echo_client sends random bytes on 200 connections and
 # checks every byte; on SIGTERM the server must exit 0 with 0 outstanding
-# buffers. Skips (exit 0, with a message) where the kernel has no io_uring.
+# buffers. Then, where Chromium is, the dashboard of a server run with
+# --http must show the ring's cards and chart. Skips (exit 0, with a
+# message) where the kernel has no io_uring.
 #   check_uring_echo.sh SERVER CLIENT
 set -eu
 server="$1"; client="$2"
@@ -29,3 +31,29 @@ for mode in "--bufs pool --nbufs 64" "--bufs pool --inc" "--bufs private"; do
   echo "$summary" | grep -q 'connections 200, bytes 10000000, .*outstanding buffers 0$' ||
     { echo "FAIL: [$mode] summary"; exit 1; }
 done
+
+# The dashboard shows the ring (when uring_echo has libbytepool_http and
+# Chromium is here): its cards and its chart, while connections are idle.
+browser=$(command -v chromium || true)
+if [ -n "$browser" ]; then
+  "$server" --port 0 --http 127.0.0.1:0 > "$tmp/out" 2> "$tmp/err" &
+  pid=$!
+  for _ in $(seq 50); do [ "$(wc -l < "$tmp/out")" -ge 2 ] && break; sleep 0.1; done
+  hport=$(sed -n 's/^http //p' "$tmp/out")
+  if [ -n "$hport" ]; then
+    "$client" --port "$(head -1 "$tmp/out")" --conns 20 --bytes 20000 --hold-ms 3000 > /dev/null &
+    cpid=$!
+    sleep 0.5
+    "$browser" --headless --no-sandbox --disable-gpu --user-data-dir="$tmp/profile" \
+      --virtual-time-budget=3000 --dump-dom "http://127.0.0.1:$hport/" > "$tmp/dom" 2>/dev/null
+    wait $cpid
+    kill -TERM $pid; wait $pid || { echo "FAIL: server with --http"; exit 1; }
+    grep -q 'data-ring="echo_ring"' "$tmp/dom" || { echo "FAIL: the dashboard shows no ring"; exit 1; }
+    grep -q 'id="echo_ring-kernel">1,024<' "$tmp/dom" || { echo "FAIL: ring card"; exit 1; }
+    grep -q 'id="echo_ring-ring" data-points="[1-9]' "$tmp/dom" || { echo "FAIL: ring chart"; exit 1; }
+    echo "dashboard: the ring's cards and chart are shown"
+  else
+    kill -TERM $pid; wait $pid || true
+    echo "uring_echo has no --http here: dashboard check skipped"
+  fi
+fi

@@ -219,6 +219,46 @@ static void zeros_push(void *ctx, size_t len) {
     (void)len;
 }
 
+static char *answer(void *ctx) {
+    (*(int *)ctx)++;
+    char *s = malloc(8);
+    strcpy(s, "42");
+    return s;
+}
+static char *nothing(void *ctx) {
+    (void)ctx;
+    return NULL;
+}
+
+/* The seed's expvar.Func: a variable computed at every read. */
+static void function_variables(void **state) {
+    (void)state;
+    int calls = 0;
+    assert_int_equal(bp_expvar_publish_func("fn_answer", answer, &calls), 0);
+    assert_int_equal(bp_expvar_publish_func("fn_none", nothing, NULL), 0);
+    assert_int_equal(bp_expvar_publish_func("fn_answer", nothing, NULL), EEXIST);
+    assert_int_equal(bp_expvar_publish_func(NULL, nothing, NULL), EINVAL);
+    assert_int_equal(bp_expvar_publish_func("fn_x", NULL, NULL), EINVAL);
+    bp_pool *pool = bp_pool_new(NULL);
+    assert_int_equal(bp_expvar_publish(pool, "fn_answer"), EEXIST); /* one namespace */
+    char *v = bp_expvar_json();
+    assert_int_equal(jq_check(v, ".fn_answer == 42 and .fn_none == null"), 0);
+    free(v);
+    assert_int_equal(calls, 1);
+    char *prom = bp_prometheus_all(); /* pools only: a function variable is no pool */
+    assert_non_null(prom);
+    free(prom);
+    assert_int_equal(bp_expvar_unpublish_func("fn_answer"), 0);
+    assert_int_equal(bp_expvar_unpublish_func("fn_answer"), ENOENT);
+    assert_int_equal(bp_expvar_unpublish_func("fn_none"), 0);
+    assert_int_equal(bp_expvar_unpublish(NULL), ENOENT);
+    v = bp_expvar_json();
+    assert_int_equal(jq_check(v, "has(\"fn_answer\") | not"), 0);
+    free(v);
+    assert_int_equal(calls, 1);
+    bp_pool_destroy(pool);
+}
+
 static void advisor_ignores_zero_lengths(void **state) {
     (void)state;
     bp_recorder r = {NULL, zeros_push, zeros_read};
@@ -245,6 +285,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(debug_vars_is_valid_json_for_any_command_line),
         cmocka_unit_test(export_names_are_whole_and_valid),
         cmocka_unit_test(advisor_ignores_zero_lengths),
+        cmocka_unit_test(function_variables),
         cmocka_unit_test(publish_refuses_duplicates_and_destroy_unpublishes),
         cmocka_unit_test(debug_vars_carry_the_seed_shape_and_details),
         cmocka_unit_test(prometheus_output_passes_promtool),

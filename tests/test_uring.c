@@ -86,6 +86,8 @@ static void completion_is_a_reference(void **state) {
     assert_int_equal(bp_uring_bufs_stats(b, &st), 0);
     assert_int_equal(st.buf_size, 1024); /* the tier serving 1000 */
     assert_int_equal(st.in_kernel, 4);
+    assert_int_equal(bp_uring_bufs_publish(b, "ring_t1"), 0);
+    assert_int_equal(bp_uring_bufs_publish(b, "ring_t1"), EINVAL);
     arm_recv(f, 1);
     struct io_uring_cqe *cqe = send_and_wait(f, 'a', 300);
     size_t len = 0;
@@ -101,6 +103,11 @@ static void completion_is_a_reference(void **state) {
     assert_int_equal(bp_uring_bufs_stats(b, &st), 0);
     assert_int_equal(st.in_kernel, 3);
     assert_int_equal(st.in_program, 1);
+    char *vars = bp_expvar_json(); /* the ring as /debug/vars shows it */
+    assert_int_equal(jq_check(vars, ".ring_t1.uring | .in_kernel == 3 and .in_program == 1 and "
+                                    ".taken == 1 and .nbufs == 4 and .buf_size == 1024"),
+                     0);
+    free(vars);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, release_there, slice), 0);
     void *rc;
@@ -115,6 +122,9 @@ static void completion_is_a_reference(void **state) {
     assert_int_equal(io_uring_wait_cqe(&f->ring, &cqe), 0);
     io_uring_cqe_seen(&f->ring, cqe);
     assert_int_equal(bp_uring_bufs_destroy(b), 0);
+    vars = bp_expvar_json();
+    assert_int_equal(jq_check(vars, "has(\"ring_t1\") | not"), 0); /* destroy unpublished */
+    free(vars);
 }
 
 static void enobufs_then_rearm(void **state) {

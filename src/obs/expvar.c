@@ -20,8 +20,10 @@
 #include <string.h>
 
 typedef struct ev_entry {
-    char *prefix;
-    bp_pool *pool;
+    char *prefix;  /* a pool's prefix, or a function variable's name */
+    bp_pool *pool; /* NULL for a function variable */
+    char *(*fn)(void *ctx);
+    void *ctx;
     struct ev_entry *next;
 } ev_entry;
 
@@ -44,9 +46,22 @@ static void ev_lock(void) {
     pthread_mutex_lock(&ev_mu);
 }
 
+static int insert(const char *prefix, bp_pool *pool, char *(*fn)(void *), void *ctx);
+
 int bp_expvar_publish(bp_pool *pool, const char *prefix) {
     if (!pool || !prefix || !bp__utf8_valid(prefix)) /* names must stay valid JSON and text */
         return bp__refuse_user(pool, EINVAL, "bp_expvar_publish", prefix);
+    return insert(prefix, pool, NULL, NULL);
+}
+
+int bp_expvar_publish_func(const char *name, char *(*fn)(void *ctx), void *ctx) {
+    if (!name || !fn || !bp__utf8_valid(name))
+        return bp__refuse_user(NULL, EINVAL, "bp_expvar_publish_func", name);
+    return insert(name, NULL, fn, ctx);
+}
+
+/* Names are unique across pools and functions; the list stays sorted. */
+static int insert(const char *prefix, bp_pool *pool, char *(*fn)(void *), void *ctx) {
     ev_entry *e = calloc(1, sizeof(*e));
     char *copy = strdup(prefix);
     if (!e || !copy) {
@@ -56,11 +71,13 @@ int bp_expvar_publish(bp_pool *pool, const char *prefix) {
     }
     e->prefix = copy;
     e->pool = pool;
+    e->fn = fn;
+    e->ctx = ctx;
     ev_lock();
     int err = 0;
     ev_entry **link = &ev_list;
     for (ev_entry *x = ev_list; x; x = x->next)
-        if (x->pool == pool)
+        if (pool && x->pool == pool)
             err = EINVAL;
         else if (!strcmp(x->prefix, prefix))
             err = EEXIST;
@@ -78,11 +95,11 @@ int bp_expvar_publish(bp_pool *pool, const char *prefix) {
     return err;
 }
 
-int bp_expvar_unpublish(bp_pool *pool) {
+static int unlink_entry(bp_pool *pool, const char *name) {
     ev_lock();
     ev_entry *gone = NULL;
     for (ev_entry **link = &ev_list; *link; link = &(*link)->next)
-        if ((*link)->pool == pool) {
+        if (pool ? (*link)->pool == pool : !(*link)->pool && !strcmp((*link)->prefix, name)) {
             gone = *link;
             *link = gone->next;
             break;
@@ -94,6 +111,10 @@ int bp_expvar_unpublish(bp_pool *pool) {
     free(gone);
     return 0;
 }
+
+int bp_expvar_unpublish(bp_pool *pool) { return pool ? unlink_entry(pool, NULL) : ENOENT; }
+
+int bp_expvar_unpublish_func(const char *name) { return name ? unlink_entry(NULL, name) : ENOENT; }
 
 /* The arguments, each whole however long (escaped by bp__sb_json_str). */
 static void cmdline(bp_sbuf *b) {
@@ -137,6 +158,13 @@ char *bp_expvar_json(void) {
     cmdline(&b);
     ev_lock();
     for (ev_entry *e = ev_list; e; e = e->next) {
+        if (e->fn) { /* a function variable: its JSON, or null */
+            var_name(&b, e->prefix, "");
+            char *v = e->fn(e->ctx);
+            bp__sb_printf(&b, "%s", v ? v : "null");
+            free(v);
+            continue;
+        }
         var_name(&b, e->prefix, "pool_stats");
         bp__json_seed(&b, e->pool);
         var_name(&b, e->prefix, "pool_detail");
@@ -151,6 +179,7 @@ char *bp_expvar_json(void) {
 void bp__expvar_each(bp_ev_visit fn, void *ctx) {
     ev_lock();
     for (ev_entry *e = ev_list; e; e = e->next)
-        fn(ctx, e->pool, e->prefix);
+        if (e->pool)
+            fn(ctx, e->pool, e->prefix);
     pthread_mutex_unlock(&ev_mu);
 }

@@ -21,6 +21,9 @@
 #include "bytepool_uring.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -45,8 +48,11 @@ struct bp_uring_bufs {
     size_t *off;         /* incremental mode: bytes the kernel has filled */
     unsigned char *state;
     unsigned short *out; /* ids the kernel is done with, not yet given back */
-    unsigned nout, in_kernel;
-    uint64_t taken, returned, enobufs;
+    unsigned nout;
+    /* read by the export from other threads: relaxed atomics */
+    _Atomic unsigned in_kernel;
+    _Atomic uint64_t taken, returned, enobufs;
+    char *published; /* the expvar name, or NULL */
 };
 
 static void give(bp_uring_bufs *b, unsigned short bid, int i) {
@@ -136,7 +142,7 @@ void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cqe *cqe, size_
         return NULL;
     }
     if (cqe->res == -ENOBUFS) {
-        b->enobufs++;
+        atomic_fetch_add_explicit(&b->enobufs, 1, memory_order_relaxed);
         errno = ENOBUFS;
         return NULL;
     }
@@ -153,7 +159,7 @@ void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cqe *cqe, size_
     unsigned char *p = b->buf[bid] + b->off[bid];
     size_t got = cqe->res > 0 ? (size_t)cqe->res : 0;
     if (b->state[bid] == IN_KERNEL)
-        b->in_kernel--;
+        atomic_fetch_sub_explicit(&b->in_kernel, 1, memory_order_relaxed);
     if (more) {
         b->state[bid] = SLICED;
         b->off[bid] += got;
@@ -167,7 +173,7 @@ void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cqe *cqe, size_
     }
     if (!bp_retain(p)) /* cannot fail: the library holds a reference */
         return NULL;
-    b->taken++;
+    atomic_fetch_add_explicit(&b->taken, 1, memory_order_relaxed);
     *len = got;
     return p;
 }
@@ -186,8 +192,8 @@ unsigned bp_uring_bufs_replenish(bp_uring_bufs *b) {
     b->nout = keep;
     if (gave) {
         io_uring_buf_ring_advance(b->br, (int)gave);
-        b->in_kernel += gave;
-        b->returned += gave;
+        atomic_fetch_add_explicit(&b->in_kernel, gave, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->returned, gave, memory_order_relaxed);
     }
     return gave;
 }
@@ -198,17 +204,20 @@ int bp_uring_bufs_stats(bp_uring_bufs *b, bp_uring_stats *out) {
     memset(out, 0, sizeof(*out));
     out->nbufs = b->nbufs;
     out->buf_size = b->cap;
-    out->in_kernel = b->in_kernel;
-    out->in_program = b->nbufs - b->in_kernel;
-    out->taken = b->taken;
-    out->returned = b->returned;
-    out->enobufs = b->enobufs;
+    out->in_kernel = atomic_load_explicit(&b->in_kernel, memory_order_relaxed);
+    out->in_program = b->nbufs - out->in_kernel;
+    out->taken = atomic_load_explicit(&b->taken, memory_order_relaxed);
+    out->returned = atomic_load_explicit(&b->returned, memory_order_relaxed);
+    out->enobufs = atomic_load_explicit(&b->enobufs, memory_order_relaxed);
     return 0;
 }
 
 size_t bp_uring_bufs_destroy(bp_uring_bufs *b) {
     if (!b)
         return 0;
+    if (b->published) /* after this, the export no longer reads b */
+        bp_expvar_unpublish_func(b->published);
+    free(b->published);
     (void)io_uring_unregister_buf_ring(b->ring, b->bgid);
     size_t held = 0;
     for (unsigned i = 0; i < b->nbufs; i++)
@@ -243,4 +252,35 @@ bool bp_uring_send_zc_done(bp_uring_zc *z, const struct io_uring_cqe *cqe) {
         return true;
     }
     return false;
+}
+
+/* {"uring":{...}}: the dashboard draws every variable holding "uring". */
+static char *ring_json(void *ctx) {
+    bp_uring_bufs *b = ctx;
+    bp_uring_stats st;
+    bp_uring_bufs_stats(b, &st);
+    char *s = NULL;
+    if (asprintf(&s,
+                 "{\"uring\":{\"bgid\":%u,\"nbufs\":%zu,\"buf_size\":%zu,\"in_kernel\":%zu,"
+                 "\"in_program\":%zu,\"taken\":%" PRIu64 ",\"returned\":%" PRIu64
+                 ",\"enobufs\":%" PRIu64 "}}",
+                 (unsigned)b->bgid, st.nbufs, st.buf_size, st.in_kernel, st.in_program, st.taken,
+                 st.returned, st.enobufs) < 0)
+        return NULL;
+    return s;
+}
+
+int bp_uring_bufs_publish(bp_uring_bufs *b, const char *name) {
+    if (!b || !name || b->published)
+        return EINVAL;
+    char *copy = strdup(name);
+    if (!copy)
+        return ENOMEM;
+    int err = bp_expvar_publish_func(name, ring_json, b);
+    if (err) {
+        free(copy);
+        return err;
+    }
+    b->published = copy;
+    return 0;
 }
