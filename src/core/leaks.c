@@ -104,11 +104,9 @@ void bp__leak_free_all(bp_pool *pool) {
     pool->leak_cap = pool->leak_n = 0;
 }
 
-uint64_t bp__now_ms(void) { return bp__os_now_ms(); }
-
 /* One site per call site: the first frame (the caller of bp_get). */
-static bool same_site(const bp_leak *a, const bp_leak *b) {
-    return a->nframes && b->nframes && a->frames[0] == b->frames[0];
+static bool same_site(const bp_leak_site *s, const bp_leak *l) {
+    return s->nframes && l->nframes && s->frames[0] == l->frames[0];
 }
 
 static int by_bytes(const void *a, const void *b) {
@@ -121,15 +119,13 @@ static int by_bytes(const void *a, const void *b) {
 size_t bp__leak_sites(bp_pool *pool, bp_leak_site *out, size_t max, size_t *sampled) {
     bp__pool_lock(pool);
     bp_leak_site *all = calloc(pool->leak_n + 1, sizeof(*all));
-    const bp_leak **first = calloc(pool->leak_n + 1, sizeof(*first));
     size_t n = 0, known = 0;
-    for (size_t i = 0; all && first && i < pool->leak_cap; i++)
+    for (size_t i = 0; all && i < pool->leak_cap; i++)
         for (const bp_leak *l = pool->leak_tab[i]; l; l = l->next) {
             size_t k = 0;
-            while (k < n && !same_site(first[k], l))
+            while (k < n && !same_site(&all[k], l))
                 k++;
             if (k == n) {
-                first[n] = l;
                 all[n].nframes = l->nframes;
                 memcpy(all[n].frames, l->frames, sizeof(void *) * (size_t)l->nframes);
                 all[n++].oldest_ms = l->born_ms;
@@ -141,7 +137,6 @@ size_t bp__leak_sites(bp_pool *pool, bp_leak_site *out, size_t max, size_t *samp
             known++;
         }
     bp__pool_unlock(pool);
-    free(first);
     if (sampled)
         *sampled = known;
     if (!all)

@@ -57,12 +57,14 @@ BP_HIDDEN int bp__abi_out(void *theirs, size_t size, const void *ours, size_t ou
  * the process-wide handler), returned. */
 BP_HIDDEN int bp__refuse_user(bp_pool *pool, int err, const char *op, const void *p);
 
-/* Called first in bp_pool_destroy, on its thread, no lock held (the export
- * registry forgets the pool). At most BP_HOOKS hooks; registering one twice
- * keeps one. Returns 0 or ENOMEM (no room). */
-#define BP_HOOKS 4
-BP_HIDDEN void bp__atfork_once(void); /* the core's fork handlers are registered */
+/* Registers the core's fork handlers (once), so a layer above can register
+ * its own after them. */
+BP_HIDDEN void bp__atfork_once(void);
+
+/* fn is called first in bp_pool_destroy, on its thread, no lock held: the
+ * export registry forgets the pool. One hook (the registry's); setting it
+ * again replaces it. */
 typedef void (*bp_pool_hook)(bp_pool *pool);
-BP_HIDDEN int bp__on_pool_destroy(bp_pool_hook fn);
+BP_HIDDEN void bp__on_pool_destroy(bp_pool_hook fn);
 
 #endif /* BP_OBSERVE_H */

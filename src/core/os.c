@@ -157,3 +157,6 @@ uint64_t bp__os_now_ms(void) {
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
+
+/* The clock as the observability layer sees it (observe.h). */
+uint64_t bp__now_ms(void) { return bp__os_now_ms(); }

@@ -199,23 +199,11 @@ static uint64_t outstanding_locked(bp_pool *pool) {
     return (get > put ? get - put : 0) + ld_rlx(&pool->over_live);
 }
 
-/* Destroy hooks: registered by layers above the core (the export registry),
- * so the core names none of them. Registration is rare; the array is read
- * without a lock once a hook is in (entries are only ever added). */
-static _Atomic(bp_pool_hook) destroy_hooks[BP_HOOKS];
+/* The destroy hook: set by the layer above the core (the export registry),
+ * so the core names nothing of it. */
+static _Atomic(bp_pool_hook) destroy_hook;
 
-int bp__on_pool_destroy(bp_pool_hook fn) {
-    for (int i = 0; i < BP_HOOKS; i++) {
-        bp_pool_hook cur = atomic_load(&destroy_hooks[i]);
-        if (cur == fn)
-            return 0;
-        if (!cur && atomic_compare_exchange_strong(&destroy_hooks[i], &cur, fn))
-            return 0;
-        if (cur == fn)
-            return 0;
-    }
-    return ENOMEM;
-}
+void bp__on_pool_destroy(bp_pool_hook fn) { atomic_store(&destroy_hook, fn); }
 
 void bp__pool_shape(const bp_pool *pool, bp_pool_shape *out) {
     out->ntiers = pool->ntiers;
@@ -227,11 +215,9 @@ void bp__pool_shape(const bp_pool *pool, bp_pool_shape *out) {
 size_t bp_pool_destroy(bp_pool *pool) {
     if (!pool)
         return 0;
-    for (int i = 0; i < BP_HOOKS; i++) {
-        bp_pool_hook fn = atomic_load(&destroy_hooks[i]);
-        if (fn)
-            fn(pool);
-    }
+    bp_pool_hook hook = atomic_load(&destroy_hook);
+    if (hook)
+        hook(pool);
     bp__tc_drop_current(pool);
     if (pool->leaks != BP_LEAKS_OFF)
         bp_pool_report_leaks(pool, stderr); /* silent when nothing is left */

@@ -112,7 +112,7 @@ static size_t solve(const size_t *v, const uint64_t *c, size_t m, size_t k, size
     return got;
 }
 
-static uint64_t waste_of(const size_t *lens, size_t n, const size_t *tiers, size_t nt) {
+static uint64_t slack_of(const size_t *lens, size_t n, const size_t *tiers, size_t nt) {
     uint64_t w = 0;
     size_t t = 0;
     for (size_t i = 0; i < n; i++) { /* lens sorted: one pass */
@@ -153,9 +153,9 @@ int bp__pool_advice(bp_pool *pool, size_t max_tiers, unsigned flags, bp_advice *
         while ((m = distinct(lens, n, g, v, c)) > MAX_DISTINCT)
             g++;
         out->ntiers = solve(v, c, m, k < m ? k : m, out->tiers);
-        out->slack_advised = waste_of(lens, n, out->tiers, out->ntiers);
+        out->slack_advised = slack_of(lens, n, out->tiers, out->ntiers);
         /* lengths above the largest tier are served exactly: no slack */
-        out->slack_current = waste_of(lens, n, sh.sizes, sh.ntiers);
+        out->slack_current = slack_of(lens, n, sh.sizes, sh.ntiers);
     }
     /* A program that fills buffers past the length it asked for uses that
      * slack: then none of it is waste. */

@@ -38,7 +38,7 @@ static void fork_unlock(void) { pthread_mutex_unlock(&ev_mu); }
 static void ev_init(void) {
     bp__atfork_once(); /* the core's handlers first: ours must run before them */
     (void)pthread_atfork(fork_lock, fork_unlock, fork_unlock);
-    (void)bp__on_pool_destroy(forget); /* room for BP_HOOKS: cannot fail here */
+    bp__on_pool_destroy(forget);
 }
 
 static void ev_lock(void) {
