@@ -31,20 +31,24 @@ all: configure
 configure:
 	@$(call configure_dir,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 
-# Whether Debian package $(1) is installed (for any architecture: with arm64
-# added, `dpkg -s` calls a package installed for both ambiguous).
-installed = dpkg-query -W -f='$${db:Status-Abbrev}' $(1) 2>/dev/null | grep -q '^ii'
+# Whether Debian package $(1) is installed for architecture $(2) (or is
+# Architecture: all). With arm64 added, `dpkg -s` calls a package installed
+# for both ambiguous, and a plain dpkg-query takes libcmocka-dev:arm64 for
+# the native libcmocka-dev.
+NATIVE_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+installed = dpkg-query -W -f='$${Architecture} $${db:Status-Abbrev}\n' $(1) 2>/dev/null | \
+  grep -qE '^($(2)|all) ii'
 # The arm64 cross run needs cmocka for arm64: Debian's multiarch, which
 # `make deps` turns on (dpkg --add-architecture arm64) when it runs as root.
 ARM64_PKGS := libcmocka-dev:arm64
 deps:
-	@if [ "$(ARM64)" != no ] && [ "$$(id -u)" = 0 ] && ! $(call installed,$(ARM64_PKGS)); then \
+	@if [ "$(ARM64)" != no ] && [ "$$(id -u)" = 0 ] && ! $(call installed,$(ARM64_PKGS),arm64); then \
 	  echo "installing: $(ARM64_PKGS) (adding the arm64 architecture to dpkg)"; \
 	  { dpkg --add-architecture arm64 && apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ARM64_PKGS) >/dev/null; } || \
 	  echo "could not install $(ARM64_PKGS): make test-arm64 will skip"; fi
 	@missing=""; for p in $(DEB_PKGS); do \
-	  $(call installed,$$p) || missing="$$missing $$p"; done; \
+	  $(call installed,$$p,$(NATIVE_ARCH)) || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; apt-get update -qq && \

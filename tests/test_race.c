@@ -113,25 +113,28 @@ static void a_retain_racing_the_final_release_fails_or_holds(void **state) {
 /* ---- stale pointers against unmapping -------------------------------------- */
 
 enum { NSTALE = 64 };
+/* cmd is round * 4 + phase (0 hold, 1 query, 2 stop). The querier acks the
+ * hold of a round by storing that cmd in `parked`: a flag alone could still
+ * hold the previous round's ack while the querier, preempted between reading
+ * "query" and clearing it, goes on querying into the next round's gets. */
 typedef struct stale {
     _Atomic(uintptr_t) ptr[NSTALE];
-    _Atomic int phase;  /* 0 hold, 1 query, 2 stop */
-    _Atomic int parked; /* the querier holds off (phase 0 seen) */
+    _Atomic unsigned cmd;
+    _Atomic unsigned parked; /* the last hold cmd the querier saw */
     _Atomic unsigned long queries;
 } stale;
 
 static void *querier(void *arg) {
     stale *s = arg;
     for (;;) {
-        int ph = atomic_load(&s->phase);
-        if (ph == 2)
+        unsigned cmd = atomic_load(&s->cmd);
+        if (cmd % 4 == 2)
             return NULL;
-        if (ph == 0) {
-            atomic_store(&s->parked, 1);
+        if (cmd % 4 == 0) {
+            atomic_store(&s->parked, cmd);
             sched_yield();
             continue;
         }
-        atomic_store(&s->parked, 0);
         for (int i = 0; i < NSTALE; i++) {
             char *p = (char *)atomic_load(&s->ptr[i]);
             if (!p)
@@ -156,25 +159,25 @@ static void queries_of_stale_pointers_never_fault(void **state) {
     cfg.idle_bytes = 1;   /* an empty segment is unmapped at once */
     cfg.tcache_bytes = 1; /* no thread bins */
     bp_pool *pool = bp_pool_new(&cfg);
-    stale s = {{0}, 0, 0, 0};
+    stale s = {{0}, 1, 0, 0}; /* cmd starts at "query" so no ack is stale */
     pthread_t t;
     pthread_create(&t, NULL, querier, &s);
     const size_t lens[] = {3u << 20, 100, 60000, 5u << 20};
-    for (int round = 0; round < 200; round++) {
-        atomic_store(&s.phase, 0);
-        while (!atomic_load(&s.parked)) /* no query runs while addresses are reused */
+    for (unsigned round = 1; round <= 200; round++) {
+        atomic_store(&s.cmd, round * 4);
+        while (atomic_load(&s.parked) != round * 4) /* no query runs while addresses are reused */
             sched_yield();
         void *v[NSTALE];
         for (int i = 0; i < NSTALE; i++) {
             v[i] = bp_get(pool, lens[i % 4]);
             atomic_store(&s.ptr[i], (uintptr_t)v[i]);
         }
-        atomic_store(&s.phase, 1);
+        atomic_store(&s.cmd, round * 4 + 1);
         for (int i = 0; i < NSTALE; i++)
             bp_release(v[i]); /* the querier may hold a reference a moment longer */
         bp_pool_trim(pool);
     }
-    atomic_store(&s.phase, 2);
+    atomic_store(&s.cmd, 2);
     pthread_join(t, NULL);
     print_message("stale queries: %lu\n", (unsigned long)atomic_load(&s.queries));
     assert_true(atomic_load(&s.queries) > 0);
