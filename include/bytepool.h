@@ -326,7 +326,7 @@ BP_API int bp_release(void *p);
  * it) with one atomic read-modify-write, as a producer does before handing
  * one buffer to n consumers. Returns p; NULL with errno EINVAL (p not in a
  * buffer of any pool), EALREADY (the buffer is free) or EOVERFLOW (the count
- * would pass its limit, 2^31 - 2): then nothing changed. n == 0 changes
+ * would pass its limit, 2^30 - 2): then nothing changed. n == 0 changes
  * nothing and returns p when the buffer is live. Thread-safe. */
 BP_API void *bp_retain_n(void *p, size_t n);
 
@@ -337,6 +337,36 @@ BP_API void *bp_retain_n(void *p, size_t n);
  * nothing changed), or EALREADY (the buffer is free). n == 0 changes
  * nothing. Thread-safe. */
 BP_API int bp_release_n(void *p, size_t n);
+
+/* RETURN WATCHES. A component that lends a buffer out (an io_uring ring
+ * giving completions to a program, a cache handing entries to readers)
+ * keeps one reference and needs to know when every borrower is done, from
+ * whichever thread drops the last borrowed reference, without polling the
+ * count. A watch tells it: the buffer's next drop to one reference calls
+ * w->fn(w, start), once, on the thread whose bp_release (or bp_put,
+ * bp_release_n) made that drop, before the call returns. fn runs inside
+ * that call: keep it short, non-blocking and lock-free (as pushing onto a
+ * lock-free list); it must not drop the remaining reference, which is the
+ * watcher's. Watched buffers take the slow paths of retain and release
+ * (a CAS each); unwatched ones pay nothing. */
+typedef struct bp_watcher bp_watcher;
+struct bp_watcher {
+    void (*fn)(bp_watcher *w, void *buf); /* buf: the buffer's start */
+};
+
+/* Arms w on the buffer containing p (any pointer inside it). The caller
+ * holds one reference, the one that remains when fn runs. Returns 0;
+ * ENOENT (the count is 1 already: nothing to wait for, nothing armed),
+ * EBUSY (the buffer has a watch already), ENOMEM, or EINVAL (w or w->fn
+ * NULL, p not inside a live buffer). w must stay valid until fn has run or
+ * bp_unwatch has returned 0. Thread-safe. */
+BP_API int bp_watch(void *p, bp_watcher *w);
+
+/* Disarms the watch on the buffer containing p. Returns 0 (disarmed: fn
+ * will not run), EALREADY (no watch is armed: it never was, or it fired,
+ * maybe on another thread at this moment: its fn runs or has run) or
+ * EINVAL (p not inside a live buffer). Thread-safe. */
+BP_API int bp_unwatch(void *p);
 
 /* n buffers of at least len bytes each into out[0..n), all or nothing (as
  * DPDK's rte_mempool_get_bulk): returns 0, or an errno value with nothing

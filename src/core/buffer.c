@@ -301,11 +301,15 @@ BP_COLD static int drop_slow(bp_pool *expect, bool any_pool, void *p, const char
                           (void *)bp__seg_buf(seg, idx));
             return bp__refuse(seg->pool, EALREADY, op, p);
         }
-        uint32_t next = (v & BP_RC_COUNT) == 1 ? 0 : v - 1; /* the last one clears the flag */
+        uint32_t next = (v & BP_RC_COUNT) == 1 ? 0 : v - 1; /* the last one clears the flags */
+        if ((v & BP_RC_COUNT) == 2)
+            next &= ~BP_RC_WATCHED; /* a watch fires once */
         if (atomic_compare_exchange_weak_explicit(rc, &v, next, memory_order_acq_rel,
                                                   memory_order_acquire))
             break;
     }
+    if ((v & BP_RC_COUNT) == 2 && (v & BP_RC_WATCHED))
+        bp__watch_fire(seg, idx);
     if ((v & BP_RC_COUNT) == 1) {
         if (v & BP_RC_SAMPLED) {
             bp__pool_lock(seg->pool);
@@ -348,7 +352,7 @@ static inline int drop_fast(bp_pool *pool, bp_seg *seg, void *p, bool owner) {
     _Atomic uint32_t *rc = &seg->rc[idx];
     uint32_t v = ld_acq(rc);
     if (BP_UNLIKELY(v != 1)) {
-        if (v - 2 < BP_RC_MAX - 1) /* shared (2..max): sampled buffers never match */
+        if (v - 2 < BP_RC_MAX - 1) /* shared (2..max): sampled or watched never match */
             return atomic_compare_exchange_strong_explicit(rc, &v, v - 1, memory_order_release,
                                                            memory_order_relaxed)
                        ? 0
@@ -502,9 +506,16 @@ BP_COLD static int release_n_slow(void *p, size_t n) {
         if (n == 0)
             return 0;
         uint32_t last = n == count; /* kept for bp_release below */
-        if (atomic_compare_exchange_weak_explicit(rc, &v, v - (uint32_t)n + last,
-                                                  memory_order_acq_rel, memory_order_acquire))
+        uint32_t next = v - (uint32_t)n + last;
+        bool fire = !last && count - n == 1 && (v & BP_RC_WATCHED);
+        if (fire)
+            next &= ~BP_RC_WATCHED;
+        if (atomic_compare_exchange_weak_explicit(rc, &v, next, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            if (fire)
+                bp__watch_fire(seg, idx);
             return last ? bp_release(p) : 0;
+        }
     }
 }
 

@@ -115,7 +115,8 @@
 #define BP_HOT_TICK 16            /* hot-slot calls per decay-clock check, per thread */
 #define BP_DTAB 2048              /* entries of the direct length -> bin table */
 #define BP_RC_SAMPLED 0x80000000u /* the buffer's allocation site is recorded */
-#define BP_RC_COUNT 0x7fffffffu
+#define BP_RC_WATCHED 0x40000000u /* a bp_watcher waits for the count to reach 1 */
+#define BP_RC_COUNT 0x3fffffffu
 #define BP_RC_MAX (BP_RC_COUNT - 1)
 
 /* ---- segments ----------------------------------------------------------- */
@@ -144,6 +145,7 @@ struct bp_seg {
     uint32_t *reqlen;  /* checked mode: requested length per slot */
     uint8_t *inited;   /* object pools: 1 once the slot was first handed out (init ran) */
     size_t map_bytes;  /* the whole mapping */
+    _Atomic(_Atomic(struct bp_watcher *) *) watch; /* per slot, made by the first bp_watch */
     uint64_t empty_since_ms;
     bp_seg *next, *prev;   /* pool's list of all segments */
     bp_seg *pnext, *pprev; /* tier's list of segments with room */
@@ -527,6 +529,9 @@ BP_HIDDEN bp_objpool *bp__objpool_new(const bp_objpool_config *cfg);
 BP_HIDDEN int bp__objpool_stats(bp_objpool *op, bp_obj_stats *out);
 BP_HIDDEN void bp__report(bp_pool *pool, int err, const char *op, const void *p); /* uncounted */
 BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx);                   /* rc already 0 */
+
+/* watch.c: a drop took a watched count down to 1 (and cleared the flag) */
+BP_HIDDEN void bp__watch_fire(bp_seg *seg, uint32_t idx);
 
 /* leaks.c (pool lock held) */
 BP_HIDDEN void bp__leak_record(bp_pool *pool, void *p, size_t len, void *site);

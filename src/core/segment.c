@@ -138,6 +138,7 @@ static bp_seg *seg_map(bp_pool *pool, size_t map_bytes, bool tier) {
     if (seg) {
         seg->map_bytes = map_bytes;
         seg->pool = pool;
+        st_rlx(&seg->watch, NULL);
         return seg; /* published by seg_link, once its header is complete */
     }
     size_t keep = 0;
@@ -151,6 +152,7 @@ static bp_seg *seg_map(bp_pool *pool, size_t map_bytes, bool tier) {
     }
     seg->map_bytes = map_bytes;
     seg->pool = pool;
+    st_rlx(&seg->watch, NULL);
     if (bp__segmap_add(seg) != 0) {
         if (keep) { /* a stale reader may still look here */
             bp__os_retire(seg, map_bytes, keep);
@@ -232,7 +234,8 @@ void bp__seg_free(bp_seg *seg) {
     pool->nsegs--;
     pool->os_returned += seg->map_bytes;
     size_t map_bytes = seg->map_bytes;
-    if (bp__resv_owns(seg)) { /* the extent stays mapped, reading as zeros */
+    free((void *)ld_rlx(&seg->watch)); /* no buffer is live: no watch can fire */
+    if (bp__resv_owns(seg)) {          /* the extent stays mapped, reading as zeros */
         track_unmap(seg, map_bytes);
         bp__resv_free(seg);
     } else { /* mapped on its own: a tombstone */

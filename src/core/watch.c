@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * watch.c - return watches: a watcher is called when a buffer it lent out
+ * is back to its one reference.
+ *
+ * A watch is two things: the slot's entry in the segment's watch table (the
+ * claim, so two watchers never overwrite each other) and BP_RC_WATCHED in
+ * the count (the arming). No fast path accepts a count with that bit, so
+ * only watched buffers pay: their retains and releases take the slow path,
+ * and the drop that leaves 1 clears the bit in the same CAS and calls
+ * bp__watch_fire. Of a racing unwatch and that drop exactly one clears the
+ * bit, so a watcher is either called or told it was disarmed, never both.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+/* The count of the live buffer containing p, or NULL (refused: EINVAL for
+ * anything but a live buffer of some pool). */
+static _Atomic uint32_t *watched_count(void *p, const char *op, bp_seg **segp, uint32_t *idxp) {
+    bp_seg *seg = p ? bp__seg_of(p) : NULL;
+    size_t in;
+    uint32_t idx = seg ? bp__slot_of(seg, p, &in) : UINT32_MAX;
+    if (idx == UINT32_MAX || !(ld_acq(&seg->rc[idx]) & BP_RC_COUNT)) {
+        bp__refuse(idx == UINT32_MAX ? NULL : seg->pool, EINVAL, op, p);
+        return NULL;
+    }
+    *segp = seg;
+    *idxp = idx;
+    return &seg->rc[idx];
+}
+
+/* The segment's table, made on first use. The caller holds a reference, so
+ * the segment (and the table, freed with it) outlives this call. */
+static _Atomic(bp_watcher *) *watch_table(bp_seg *seg) {
+    _Atomic(bp_watcher *) *t = ld_acq(&seg->watch);
+    if (t)
+        return t;
+    _Atomic(bp_watcher *) *mine = calloc(seg->nslots, sizeof(*mine));
+    if (!mine)
+        return NULL;
+    if (atomic_compare_exchange_strong_explicit(&seg->watch, &t, mine, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return mine;
+    free(mine); /* another thread made it first */
+    return t;
+}
+
+int bp_watch(void *p, bp_watcher *w) {
+    bp_seg *seg;
+    uint32_t idx;
+    _Atomic uint32_t *rc = watched_count(p, "bp_watch", &seg, &idx);
+    if (!rc)
+        return EINVAL;
+    if (!w || !w->fn)
+        return bp__refuse(seg->pool, EINVAL, "bp_watch", p);
+    _Atomic(bp_watcher *) *t = watch_table(seg);
+    if (!t)
+        return ENOMEM;
+    bp_watcher *none = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&t[idx], &none, w, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return EBUSY;
+    uint32_t v = ld_rlx(rc);
+    for (;;) {
+        uint32_t count = v & BP_RC_COUNT;
+        int err = count == 0 ? EINVAL : count == 1 ? ENOENT : (v & BP_RC_WATCHED) ? EBUSY : 0;
+        if (err) {
+            st_rlx(&t[idx], NULL);
+            if (err == EINVAL) /* freed meanwhile: the caller held no reference */
+                bp__refuse(seg->pool, EINVAL, "bp_watch", p);
+            return err;
+        }
+        /* release: a drop that sees the bit sees the entry */
+        if (atomic_compare_exchange_weak_explicit(rc, &v, v | BP_RC_WATCHED, memory_order_release,
+                                                  memory_order_relaxed))
+            return 0;
+    }
+}
+
+int bp_unwatch(void *p) {
+    bp_seg *seg;
+    uint32_t idx;
+    _Atomic uint32_t *rc = watched_count(p, "bp_unwatch", &seg, &idx);
+    if (!rc)
+        return EINVAL;
+    uint32_t v = ld_rlx(rc);
+    do {
+        if (!(v & BP_RC_WATCHED))
+            return EALREADY; /* never armed, or fired (maybe firing now) */
+    } while (!atomic_compare_exchange_weak_explicit(rc, &v, v & ~BP_RC_WATCHED,
+                                                    memory_order_acquire, memory_order_relaxed));
+    st_rlx(&ld_acq(&seg->watch)[idx], NULL);
+    return 0;
+}
+
+void bp__watch_fire(bp_seg *seg, uint32_t idx) {
+    _Atomic(bp_watcher *) *t = ld_acq(&seg->watch);
+    /* Free the claim before the call: fn may arm the next watch itself. */
+    bp_watcher *w = atomic_exchange_explicit(&t[idx], NULL, memory_order_relaxed);
+    w->fn(w, bp__seg_buf(seg, idx));
+}
