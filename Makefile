@@ -109,23 +109,34 @@ valgrind: deps
 	cmake --build $(BUILD)-valgrind -j $(JOBS)
 	cd $(BUILD)-valgrind && $(CTEST) -E 'http|install|track'
 
-# libFuzzer against the reference model: FUZZ_SECONDS each run (make test
-# runs a 60-second smoke; make fuzz a long one). New inputs go to build-fuzz.
+# libFuzzer against the reference models: fuzz_ops (the core) for
+# FUZZ_SECONDS, fuzz_uring (the buffer ring's state machine, when liburing
+# is there) for FUZZ_URING_SECONDS. make test runs a 60-second smoke of the
+# two; make fuzz a long run. New inputs go to build-fuzz.
 FUZZ_SECONDS ?= 600
+FUZZ_URING_SECONDS ?= 300
 fuzz-build:
 	@export CC=clang; $(call configure_dir,$(BUILD)-fuzz,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBP_FUZZ=ON \
 	  -DBP_BUILD_TESTS=OFF -DBP_BUILD_EXAMPLES=OFF "-DBP_SANITIZE=fuzzer-no-link$(,)address$(,)undefined")
 	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_ops
+	@if cmake --build $(BUILD)-fuzz --target help 2>/dev/null | grep -q fuzz_uring; then \
+	  cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_uring; \
+	else echo "liburing not found: fuzz_uring is not built"; fi
+
+# One fuzzer run: $(1) target, $(2) seconds, $(3) seed corpus.
+fuzz_run = mkdir -p $(BUILD)-fuzz/corpus-$(1) && rc=0; \
+	$(BUILD)-fuzz/fuzz/$(1) -max_total_time=$(2) -print_final_stats=1 \
+	  -artifact_prefix=$(BUILD)-fuzz/$(1)- $(BUILD)-fuzz/corpus-$(1) $(3) \
+	  > $(BUILD)-fuzz/$(1).log 2>&1 || rc=$$?; \
+	echo "== $(1)"; tail -25 $(BUILD)-fuzz/$(1).log; test $$rc = 0
 
 fuzz: deps fuzz-build
-	mkdir -p $(BUILD)-fuzz/corpus
-	@rc=0; $(BUILD)-fuzz/fuzz/fuzz_ops -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	  -artifact_prefix=$(BUILD)-fuzz/ $(BUILD)-fuzz/corpus fuzz/corpus \
-	  > $(BUILD)-fuzz/fuzz.log 2>&1 || rc=$$?; \
-	tail -25 $(BUILD)-fuzz/fuzz.log; exit $$rc
+	@$(call fuzz_run,fuzz_ops,$(FUZZ_SECONDS),fuzz/corpus)
+	@if [ -x $(BUILD)-fuzz/fuzz/fuzz_uring ]; then \
+	  $(call fuzz_run,fuzz_uring,$(FUZZ_URING_SECONDS),fuzz/corpus-uring); fi
 
 test-fuzz: fuzz-build
-	$(MAKE) fuzz FUZZ_SECONDS=60
+	$(MAKE) fuzz FUZZ_SECONDS=45 FUZZ_URING_SECONDS=15
 
 # Benchmarks against the peers (installs them as make test installs its
 # packages). bench: ~2 minutes; bench-full: more rounds, longer cells.

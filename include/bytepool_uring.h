@@ -17,7 +17,9 @@
  *   program the kernel is done; slices may be out; back to the kernel once
  *           they are all released
  * The library keeps one reference of its own on every buffer, so a buffer is
- * never reused while anything else holds one.
+ * never reused while anything else holds one. Buffers in the program state
+ * carry the ring's return watch: do not bp_watch them yourself (it works,
+ * but the ring then polls those by count).
  *
  * liburing.h, which this header includes, needs _GNU_SOURCE (or -std=gnu11)
  * defined before the first system header.
@@ -75,8 +77,10 @@ BP_API void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cqe *cqe
 
 /* Gives the kernel back every buffer the kernel is done with and whose
  * every reference from the program has been released since; returns how
- * many. Does not submit: the next io_uring_submit (or a re-armed request)
- * sees them. */
+ * many. The last release of each, on any thread, pushed it onto a
+ * lock-free return stack (a return watch, bp_watch), which this drains: the
+ * cost is the buffers that came back, not the buffers out. Does not
+ * submit: the next io_uring_submit (or a re-armed request) sees them. */
 BP_API unsigned bp_uring_bufs_replenish(bp_uring_bufs *b);
 
 /* Zero-copy send (IORING_OP_SEND_ZC) of len bytes at p, a pointer into a
@@ -113,7 +117,8 @@ BP_API int bp_uring_bufs_stats(bp_uring_bufs *b, bp_uring_stats *out);
 
 /* Unregisters the group and drops the library's reference on every buffer;
  * returns how many buffers the program still references (they stay valid
- * until released). No request may still use the group. NULL returns 0. */
+ * until released, from any thread, also while destroy runs). No request
+ * may still use the group. NULL returns 0. */
 BP_API size_t bp_uring_bufs_destroy(bp_uring_bufs *b);
 
 #ifdef __cplusplus

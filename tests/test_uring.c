@@ -8,11 +8,10 @@
  * kernel has no io_uring (or refuses incremental mode). */
 #include "helpers.h"
 
-#include <bytepool_uring.h>
-#ifndef IORING_CQE_F_BUF_MORE
-#define IORING_CQE_F_BUF_MORE (1U << 4)
-#endif
+#define MODEL_CHECK(cond) assert_true(cond)
+#include "uring_model.h"
 #include <pthread.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -280,91 +279,102 @@ static void zero_copy_send_holds_the_buffer(void **state) {
     close(c);
 }
 
-/* The state machine against a model: random completions (as the kernel
- * would make them: only for buffers it owns, in incremental mode packed at
- * the fill offset, with or without BUF_MORE), slices retained and released,
- * replenishes. After every step the library must agree with the model: the
- * right bytes, buffers in the kernel, and replenish giving back exactly the
- * buffers the kernel is done with and nobody references. The completions
- * are built by hand, so no request is submitted. */
-#define SM_BUFS 8
-#define SM_HELD 64
+/* The model's steps (tests/uring_model.h) from a seeded generator. */
 static void random_state_machine(fixture *f, unsigned flags, unsigned seed, int steps) {
-    bp_uring_bufs *b = bp_uring_bufs_new(f->pool, &f->ring, 7, 256, SM_BUFS, flags);
-    if (!b && errno == EOPNOTSUPP)
-        return; /* no incremental mode: the plain run covers the rest */
-    assert_non_null(b);
-    enum { K, S, P } st[SM_BUFS] = {K};
-    size_t off[SM_BUFS] = {0}, refs[SM_BUFS] = {0};
-    unsigned char *base[SM_BUFS] = {0};
-    void *held[SM_HELD];
-    int held_bid[SM_HELD], nheld = 0;
+    unsigned char bytes[3 * 2000];
     unsigned r = seed;
-    for (int step = 0; step < steps; step++) {
+    for (int i = 0; i < 3 * steps && i < (int)sizeof bytes; i++) {
         r = r * 1103515245u + 12345u;
-        unsigned op = (r >> 16) % 4, pick = (r >> 8) & 0xff;
-        if (op == 0 && nheld < SM_HELD) { /* a completion */
-            int bid = -1;
-            for (int k = 0; k < SM_BUFS && bid < 0; k++)
-                if (st[(pick + k) % SM_BUFS] != P)
-                    bid = (int)((pick + k) % SM_BUFS);
-            if (bid < 0)
-                continue;
-            size_t room = 256 - off[bid];
-            size_t res = 1 + (r >> 3) % room;
-            bool more = (flags & BP_URING_INC) && res < room && (r & 1);
-            struct io_uring_cqe cqe = {0};
-            cqe.res = (int)res;
-            cqe.flags = IORING_CQE_F_BUFFER | ((unsigned)bid << IORING_CQE_BUFFER_SHIFT) |
-                        (more ? IORING_CQE_F_BUF_MORE : 0);
-            size_t len = 0;
-            unsigned char *p = bp_uring_bufs_take(b, &cqe, &len);
-            assert_non_null(p);
-            assert_int_equal(len, res);
-            if (!base[bid])
-                base[bid] = bp_base(p);
-            assert_ptr_equal(p, base[bid] + off[bid]); /* packed after what came before */
-            off[bid] = more ? off[bid] + res : 0;
-            st[bid] = more ? S : P;
-            refs[bid]++;
-            held[nheld] = p;
-            held_bid[nheld++] = bid;
-        } else if (op == 1 && nheld && nheld < SM_HELD) { /* a slice of a held one */
-            int i = (int)(pick % (unsigned)nheld);
-            void *q = bp_retain((unsigned char *)held[i] + 0);
-            assert_non_null(q);
-            refs[held_bid[i]]++;
-            held[nheld] = q;
-            held_bid[nheld++] = held_bid[i];
-        } else if (op == 2 && nheld) { /* a release */
-            int i = (int)(pick % (unsigned)nheld);
-            assert_int_equal(bp_release(held[i]), 0);
-            refs[held_bid[i]]--;
-            held[i] = held[--nheld];
-            held_bid[i] = held_bid[nheld];
-        } else if (op == 3) {
-            unsigned want = 0;
-            for (int k = 0; k < SM_BUFS; k++)
-                if (st[k] == P && !refs[k]) {
-                    st[k] = K;
-                    off[k] = 0;
-                    want++;
-                }
-            assert_int_equal(bp_uring_bufs_replenish(b), want);
-        }
-        bp_uring_stats s;
-        bp_uring_bufs_stats(b, &s);
-        size_t in_kernel = 0;
-        for (int k = 0; k < SM_BUFS; k++)
-            in_kernel += st[k] == K;
-        assert_int_equal(s.in_kernel, in_kernel);
-        for (int k = 0; k < SM_BUFS; k++) /* ours, plus the ring's */
-            if (base[k])
-                assert_int_equal(bp_refcount(base[k]), refs[k] + 1);
+        bytes[i] = (unsigned char)(r >> 16);
     }
-    while (nheld)
-        assert_int_equal(bp_release(held[--nheld]), 0);
-    bp_uring_bufs_replenish(b);
+    model_bytes in = {bytes, (size_t)3 * (size_t)steps, 0};
+    if (in.n > sizeof bytes)
+        in.n = sizeof bytes;
+    model_run(f->pool, &f->ring, 7, flags, &in);
+}
+
+/* A completion for buffer bid of res bytes, as the kernel makes one. */
+static struct io_uring_cqe fake_cqe(unsigned bid, int res) {
+    struct io_uring_cqe cqe;
+    memset(&cqe, 0, sizeof cqe);
+    cqe.res = res;
+    cqe.flags = IORING_CQE_F_BUFFER | (bid << IORING_CQE_BUFFER_SHIFT);
+    return cqe;
+}
+
+typedef struct handoff {
+    void *p[16];
+    int n;
+} handoff;
+
+static void *release_all_there(void *arg) {
+    handoff *h = arg;
+    for (int i = 0; i < h->n; i++) {
+        assert_int_equal(bp_release(h->p[i]), 0);
+        if (i % 3 == 0)
+            sched_yield();
+    }
+    return NULL;
+}
+
+/* Releases on other threads land on the return stack; replenish gives back
+ * what came back, and destroy racing those releases neither loses a buffer
+ * nor lets a late release touch the freed ring. */
+static void releases_elsewhere_come_back_through_the_stack(void **state) {
+    fixture *f = *state;
+    NEED_URING(f);
+    for (int round = 0; round < 200; round++) {
+        bp_uring_bufs *b = bp_uring_bufs_new(f->pool, &f->ring, 9, 512, 16, 0);
+        assert_non_null(b);
+        handoff h[2] = {{{0}, 0}, {{0}, 0}};
+        for (unsigned bid = 0; bid < 16; bid++) {
+            struct io_uring_cqe cqe = fake_cqe(bid, 100);
+            size_t len;
+            char *p = bp_uring_bufs_take(b, &cqe, &len);
+            assert_non_null(p);
+            handoff *to = &h[bid % 2];
+            to->p[to->n++] = bp_retain(p + 50); /* a slice to each thread */
+            assert_int_equal(bp_release(p), 0);
+        }
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&t[i], NULL, release_all_there, &h[i]);
+        if (round % 2) { /* destroy while the threads release */
+            size_t held = bp_uring_bufs_destroy(b);
+            assert_true(held <= 16);
+            for (int i = 0; i < 2; i++)
+                pthread_join(t[i], NULL);
+            continue;
+        }
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        assert_int_equal(bp_uring_bufs_replenish(b), 16);
+        assert_int_equal(bp_uring_bufs_replenish(b), 0);
+        bp_uring_stats st;
+        bp_uring_bufs_stats(b, &st);
+        assert_int_equal(st.in_kernel, 16);
+        assert_int_equal(st.returned, 16);
+        assert_int_equal(bp_uring_bufs_destroy(b), 0);
+    }
+    bp_stats ps;
+    bp_pool_stats(f->pool, &ps);
+    assert_int_equal(ps.outstanding, 0);
+}
+
+/* A buffer that came back empty (res 0) with nothing out goes straight to
+ * the replenish list: no watch to wait for. */
+static void an_empty_completion_recycles_at_once(void **state) {
+    fixture *f = *state;
+    NEED_URING(f);
+    bp_uring_bufs *b = bp_uring_bufs_new(f->pool, &f->ring, 10, 512, 2, 0);
+    assert_non_null(b);
+    struct io_uring_cqe cqe = fake_cqe(1, 0);
+    size_t len = 7;
+    errno = 0;
+    assert_null(bp_uring_bufs_take(b, &cqe, &len));
+    assert_int_equal(errno, ENODATA);
+    assert_int_equal(len, 7); /* untouched */
+    assert_int_equal(bp_uring_bufs_replenish(b), 1);
     assert_int_equal(bp_uring_bufs_destroy(b), 0);
 }
 
@@ -408,6 +418,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(incremental_packs_completions, setup, teardown),
         cmocka_unit_test_setup_teardown(zero_copy_send_holds_the_buffer, setup, teardown),
         cmocka_unit_test_setup_teardown(state_machine_against_a_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(releases_elsewhere_come_back_through_the_stack, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(an_empty_completion_recycles_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,12 +4,15 @@
  *
  * The library holds one reference on each of the ring's buffers for as long
  * as the ring exists. take() adds one for the program; the program's slices
- * add and drop more from any thread, touching only the count. A buffer the
- * kernel is done with waits in the `out` list; replenish() (the ring's
- * thread) gives back those whose count is down to the library's own 1, the
- * only moment nobody else can reach it: a retain needs a reference to
- * retain from. So a release never touches the ring, and the kernel never
- * gets a buffer that someone still reads.
+ * add and drop more from any thread, touching only the count. When the
+ * kernel is done with a buffer, take() arms a return watch on it
+ * (bp_watch): the drop that leaves only the library's reference, on
+ * whichever thread makes it, pushes the buffer's slot onto a lock-free
+ * return stack, and replenish() (the ring's thread) drains the stack and
+ * gives those buffers back. That is the only moment nobody else can reach
+ * a buffer: a retain needs a reference to retain from. So a release never
+ * touches the ring, the kernel never gets a buffer someone still reads, and
+ * replenish costs what came back, not what is out.
  *
  * Debian bookworm's liburing (2.3) has no io_uring_setup_buf_ring and no
  * IOU_PBUF_RING_INC: the ring memory is mapped and registered here, and
@@ -22,6 +25,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +40,15 @@
 
 enum { IN_KERNEL, SLICED, IN_PROGRAM };
 
+/* One per buffer: its return watch and its place on the return stack. */
+typedef struct ring_slot {
+    bp_watcher w; /* first: the watch callback casts back */
+    bp_uring_bufs *b;
+    struct ring_slot *next; /* on the return stack */
+    unsigned short bid;
+    bool armed; /* the ring's thread: a watch is armed or its push is due */
+} ring_slot;
+
 struct bp_uring_bufs {
     struct io_uring *ring;
     struct io_uring_buf_ring *br;
@@ -47,7 +60,9 @@ struct bp_uring_bufs {
     unsigned char **buf; /* by buffer id */
     size_t *off;         /* incremental mode: bytes the kernel has filled */
     unsigned char *state;
-    unsigned short *out; /* ids the kernel is done with, not yet given back */
+    ring_slot *slot;
+    _Atomic(ring_slot *) back; /* the return stack: pushed from any thread */
+    unsigned short *out;       /* done with by the kernel, no watch armed: polled */
     unsigned nout;
     /* read by the export from other threads: relaxed atomics */
     _Atomic unsigned in_kernel;
@@ -61,6 +76,29 @@ static void give(bp_uring_bufs *b, unsigned short bid, int i) {
     io_uring_buf_ring_add(b->br, b->buf[bid], (unsigned)b->cap, bid, (int)b->mask, i);
 }
 
+/* The watch callback, on the thread that dropped the last program
+ * reference: a push, and nothing of b is touched after it (destroy waits
+ * for it). A slot is pushed at most once per arming. */
+static void returned(bp_watcher *w, void *buf) {
+    (void)buf;
+    ring_slot *s = (ring_slot *)w;
+    _Atomic(ring_slot *) *back = &s->b->back;
+    ring_slot *head = atomic_load_explicit(back, memory_order_relaxed);
+    do
+        s->next = head;
+    while (!atomic_compare_exchange_weak_explicit(back, &head, s, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* The kernel is done with bid: have it come back when the program is. */
+static void await_program(bp_uring_bufs *b, unsigned short bid) {
+    b->state[bid] = IN_PROGRAM;
+    if (bp_watch(b->buf[bid], &b->slot[bid].w) == 0)
+        b->slot[bid].armed = true;
+    else /* ENOENT: no program reference is out; else someone else's watch */
+        b->out[b->nout++] = bid;
+}
+
 static void release_all(bp_uring_bufs *b) {
     for (unsigned i = 0; i < b->nbufs; i++)
         if (b->buf && b->buf[i])
@@ -71,6 +109,7 @@ static void release_all(bp_uring_bufs *b) {
     free(b->off);
     free(b->state);
     free(b->out);
+    free(b->slot);
     free(b);
 }
 
@@ -79,10 +118,13 @@ static int set_up(bp_uring_bufs *b, bp_pool *pool, size_t buf_size) {
     b->off = calloc(b->nbufs, sizeof(*b->off));
     b->state = calloc(b->nbufs, 1);
     b->out = calloc(b->nbufs, sizeof(*b->out));
+    b->slot = calloc(b->nbufs, sizeof(*b->slot));
     b->br_bytes = (b->nbufs * sizeof(struct io_uring_buf) + 4095) & ~(size_t)4095;
     void *m = mmap(NULL, b->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (!b->buf || !b->off || !b->state || !b->out || m == MAP_FAILED)
+    if (!b->buf || !b->off || !b->state || !b->out || !b->slot || m == MAP_FAILED)
         return ENOMEM;
+    for (unsigned i = 0; i < b->nbufs; i++)
+        b->slot[i] = (ring_slot){{returned}, b, NULL, (unsigned short)i, false};
     b->br = m;
     int err = bp_get_bulk(pool, buf_size, (void **)b->buf, b->nbufs); /* all or nothing */
     if (err)
@@ -163,16 +205,16 @@ void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cqe *cqe, size_
     if (more) {
         b->state[bid] = SLICED;
         b->off[bid] += got;
-    } else {
-        b->state[bid] = IN_PROGRAM;
-        b->out[b->nout++] = (unsigned short)bid;
     }
+    /* The caller's reference first, so a watch armed below waits for it. */
+    if (got && !bp_retain(p)) /* cannot fail: the library holds a reference */
+        return NULL;
+    if (!more)
+        await_program(b, (unsigned short)bid);
     if (!got) {
         errno = cqe->res < 0 ? -cqe->res : ENODATA;
         return NULL;
     }
-    if (!bp_retain(p)) /* cannot fail: the library holds a reference */
-        return NULL;
     atomic_fetch_add_explicit(&b->taken, 1, memory_order_relaxed);
     *len = got;
     return p;
@@ -182,6 +224,13 @@ unsigned bp_uring_bufs_replenish(bp_uring_bufs *b) {
     if (!b)
         return 0;
     unsigned gave = 0, keep = 0;
+    /* acquire: the releasing threads' last reads of the bytes happen before
+     * the kernel writes them again */
+    ring_slot *s = atomic_exchange_explicit(&b->back, NULL, memory_order_acquire);
+    for (; s; s = s->next) {
+        s->armed = false;
+        give(b, s->bid, (int)gave++);
+    }
     for (unsigned i = 0; i < b->nout; i++) {
         unsigned short bid = b->out[i];
         if (bp_refcount(b->buf[bid]) == 1) /* only ours: nobody can retain it now */
@@ -219,6 +268,21 @@ size_t bp_uring_bufs_destroy(bp_uring_bufs *b) {
         bp_expvar_unpublish_func(b->published);
     free(b->published);
     (void)io_uring_unregister_buf_ring(b->ring, b->bgid);
+    /* Every armed watch is disarmed, or its push has happened or is about
+     * to: wait for those, so no thread touches b once it is freed. */
+    unsigned due = 0;
+    for (unsigned i = 0; i < b->nbufs; i++)
+        if (b->slot[i].armed && bp_unwatch(b->buf[i]) != 0)
+            due++;
+        else
+            b->slot[i].armed = false;
+    while (due) {
+        ring_slot *s = atomic_exchange_explicit(&b->back, NULL, memory_order_acquire);
+        if (!s)
+            sched_yield();
+        for (; s; s = s->next)
+            due--;
+    }
     size_t held = 0;
     for (unsigned i = 0; i < b->nbufs; i++)
         held += bp_refcount(b->buf[i]) > 1;
