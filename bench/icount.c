@@ -5,7 +5,7 @@
  * total instructions divided by the difference in iterations is the cost
  * of one operation, free of start-up and set-up.
  *
- *   icount getput|getrelease|retain|retain_n|getput_norec SIZE ITERATIONS
+ *   icount getput|getrelease|retain|retain_n|retain_watched|lend|getput_norec SIZE ITERATIONS
  *
  * retain_n takes 8 references with one bp_retain_n and drops them with one
  * bp_release_n. Built twice: icount (static library) and icount_shared
@@ -14,6 +14,11 @@
  * getrelease drops the only reference with bp_release (one atomic CAS 1 -> 0)
  * where getput uses bp_put (a plain store): the difference is the cost of
  * making the final release safe against a racing one.
+ *
+ * retain_watched is retain on a buffer with a return watch armed (the slow
+ * paths every watched buffer takes); lend is one round of lending a buffer
+ * out: a retain for the borrower, bp_watch, and the borrower's release,
+ * which calls the watcher (the uring library's cost per completion).
  */
 #include <bytepool.h>
 
@@ -21,10 +26,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+static unsigned long calls;
+static void on_return(bp_watcher *w, void *buf) {
+    (void)w, (void)buf;
+    calls++;
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr,
-                "usage: icount getput|getrelease|retain|retain_n|getput_norec SIZE ITERATIONS\n");
+                "usage: icount getput|getrelease|retain|retain_n|retain_watched|lend|getput_norec "
+                "SIZE ITERATIONS\n");
         return 2;
     }
     size_t size = strtoull(argv[2], NULL, 10);
@@ -49,6 +61,28 @@ int main(int argc, char **argv) {
             bp_release_n(p, 8);
         }
         bp_put(pool, p);
+    } else if (!strcmp(argv[1], "retain_watched")) {
+        bp_watcher w = {on_return};
+        p = bp_get(pool, size);
+        bp_retain(p);
+        bp_watch(p, &w);
+        for (long i = 0; i < n; i++) {
+            bp_retain(p);
+            bp_release(p);
+        }
+        bp_release(p); /* the watch fires */
+        bp_put(pool, p);
+    } else if (!strcmp(argv[1], "lend")) {
+        bp_watcher w = {on_return};
+        p = bp_get(pool, size);
+        for (long i = 0; i < n; i++) {
+            bp_retain(p);
+            bp_watch(p, &w);
+            bp_release(p);
+        }
+        bp_put(pool, p);
+        if (calls != (unsigned long)n)
+            return 1;
     } else if (!strcmp(argv[1], "getrelease")) {
         for (long i = 0; i < n; i++) {
             p = bp_get(pool, size);

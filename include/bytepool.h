@@ -520,9 +520,34 @@ BP_API int bp_expvar_unpublish(bp_pool *pool);
  * Thread-safe. libbytepool_uring publishes its rings this way. */
 BP_API int bp_expvar_publish_func(const char *name, char *(*fn)(void *ctx), void *ctx);
 
-/* Removes a function variable: 0 or ENOENT. Thread-safe; after it returns,
- * fn is not running and is not called again. */
+/* Removes a function variable (also one of bp_expvar_publish_metrics): 0
+ * or ENOENT. Thread-safe; after it returns, fn (and metrics) is not running
+ * and is not called again. */
 BP_API int bp_expvar_unpublish_func(const char *name);
+
+/* One number of a function variable for Prometheus. name and help are not
+ * copied: they must stay valid while the variable is published (string
+ * literals). Its layout is frozen (docs/abi.md). */
+typedef struct bp_metric {
+    const char *name; /* the family is bytepool_<name>: [a-z_][a-z0-9_]*, 1..64 characters */
+    const char *help; /* one line */
+    int counter;      /* nonzero: a counter (the family gets _total); 0: a gauge */
+    uint64_t value;
+} bp_metric;
+#define BP_METRICS_MAX 32 /* numbers one variable may give */
+
+/* bp_expvar_publish_func whose variable also has numbers in
+ * bp_prometheus_all (and so /metrics): metrics(ctx, out, BP_METRICS_MAX)
+ * fills out[] and returns how many it filled. Each becomes a series
+ * bytepool_<name>{var="<variable name>"}; a family several variables give
+ * is written once, with the help and type of the first. A number whose
+ * name is invalid, is a pool family's, or whose type differs from the
+ * family's is left out. metrics runs as fn does: on the reading thread,
+ * with the registry locked. Returns 0, EINVAL (NULL name, fn or metrics,
+ * name not UTF-8) or EEXIST. Thread-safe. */
+BP_API int bp_expvar_publish_metrics(const char *name, char *(*fn)(void *ctx),
+                                     size_t (*metrics)(void *ctx, bp_metric *out, size_t cap),
+                                     void *ctx);
 
 /* The whole /debug/vars document: {"cmdline":[...], then every published
  * variable}. malloc'd, the caller frees; NULL with errno ENOMEM. */
@@ -534,7 +559,9 @@ BP_API char *bp_expvar_json(void);
 BP_API char *bp_pool_stats_prometheus(bp_pool *pool, const char *name);
 
 /* The same for every published pool (pool label = its prefix), each family
- * once. malloc'd; NULL with errno ENOMEM. Thread-safe. */
+ * once, then the numbers of the variables published with
+ * bp_expvar_publish_metrics. malloc'd; NULL with errno ENOMEM.
+ * Thread-safe. */
 BP_API char *bp_prometheus_all(void);
 
 /* Everything bp_stats holds, per tier, the recent lengths and the tier

@@ -107,7 +107,10 @@ BP_API bool bp_uring_send_zc_done(bp_uring_zc *z, const struct io_uring_cqe *cqe
 
 /* Publishes the ring's statistics as the expvar variable `name`
  * ({"uring":{"bgid", "nbufs", "buf_size", "in_kernel", "in_program",
- * "taken", "returned", "enobufs"}}): /debug/vars and the dashboard show it.
+ * "taken", "returned", "enobufs"}}): /debug/vars and the dashboard show it,
+ * and bp_prometheus_all (/metrics) has the same numbers as the families
+ * bytepool_uring_buffers, _in_kernel, _in_program, _taken_total,
+ * _returned_total and _enobufs_total, label var="<name>".
  * Destroy unpublishes. Returns 0, EINVAL (NULL argument, already
  * published), EEXIST (the name is taken) or ENOMEM. */
 BP_API int bp_uring_bufs_publish(bp_uring_bufs *b, const char *name);

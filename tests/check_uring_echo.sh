@@ -44,6 +44,7 @@ if [ -n "$browser" ]; then
     "$client" --port "$(head -1 "$tmp/out")" --conns 20 --bytes 20000 --hold-ms 3000 > /dev/null &
     cpid=$!
     sleep 0.5
+    curl -sf "http://127.0.0.1:$hport/metrics" > "$tmp/metrics" || { echo "FAIL: /metrics"; exit 1; }
     "$browser" --headless --no-sandbox --disable-gpu --user-data-dir="$tmp/profile" \
       --virtual-time-budget=3000 --dump-dom "http://127.0.0.1:$hport/" > "$tmp/dom" 2>/dev/null
     wait $cpid
@@ -51,7 +52,12 @@ if [ -n "$browser" ]; then
     grep -q 'data-ring="echo_ring"' "$tmp/dom" || { echo "FAIL: the dashboard shows no ring"; exit 1; }
     grep -q 'id="echo_ring-kernel">1,024<' "$tmp/dom" || { echo "FAIL: ring card"; exit 1; }
     grep -q 'id="echo_ring-ring" data-points="[1-9]' "$tmp/dom" || { echo "FAIL: ring chart"; exit 1; }
-    echo "dashboard: the ring's cards and chart are shown"
+    grep -q '^bytepool_uring_in_kernel{var="echo_ring"} ' "$tmp/metrics" ||
+      { echo "FAIL: /metrics has no ring"; exit 1; }
+    if command -v promtool > /dev/null; then
+      promtool check metrics < "$tmp/metrics" > /dev/null 2>&1 || { echo "FAIL: promtool"; exit 1; }
+    fi
+    echo "dashboard: the ring's cards and chart are shown; /metrics has the ring"
   else
     kill -TERM $pid; wait $pid || true
     echo "uring_echo has no --http here: dashboard check skipped"

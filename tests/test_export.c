@@ -245,7 +245,7 @@ static void function_variables(void **state) {
     assert_int_equal(jq_check(v, ".fn_answer == 42 and .fn_none == null"), 0);
     free(v);
     assert_int_equal(calls, 1);
-    char *prom = bp_prometheus_all(); /* pools only: a function variable is no pool */
+    char *prom = bp_prometheus_all(); /* no numbers: published without metrics */
     assert_non_null(prom);
     free(prom);
     assert_int_equal(bp_expvar_unpublish_func("fn_answer"), 0);
@@ -256,6 +256,80 @@ static void function_variables(void **state) {
     assert_int_equal(jq_check(v, "has(\"fn_answer\") | not"), 0);
     free(v);
     assert_int_equal(calls, 1);
+    bp_pool_destroy(pool);
+}
+
+/* Numbers of function variables: the value passed as ctx is each number. */
+static size_t some_metrics(void *ctx, bp_metric *out, size_t cap) {
+    uint64_t v = *(uint64_t *)ctx;
+    const bp_metric m[] = {
+        {"fnm_depth", "Queue depth, with a \\ and a\nnewline", 0, v},
+        {"fnm_events", "Events seen", 1, v * 10},
+        {"Bad-Name", "refused: not a metric name", 0, 1},
+        {"outstanding_buffers", "refused: a pool family", 0, 1},
+        {"gets", "refused: a pool family once _total is added", 1, 1},
+        {"", "refused: empty", 0, 1},
+    };
+    assert_true(cap == BP_METRICS_MAX);
+    memcpy(out, m, sizeof m);
+    return sizeof m / sizeof m[0];
+}
+static size_t clashing_metrics(void *ctx, bp_metric *out, size_t cap) {
+    (void)ctx, (void)cap;
+    out[0] = (bp_metric){"fnm_events_total", "a gauge where the family is a counter", 0, 99};
+    out[1] = (bp_metric){"fnm_depth", "the same family again: a second series", 0, 5};
+    return 2;
+}
+static char *forty_two(void *ctx) {
+    (void)ctx;
+    char *s = malloc(8);
+    strcpy(s, "42");
+    return s;
+}
+
+static void function_variables_give_prometheus_numbers(void **state) {
+    (void)state;
+    uint64_t a = 3, b = 4;
+    assert_int_equal(bp_expvar_publish_metrics("fnm_b", forty_two, some_metrics, &b), 0);
+    assert_int_equal(bp_expvar_publish_metrics("fnm_a", nothing, some_metrics, &a), 0);
+    assert_int_equal(bp_expvar_publish_metrics("fnm_c", nothing, clashing_metrics, NULL), 0);
+    assert_int_equal(bp_expvar_publish_metrics("fnm_a", nothing, some_metrics, &a), EEXIST);
+    assert_int_equal(bp_expvar_publish_metrics("fnm_x", nothing, NULL, &a), EINVAL);
+    assert_int_equal(bp_expvar_publish_metrics("fnm_x", NULL, some_metrics, &a), EINVAL);
+    assert_int_equal(bp_expvar_publish_metrics(NULL, nothing, some_metrics, &a), EINVAL);
+    bp_pool *pool = bp_pool_new(NULL);
+    assert_int_equal(bp_expvar_publish(pool, "fnm_pool"), 0);
+    char *all = bp_prometheus_all();
+    assert_non_null(all);
+    assert_int_equal(run_on(all, "promtool check metrics < %s >/dev/null 2>&1"), 0);
+    const char *fam = strstr(all, "# HELP bytepool_fnm_depth Queue depth, with a \\\\ and "
+                                  "a\\nnewline\n# TYPE bytepool_fnm_depth gauge\n"
+                                  "bytepool_fnm_depth{var=\"fnm_a\"} 3\n"
+                                  "bytepool_fnm_depth{var=\"fnm_b\"} 4\n"
+                                  "bytepool_fnm_depth{var=\"fnm_c\"} 5\n");
+    assert_non_null(fam);               /* one family, its series in the registry's order */
+    assert_null(strstr(all, "} 99\n")); /* fnm_c's gauge in a counter family: left out */
+    assert_non_null(strstr(all, "# TYPE bytepool_fnm_events_total counter\n"
+                                "bytepool_fnm_events_total{var=\"fnm_a\"} 30\n"
+                                "bytepool_fnm_events_total{var=\"fnm_b\"} 40\n"));
+    assert_null(strstr(all, "Bad-Name"));
+    assert_null(strstr(all, "refused: "));
+    assert_null(strstr(all, "outstanding_buffers{var="));
+    assert_null(strstr(all, "gets_total{var="));
+    const char *first = strstr(all, "# TYPE bytepool_outstanding_buffers"); /* the pool's, once */
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "# TYPE bytepool_outstanding_buffers"));
+    free(all);
+    char *v = bp_expvar_json(); /* still a function variable of /debug/vars */
+    assert_int_equal(jq_check(v, ".fnm_b == 42 and .fnm_a == null"), 0);
+    free(v);
+    assert_int_equal(bp_expvar_unpublish_func("fnm_a"), 0);
+    assert_int_equal(bp_expvar_unpublish_func("fnm_b"), 0);
+    assert_int_equal(bp_expvar_unpublish_func("fnm_c"), 0);
+    all = bp_prometheus_all();
+    assert_null(strstr(all, "{var="));
+    assert_non_null(strstr(all, "pool=\"fnm_pool\""));
+    free(all);
     bp_pool_destroy(pool);
 }
 
@@ -286,6 +360,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(export_names_are_whole_and_valid),
         cmocka_unit_test(advisor_ignores_zero_lengths),
         cmocka_unit_test(function_variables),
+        cmocka_unit_test(function_variables_give_prometheus_numbers),
         cmocka_unit_test(publish_refuses_duplicates_and_destroy_unpublishes),
         cmocka_unit_test(debug_vars_carry_the_seed_shape_and_details),
         cmocka_unit_test(prometheus_output_passes_promtool),

@@ -107,6 +107,13 @@ static void completion_is_a_reference(void **state) {
                                     ".taken == 1 and .nbufs == 4 and .buf_size == 1024"),
                      0);
     free(vars);
+    char *prom = bp_prometheus_all(); /* and as /metrics shows it */
+    assert_non_null(strstr(prom, "bytepool_uring_in_kernel{var=\"ring_t1\"} 3\n"));
+    assert_non_null(strstr(prom, "bytepool_uring_in_program{var=\"ring_t1\"} 1\n"));
+    assert_non_null(strstr(prom, "# TYPE bytepool_uring_taken_total counter\n"
+                                 "bytepool_uring_taken_total{var=\"ring_t1\"} 1\n"));
+    assert_non_null(strstr(prom, "bytepool_uring_enobufs_total{var=\"ring_t1\"} 0\n"));
+    free(prom);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, release_there, slice), 0);
     void *rc;

@@ -399,8 +399,11 @@ BP_COLD static int drop_full(void *p, const char *op) {
 /* Outside the reserved range (segments mapped on their own, oversize
  * buffers, foreign memory): the radix map, then the same steps. */
 BP_COLD static int put_far(bp_pool *pool, void *p, bool owner, const char *op) {
-    bp_seg *seg = bp__seg_of(p);
+    bp_seg *seg;
     int r;
+    if (bp__near(p, &seg)) /* the fast path had it: flagged, another pool, raced or bad */
+        return drop_slow(owner ? pool : NULL, !owner, p, op);
+    seg = bp__seg_far(p);
     if (seg && (!owner || seg->pool == pool) &&
         (r = drop_fast(owner ? pool : seg->pool, seg, p, owner)) >= 0)
         return r == 0 ? 0 : drop_full(p, op);

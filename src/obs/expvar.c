@@ -23,6 +23,7 @@ typedef struct ev_entry {
     char *prefix;  /* a pool's prefix, or a function variable's name */
     bp_pool *pool; /* NULL for a function variable */
     char *(*fn)(void *ctx);
+    size_t (*metrics)(void *ctx, bp_metric *out, size_t cap); /* or NULL */
     void *ctx;
     struct ev_entry *next;
 } ev_entry;
@@ -46,22 +47,32 @@ static void ev_lock(void) {
     pthread_mutex_lock(&ev_mu);
 }
 
-static int insert(const char *prefix, bp_pool *pool, char *(*fn)(void *), void *ctx);
+static int insert(const char *prefix, bp_pool *pool, const ev_entry *with);
 
 int bp_expvar_publish(bp_pool *pool, const char *prefix) {
     if (!pool || !prefix || !bp__utf8_valid(prefix)) /* names must stay valid JSON and text */
         return bp__refuse_user(pool, EINVAL, "bp_expvar_publish", prefix);
-    return insert(prefix, pool, NULL, NULL);
+    return insert(prefix, pool, NULL);
 }
 
 int bp_expvar_publish_func(const char *name, char *(*fn)(void *ctx), void *ctx) {
     if (!name || !fn || !bp__utf8_valid(name))
         return bp__refuse_user(NULL, EINVAL, "bp_expvar_publish_func", name);
-    return insert(name, NULL, fn, ctx);
+    ev_entry with = {.fn = fn, .ctx = ctx};
+    return insert(name, NULL, &with);
 }
 
-/* Names are unique across pools and functions; the list stays sorted. */
-static int insert(const char *prefix, bp_pool *pool, char *(*fn)(void *), void *ctx) {
+int bp_expvar_publish_metrics(const char *name, char *(*fn)(void *ctx),
+                              size_t (*metrics)(void *ctx, bp_metric *out, size_t cap), void *ctx) {
+    if (!name || !fn || !metrics || !bp__utf8_valid(name))
+        return bp__refuse_user(NULL, EINVAL, "bp_expvar_publish_metrics", name);
+    ev_entry with = {.fn = fn, .metrics = metrics, .ctx = ctx};
+    return insert(name, NULL, &with);
+}
+
+/* Names are unique across pools and functions; the list stays sorted. A
+ * function variable's callbacks come in `with`. */
+static int insert(const char *prefix, bp_pool *pool, const ev_entry *with) {
     ev_entry *e = calloc(1, sizeof(*e));
     char *copy = strdup(prefix);
     if (!e || !copy) {
@@ -69,10 +80,10 @@ static int insert(const char *prefix, bp_pool *pool, char *(*fn)(void *), void *
         free(copy);
         return ENOMEM;
     }
+    if (with)
+        *e = *with;
     e->prefix = copy;
     e->pool = pool;
-    e->fn = fn;
-    e->ctx = ctx;
     ev_lock();
     int err = 0;
     ev_entry **link = &ev_list;
@@ -173,6 +184,17 @@ char *bp_expvar_json(void) {
     pthread_mutex_unlock(&ev_mu);
     bp__sb_printf(&b, "}\n");
     return bp__sb_finish(&b);
+}
+
+void bp__expvar_each_metrics(bp_ev_metrics_visit fn, void *ctx) {
+    bp_metric m[BP_METRICS_MAX];
+    ev_lock();
+    for (ev_entry *e = ev_list; e; e = e->next)
+        if (e->metrics) {
+            size_t n = e->metrics(e->ctx, m, BP_METRICS_MAX);
+            fn(ctx, e->prefix, m, n < BP_METRICS_MAX ? n : BP_METRICS_MAX);
+        }
+    pthread_mutex_unlock(&ev_mu);
 }
 
 /* prom.c walks the published pools with the registry locked. */

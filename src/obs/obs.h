@@ -27,6 +27,9 @@ BP_HIDDEN void bp__json_seed(bp_sbuf *b, bp_pool *pool);
 BP_HIDDEN void bp__json_detail(bp_sbuf *b, bp_pool *pool);
 typedef void (*bp_ev_visit)(void *ctx, bp_pool *pool, const char *prefix);
 BP_HIDDEN void bp__expvar_each(bp_ev_visit fn, void *ctx); /* registry locked */
+/* Every variable with metrics: its name and what its metrics function gave. */
+typedef void (*bp_ev_metrics_visit)(void *ctx, const char *name, const bp_metric *m, size_t n);
+BP_HIDDEN void bp__expvar_each_metrics(bp_ev_metrics_visit fn, void *ctx); /* registry locked */
 
 /* advisor.c */
 BP_HIDDEN int bp__pool_advice(bp_pool *pool, size_t max_tiers, unsigned flags, bp_advice *out);

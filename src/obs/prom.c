@@ -18,9 +18,18 @@ typedef struct prom_pool {
     bp_advice adv;
 } prom_pool;
 
+typedef struct prom_sample { /* a number of a function variable */
+    char *var;               /* a copy, as prom_pool's name */
+    char family[72];         /* name, plus _total for a counter */
+    bp_metric m;
+    size_t order; /* the family's first keeps its help and type */
+} prom_sample;
+
 typedef struct prom_set {
     prom_pool *p;
     size_t n, cap;
+    prom_sample *m;
+    size_t nm, capm;
     bool oom;
 } prom_set;
 
@@ -73,6 +82,90 @@ static void write_set(bp_sbuf *b, const prom_set *s) {
     }
 }
 
+/* [a-z_][a-z0-9_]*, 1..64 characters: a name no label or suffix can break. */
+static bool metric_name_ok(const char *n) {
+    size_t len = 0;
+    for (; n && n[len]; len++)
+        if (!((n[len] >= 'a' && n[len] <= 'z') || n[len] == '_' ||
+              (len && n[len] >= '0' && n[len] <= '9')))
+            return false;
+    return len >= 1 && len <= 64;
+}
+
+/* Whether a pool family is called `family` (after the counter suffix). */
+static bool pool_family(const char *family) {
+#define BP_PROM_NAME_(field, m, type, help)                                                        \
+    if (!strcmp(family, strcmp(#type, "counter") ? #m : #m "_total"))                              \
+        return true;
+    BP_POOL_STAT_FIELDS(BP_PROM_NAME_)
+    BP_TIER_STAT_FIELDS(BP_PROM_NAME_)
+    return !strcmp(family, "waste_bytes");
+}
+
+/* HELP text: backslash and newline escaped, as the format asks. */
+static void help_text(bp_sbuf *b, const char *h) {
+    for (; h && *h; h++)
+        if (*h == '\\')
+            bp__sb_printf(b, "\\\\");
+        else if (*h == '\n')
+            bp__sb_printf(b, "\\n");
+        else
+            bp__sb_printf(b, "%c", *h);
+}
+
+static int by_family(const void *a, const void *b) {
+    const prom_sample *x = a, *y = b;
+    int c = strcmp(x->family, y->family);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+static void write_metrics(bp_sbuf *b, prom_set *s) {
+    qsort(s->m, s->nm, sizeof(*s->m), by_family);
+    const prom_sample *first = NULL;
+    for (size_t i = 0; i < s->nm; i++) {
+        const prom_sample *x = &s->m[i];
+        if (!first || strcmp(first->family, x->family)) {
+            first = x;
+            bp__sb_printf(b, "# HELP bytepool_%s ", x->family);
+            help_text(b, x->m.help);
+            bp__sb_printf(b, "\n# TYPE bytepool_%s %s\n", x->family,
+                          x->m.counter ? "counter" : "gauge");
+        } else if (!x->m.counter != !first->m.counter) {
+            continue; /* a type other than the family's */
+        }
+        bp__sb_printf(b, "bytepool_%s{var=\"", x->family);
+        label(b, x->var);
+        bp__sb_printf(b, "\"} %" PRIu64 "\n", x->m.value);
+    }
+}
+
+static void add_metrics(void *ctx, const char *name, const bp_metric *m, size_t n) {
+    prom_set *s = ctx;
+    for (size_t i = 0; i < n && !s->oom; i++) {
+        prom_sample x = {NULL, {0}, m[i], s->nm};
+        if (!metric_name_ok(m[i].name))
+            continue;
+        snprintf(x.family, sizeof x.family, "%s%s", m[i].name, m[i].counter ? "_total" : "");
+        if (pool_family(x.family))
+            continue;
+        if (s->nm == s->capm) {
+            size_t cap = s->capm ? s->capm * 2 : 16;
+            prom_sample *p = realloc(s->m, cap * sizeof(*p));
+            if (!p) {
+                s->oom = true;
+                return;
+            }
+            s->m = p;
+            s->capm = cap;
+        }
+        if (!(x.var = strdup(name))) {
+            s->oom = true;
+            return;
+        }
+        s->m[s->nm++] = x;
+    }
+}
+
 static void add(void *ctx, bp_pool *pool, const char *name) {
     prom_set *s = ctx;
     if (s->n == s->cap) {
@@ -98,12 +191,17 @@ static void add(void *ctx, bp_pool *pool, const char *name) {
 
 static char *finish(prom_set *s) {
     bp_sbuf b = {0};
-    if (!s->oom)
+    if (!s->oom) {
         write_set(&b, s);
+        write_metrics(&b, s);
+    }
     b.oom |= s->oom;
     for (size_t i = 0; i < s->n; i++)
         free(s->p[i].name);
     free(s->p);
+    for (size_t i = 0; i < s->nm; i++)
+        free(s->m[i].var);
+    free(s->m);
     return bp__sb_finish(&b);
 }
 
@@ -120,5 +218,6 @@ char *bp_pool_stats_prometheus(bp_pool *pool, const char *name) {
 char *bp_prometheus_all(void) {
     prom_set s = {0};
     bp__expvar_each(add, &s);
+    bp__expvar_each_metrics(add_metrics, &s);
     return finish(&s);
 }

@@ -334,13 +334,31 @@ static char *ring_json(void *ctx) {
     return s;
 }
 
+/* The same numbers for /metrics: bytepool_uring_*{var="<name>"}. */
+static size_t ring_metrics(void *ctx, bp_metric *out, size_t cap) {
+    bp_uring_bufs *b = ctx;
+    bp_uring_stats st;
+    bp_uring_bufs_stats(b, &st);
+    const bp_metric m[] = {
+        {"uring_buffers", "Buffers of the io_uring provided buffer ring", 0, st.nbufs},
+        {"uring_in_kernel", "Ring buffers the kernel may fill", 0, st.in_kernel},
+        {"uring_in_program", "Ring buffers the program still holds", 0, st.in_program},
+        {"uring_taken", "Completions turned into references", 1, st.taken},
+        {"uring_returned", "Buffers given back to the kernel", 1, st.returned},
+        {"uring_enobufs", "Completions that found the ring empty", 1, st.enobufs},
+    };
+    size_t n = sizeof m / sizeof m[0] < cap ? sizeof m / sizeof m[0] : cap;
+    memcpy(out, m, n * sizeof m[0]);
+    return n;
+}
+
 int bp_uring_bufs_publish(bp_uring_bufs *b, const char *name) {
     if (!b || !name || b->published)
         return EINVAL;
     char *copy = strdup(name);
     if (!copy)
         return ENOMEM;
-    int err = bp_expvar_publish_func(name, ring_json, b);
+    int err = bp_expvar_publish_metrics(name, ring_json, ring_metrics, b);
     if (err) {
         free(copy);
         return err;
