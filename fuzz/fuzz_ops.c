@@ -21,6 +21,8 @@
  */
 #include <bytepool.h>
 
+#include "check.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,13 +57,7 @@ static unsigned char foreign[256];
 static const size_t tiers[] = {64, 100, 128, 1000, 4096, 5000, 65536, 262144};
 #define NTIERS (sizeof(tiers) / sizeof(tiers[0]))
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "divergence at %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#define CHECK(cond) FUZZ_CHECK(cond)
 
 static size_t expected_cap(size_t len) {
     for (size_t i = 0; i < NTIERS; i++)

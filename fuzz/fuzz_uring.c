@@ -13,13 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define MODEL_CHECK(cond)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "divergence at %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
+#define MODEL_CHECK(cond) FUZZ_CHECK(cond)
 #include "uring_model.h"
 
 static struct io_uring ring;

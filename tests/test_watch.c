@@ -84,6 +84,13 @@ static void every_drop_path_fires(void **state) {
     assert_int_equal(bp_release_n(q, 2), 0);
     assert_int_equal(c.calls, 3);
     assert_int_equal(bp_refcount(q), 0);
+    void *again = bp_get(pool, 100); /* the same slot (the bin is LIFO): no stale claim */
+    assert_ptr_equal(again, q);
+    bp_retain(again);
+    assert_int_equal(bp_watch(again, &c.w), 0);
+    assert_int_equal(bp_release(again), 0);
+    assert_int_equal(c.calls, 4);
+    bp_put(pool, again);
     bp_stats st;
     bp_pool_stats(pool, &st);
     assert_int_equal(st.outstanding, 0);

@@ -311,6 +311,8 @@ BP_COLD static int drop_slow(bp_pool *expect, bool any_pool, void *p, const char
     if ((v & BP_RC_COUNT) == 2 && (v & BP_RC_WATCHED))
         bp__watch_fire(seg, idx);
     if ((v & BP_RC_COUNT) == 1) {
+        if (v & BP_RC_WATCHED) /* the watcher's reference went too: no call, no claim left */
+            bp__watch_forget(seg, idx);
         if (v & BP_RC_SAMPLED) {
             bp__pool_lock(seg->pool);
             bp__leak_forget(seg->pool, bp__seg_buf(seg, idx));

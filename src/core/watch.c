@@ -101,3 +101,5 @@ void bp__watch_fire(bp_seg *seg, uint32_t idx) {
     bp_watcher *w = atomic_exchange_explicit(&t[idx], NULL, memory_order_relaxed);
     w->fn(w, bp__seg_buf(seg, idx));
 }
+
+void bp__watch_forget(bp_seg *seg, uint32_t idx) { st_rlx(&ld_acq(&seg->watch)[idx], NULL); }
