@@ -533,6 +533,7 @@ BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx);                 
 /* watch.c: a drop took a watched count down to 1 (and cleared the flag) */
 BP_HIDDEN void bp__watch_fire(bp_seg *seg, uint32_t idx);
 BP_HIDDEN void bp__watch_forget(bp_seg *seg, uint32_t idx); /* a watched buffer was freed */
+BP_HIDDEN void bp__watch_free(bp_seg *seg);                 /* the segment goes */
 
 /* leaks.c (pool lock held) */
 BP_HIDDEN void bp__leak_record(bp_pool *pool, void *p, size_t len, void *site);

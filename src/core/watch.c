@@ -14,7 +14,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <stdlib.h>
 
 /* The count of the live buffer containing p, or NULL (refused: EINVAL for
  * anything but a live buffer of some pool). */
@@ -31,20 +30,35 @@ static _Atomic uint32_t *watched_count(void *p, const char *op, bp_seg **segp, u
     return &seg->rc[idx];
 }
 
+/* The table's mapping: pages from the OS, not malloc, because its only
+ * pointer lives in the segment header, which leak checkers do not scan
+ * (the table of a live pool at exit is no leak), and untouched pages of a
+ * large table cost nothing. */
+static size_t table_bytes(const bp_seg *seg) {
+    size_t page = bp__os_page();
+    return ((size_t)seg->nslots * sizeof(bp_watcher *) + page - 1) & ~(page - 1);
+}
+
 /* The segment's table, made on first use. The caller holds a reference, so
  * the segment (and the table, freed with it) outlives this call. */
 static _Atomic(bp_watcher *) *watch_table(bp_seg *seg) {
     _Atomic(bp_watcher *) *t = ld_acq(&seg->watch);
     if (t)
         return t;
-    _Atomic(bp_watcher *) *mine = calloc(seg->nslots, sizeof(*mine));
+    _Atomic(bp_watcher *) *mine = bp__os_map(table_bytes(seg), bp__os_page()); /* zeros */
     if (!mine)
         return NULL;
     if (atomic_compare_exchange_strong_explicit(&seg->watch, &t, mine, memory_order_acq_rel,
                                                 memory_order_acquire))
         return mine;
-    free(mine); /* another thread made it first */
+    bp__os_unmap(mine, table_bytes(seg)); /* another thread made it first */
     return t;
+}
+
+void bp__watch_free(bp_seg *seg) {
+    _Atomic(bp_watcher *) *t = ld_rlx(&seg->watch);
+    if (t)
+        bp__os_unmap(t, table_bytes(seg));
 }
 
 int bp_watch(void *p, bp_watcher *w) {

@@ -120,7 +120,8 @@ static int by_family(const void *a, const void *b) {
 }
 
 static void write_metrics(bp_sbuf *b, prom_set *s) {
-    qsort(s->m, s->nm, sizeof(*s->m), by_family);
+    if (s->nm) /* qsort's base may not be NULL, even for no elements */
+        qsort(s->m, s->nm, sizeof(*s->m), by_family);
     const prom_sample *first = NULL;
     for (size_t i = 0; i < s->nm; i++) {
         const prom_sample *x = &s->m[i];
