@@ -300,15 +300,6 @@ static void random_state_machine(fixture *f, unsigned flags, unsigned seed, int 
     model_run(f->pool, &f->ring, 7, flags, &in);
 }
 
-/* A completion for buffer bid of res bytes, as the kernel makes one. */
-static struct io_uring_cqe fake_cqe(unsigned bid, int res) {
-    struct io_uring_cqe cqe;
-    memset(&cqe, 0, sizeof cqe);
-    cqe.res = res;
-    cqe.flags = IORING_CQE_F_BUFFER | (bid << IORING_CQE_BUFFER_SHIFT);
-    return cqe;
-}
-
 typedef struct handoff {
     void *p[16];
     int n;
@@ -335,7 +326,7 @@ static void releases_elsewhere_come_back_through_the_stack(void **state) {
         assert_non_null(b);
         handoff h[2] = {{{0}, 0}, {{0}, 0}};
         for (unsigned bid = 0; bid < 16; bid++) {
-            struct io_uring_cqe cqe = fake_cqe(bid, 100);
+            struct io_uring_cqe cqe = model_cqe(bid, 100, 0);
             size_t len;
             char *p = bp_uring_bufs_take(b, &cqe, &len);
             assert_non_null(p);
@@ -375,7 +366,7 @@ static void an_empty_completion_recycles_at_once(void **state) {
     NEED_URING(f);
     bp_uring_bufs *b = bp_uring_bufs_new(f->pool, &f->ring, 10, 512, 2, 0);
     assert_non_null(b);
-    struct io_uring_cqe cqe = fake_cqe(1, 0);
+    struct io_uring_cqe cqe = model_cqe(1, 0, 0);
     size_t len = 7;
     errno = 0;
     assert_null(bp_uring_bufs_take(b, &cqe, &len));

@@ -36,6 +36,15 @@ typedef struct model_bytes {
 
 static inline unsigned model_next(model_bytes *in) { return in->at < in->n ? in->p[in->at++] : 0; }
 
+/* A completion of res bytes into buffer bid, as the kernel makes one. */
+static inline struct io_uring_cqe model_cqe(unsigned bid, int res, unsigned flags) {
+    struct io_uring_cqe cqe;
+    memset(&cqe, 0, sizeof cqe);
+    cqe.res = res;
+    cqe.flags = IORING_CQE_F_BUFFER | (bid << IORING_CQE_BUFFER_SHIFT) | flags;
+    return cqe;
+}
+
 /* Runs the steps in `in` on a new ring of group bgid; returns false when
  * the kernel has no incremental mode (flags BP_URING_INC), true otherwise. */
 static bool model_run(bp_pool *pool, struct io_uring *ring, unsigned short bgid, unsigned flags,
@@ -63,11 +72,8 @@ static bool model_run(bp_pool *pool, struct io_uring *ring, unsigned short bgid,
             size_t room = MODEL_BUF_SIZE - off[bid];
             size_t res = 1 + (arg >> 1) % room;
             bool more = (flags & BP_URING_INC) && res < room && (arg & 1);
-            struct io_uring_cqe cqe;
-            memset(&cqe, 0, sizeof cqe);
-            cqe.res = (int)res;
-            cqe.flags = IORING_CQE_F_BUFFER | ((unsigned)bid << IORING_CQE_BUFFER_SHIFT) |
-                        (more ? IORING_CQE_F_BUF_MORE : 0);
+            struct io_uring_cqe cqe =
+                model_cqe((unsigned)bid, (int)res, more ? IORING_CQE_F_BUF_MORE : 0);
             size_t len = 0;
             unsigned char *p = bp_uring_bufs_take(b, &cqe, &len);
             MODEL_CHECK(p != NULL);

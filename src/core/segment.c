@@ -234,8 +234,8 @@ void bp__seg_free(bp_seg *seg) {
     pool->nsegs--;
     pool->os_returned += seg->map_bytes;
     size_t map_bytes = seg->map_bytes;
-    bp__watch_free(seg); /* no buffer is live: no watch can fire */
-    if (bp__resv_owns(seg)) {          /* the extent stays mapped, reading as zeros */
+    bp__watch_free(seg);      /* no buffer is live: no watch can fire */
+    if (bp__resv_owns(seg)) { /* the extent stays mapped, reading as zeros */
         track_unmap(seg, map_bytes);
         bp__resv_free(seg);
     } else { /* mapped on its own: a tombstone */

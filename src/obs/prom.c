@@ -33,17 +33,33 @@ typedef struct prom_set {
     bool oom;
 } prom_set;
 
-static void label(bp_sbuf *b, const char *v) {
-    for (; *v; v++) {
+/* Backslash and newline escaped, and '"' too in a label value (HELP text
+ * keeps its quotes), as the format asks. */
+static void escaped(bp_sbuf *b, const char *v, bool quote) {
+    for (; v && *v; v++) {
         if (*v == '\\')
             bp__sb_printf(b, "\\\\");
-        else if (*v == '"')
+        else if (*v == '"' && quote)
             bp__sb_printf(b, "\\\"");
         else if (*v == '\n')
             bp__sb_printf(b, "\\n");
         else
             bp__sb_printf(b, "%c", *v);
     }
+}
+
+static void label(bp_sbuf *b, const char *v) { escaped(b, v, true); }
+
+/* arr (n used of *cap elements of elem bytes) with room for one more: arr
+ * itself, a larger copy, or NULL when out of memory (arr stays as it was). */
+static void *grow(void *arr, size_t n, size_t *cap, size_t elem, size_t first) {
+    if (n < *cap)
+        return arr;
+    size_t c = *cap ? *cap * 2 : first;
+    void *p = realloc(arr, c * elem);
+    if (p)
+        *cap = c;
+    return p;
 }
 
 static void series(bp_sbuf *b, const char *metric, const char *pool, const char *extra,
@@ -102,17 +118,6 @@ static bool pool_family(const char *family) {
     return !strcmp(family, "waste_bytes");
 }
 
-/* HELP text: backslash and newline escaped, as the format asks. */
-static void help_text(bp_sbuf *b, const char *h) {
-    for (; h && *h; h++)
-        if (*h == '\\')
-            bp__sb_printf(b, "\\\\");
-        else if (*h == '\n')
-            bp__sb_printf(b, "\\n");
-        else
-            bp__sb_printf(b, "%c", *h);
-}
-
 static int by_family(const void *a, const void *b) {
     const prom_sample *x = a, *y = b;
     int c = strcmp(x->family, y->family);
@@ -128,7 +133,7 @@ static void write_metrics(bp_sbuf *b, prom_set *s) {
         if (!first || strcmp(first->family, x->family)) {
             first = x;
             bp__sb_printf(b, "# HELP bytepool_%s ", x->family);
-            help_text(b, x->m.help);
+            escaped(b, x->m.help, false);
             bp__sb_printf(b, "\n# TYPE bytepool_%s %s\n", x->family,
                           x->m.counter ? "counter" : "gauge");
         } else if (!x->m.counter != !first->m.counter) {
@@ -149,17 +154,10 @@ static void add_metrics(void *ctx, const char *name, const bp_metric *m, size_t 
         snprintf(x.family, sizeof x.family, "%s%s", m[i].name, m[i].counter ? "_total" : "");
         if (pool_family(x.family))
             continue;
-        if (s->nm == s->capm) {
-            size_t cap = s->capm ? s->capm * 2 : 16;
-            prom_sample *p = realloc(s->m, cap * sizeof(*p));
-            if (!p) {
-                s->oom = true;
-                return;
-            }
-            s->m = p;
-            s->capm = cap;
-        }
-        if (!(x.var = strdup(name))) {
+        prom_sample *more = grow(s->m, s->nm, &s->capm, sizeof(*s->m), 16);
+        if (more)
+            s->m = more;
+        if (!more || !(x.var = strdup(name))) {
             s->oom = true;
             return;
         }
@@ -169,16 +167,12 @@ static void add_metrics(void *ctx, const char *name, const bp_metric *m, size_t 
 
 static void add(void *ctx, bp_pool *pool, const char *name) {
     prom_set *s = ctx;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 8;
-        prom_pool *p = realloc(s->p, cap * sizeof(prom_pool));
-        if (!p) {
-            s->oom = true;
-            return;
-        }
-        s->p = p;
-        s->cap = cap;
+    prom_pool *more = grow(s->p, s->n, &s->cap, sizeof(*s->p), 8);
+    if (!more) {
+        s->oom = true;
+        return;
     }
+    s->p = more;
     prom_pool *x = &s->p[s->n];
     x->name = strdup(name);
     if (!x->name) {
