@@ -14,7 +14,7 @@ pid=$!
 exec 3>"$fifo" # keeps the server's stdin open; closing it stops the server
 cleanup() { exec 3>&-; wait $pid 2>/dev/null || true; }
 trap cleanup EXIT
-for _ in $(seq 50); do [ -s "$out/port" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$out/port" ] && break; sleep 0.1; done # up to 30 s: sanitizer builds start slowly
 port=$(cat "$out/port"); base="http://127.0.0.1:$port"
 fail() { echo "FAIL: $*"; exit 1; }
 

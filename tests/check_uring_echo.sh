@@ -14,7 +14,8 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 for mode in "--bufs pool --nbufs 64" "--bufs pool --inc" "--bufs private"; do
   "$server" --port 0 $mode > "$tmp/out" 2> "$tmp/err" &
   pid=$!
-  for _ in $(seq 50); do [ -s "$tmp/out" ] && break; sleep 0.1; done
+  # its port, a whole line (up to 30 s: a sanitizer build on a loaded machine is slow to start)
+  for _ in $(seq 300); do [ "$(wc -l < "$tmp/out")" -ge 1 ] && break; sleep 0.1; done
   if grep -q "io_uring_queue_init" "$tmp/err"; then
     echo "io_uring not available here: skipped ($(cat "$tmp/err"))"; exit 0
   fi
@@ -22,6 +23,7 @@ for mode in "--bufs pool --nbufs 64" "--bufs pool --inc" "--bufs private"; do
     echo "[$mode] the kernel has no incremental buffer rings: skipped"; wait $pid || true; continue
   fi
   port=$(head -1 "$tmp/out")
+  [ -n "$port" ] || { kill $pid; cat "$tmp/err"; echo "FAIL: [$mode] the server printed no port"; exit 1; }
   "$client" --port "$port" --conns 200 --bytes 50000 --chunk 3000 || { kill $pid; echo "FAIL: [$mode] echo"; exit 1; }
   kill -TERM $pid
   rc=0; wait $pid || rc=$?
@@ -38,7 +40,7 @@ browser=$(command -v chromium || true)
 if [ -n "$browser" ]; then
   "$server" --port 0 --http 127.0.0.1:0 > "$tmp/out" 2> "$tmp/err" &
   pid=$!
-  for _ in $(seq 50); do [ "$(wc -l < "$tmp/out")" -ge 2 ] && break; sleep 0.1; done
+  for _ in $(seq 300); do [ "$(wc -l < "$tmp/out")" -ge 2 ] && break; sleep 0.1; done
   hport=$(sed -n 's/^http //p' "$tmp/out")
   if [ -n "$hport" ]; then
     "$client" --port "$(head -1 "$tmp/out")" --conns 20 --bytes 20000 --hold-ms 3000 > /dev/null &
