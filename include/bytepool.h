@@ -362,11 +362,30 @@ struct bp_watcher {
  * bp_unwatch has returned 0. Thread-safe. */
 BP_API int bp_watch(void *p, bp_watcher *w);
 
-/* Disarms the watch on the buffer containing p. Returns 0 (disarmed: fn
- * will not run), EALREADY (no watch is armed: it never was, or it fired,
- * maybe on another thread at this moment: its fn runs or has run) or
- * EINVAL (p not inside a live buffer). Thread-safe. */
+/* As bp_watch, but the watch is the caller's own: bp_unwatch refuses it
+ * (EPERM) and only bp_unwatch_owned with the same w disarms it. For a
+ * component that lends buffers and must know whether its watcher will run
+ * (libbytepool_uring's rings use it). w must not have its lowest address bit
+ * set (any real object's address qualifies). Thread-safe. */
+BP_API int bp_watch_owned(void *p, bp_watcher *w);
+
+/* Disarms the watch on the buffer containing p. The caller need not hold a
+ * reference: the call pins the buffer while it works, so a racing final
+ * release cannot free it underneath (if the buffer's last other reference
+ * goes meanwhile, the buffer goes home on this thread when the call
+ * returns). Returns 0 (disarmed: fn will not run), EALREADY (no watch is
+ * armed: it never was, it is being armed, or it fired, maybe on another
+ * thread at this moment: its fn runs or has run), EPERM (the watch was
+ * armed with bp_watch_owned: only its owner disarms it) or EINVAL (p not
+ * inside a live buffer). Thread-safe. */
 BP_API int bp_unwatch(void *p);
+
+/* Disarms the watch on the buffer containing p only if w is the armed
+ * watcher (armed with bp_watch or bp_watch_owned). Returns 0 (disarmed: fn
+ * will not run), EALREADY (no watch is armed, or w's fired: its fn runs or
+ * has run), EPERM (another watcher is armed; nothing changes) or EINVAL
+ * (w NULL, p not inside a live buffer). Thread-safe, as bp_unwatch. */
+BP_API int bp_unwatch_owned(void *p, bp_watcher *w);
 
 /* n buffers of at least len bytes each into out[0..n), all or nothing (as
  * DPDK's rte_mempool_get_bulk): returns 0, or an errno value with nothing

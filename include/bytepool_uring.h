@@ -18,8 +18,9 @@
  *           they are all released
  * The library keeps one reference of its own on every buffer, so a buffer is
  * never reused while anything else holds one. Buffers in the program state
- * carry the ring's return watch: do not bp_watch them yourself (it works,
- * but the ring then polls those by count).
+ * carry the ring's own return watch (bp_watch_owned): bp_watch on them
+ * fails with EBUSY and bp_unwatch with EPERM, so the ring always knows
+ * whether its watcher will run.
  *
  * liburing.h, which this header includes, needs _GNU_SOURCE (or -std=gnu11)
  * defined before the first system header.
@@ -45,6 +46,11 @@ typedef struct bp_uring_bufs bp_uring_bufs;
 #define BP_URING_INC                                                                               \
     0x1u /* incremental consumption (IOU_PBUF_RING_INC, Linux 6.12): one buffer serves several     \
             completions, packed one after another */
+#define BP_URING_CHECKED                                                                           \
+    0x2u /* bp_uring_bufs_take verifies that the kernel took each buffer out of this ring (one    \
+            io_uring_register call per batch of completions; Linux 6.8): a completion of another \
+            group is refused with EINVAL instead of handing out a buffer the kernel may still   \
+            fill. For tests and debugging */
 
 typedef struct bp_uring_stats {
     size_t nbufs;      /* buffers of the ring */
@@ -61,19 +67,34 @@ typedef struct bp_uring_stats {
  * NULL with errno EINVAL (NULL pool or ring, buf_size 0 or above the pool's
  * largest tier, nbufs not a power of two, an unknown flag), ENOMEM (the pool
  * or the OS refused), EOPNOTSUPP (the kernel has no incremental mode, for
- * BP_URING_INC) or the error of io_uring_register_buf_ring (EEXIST: bgid
+ * BP_URING_INC, or cannot report its head, for BP_URING_CHECKED) or the error of io_uring_register_buf_ring (EEXIST: bgid
  * taken). Destroy it before the pool and the io_uring. */
 BP_API bp_uring_bufs *bp_uring_bufs_new(bp_pool *pool, struct io_uring *ring, unsigned short bgid,
                                         size_t buf_size, unsigned nbufs, unsigned flags);
 
 /* The bytes of a completion of this group (IORING_CQE_F_BUFFER set): a
  * pointer into the buffer holding one reference for the caller, who drops
- * it with bp_release (from any thread); *len = cqe->res. NULL with errno
- * ENOBUFS (the ring was empty: counted; replenish, then re-arm the request),
- * ENODATA (a buffer came back with no bytes: it is recycled), EINVAL (no
- * buffer, another group's or an unknown buffer id), or -cqe->res for another
- * error. */
+ * it with bp_release (from any thread); *len = cqe->res, cut to the bytes
+ * left in the buffer. NULL with errno ENOBUFS (the ring was empty:
+ * counted; replenish, then re-arm the request), ENODATA (a buffer came back
+ * with no bytes: it is recycled), EINVAL (no buffer, a buffer id unknown to
+ * this ring or already taken), or -cqe->res for another error.
+ *
+ * Precondition: cqe completes a request that named this ring's group
+ * (sqe->buf_group == bgid). A completion does not carry its group, so a
+ * completion of another group that names a buffer id this ring has in the
+ * kernel cannot be told apart: taking it hands out a buffer the kernel may
+ * still fill, and the next replenish gives it to the kernel twice. Programs
+ * with several rings pass the group the request named to
+ * bp_uring_bufs_take_bgid, and BP_URING_CHECKED verifies it against the
+ * kernel. */
 BP_API void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cqe *cqe, size_t *len);
+
+/* bp_uring_bufs_take for a completion of a request that named group bgid
+ * (the program keeps it with the request, e.g. behind user_data): EINVAL,
+ * nothing taken, when bgid is not this ring's group. */
+BP_API void *bp_uring_bufs_take_bgid(bp_uring_bufs *b, unsigned bgid,
+                                     const struct io_uring_cqe *cqe, size_t *len);
 
 /* Gives the kernel back every buffer the kernel is done with and whose
  * every reference from the program has been released since; returns how

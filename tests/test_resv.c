@@ -62,8 +62,65 @@ static size_t vm_size(void) {
     return pages * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Child mode, BYTEPOOL_RESERVE_BYTES=64M: a tier segment larger than the
+ * step the range grows by. "alone": nothing above the range, the first get
+ * is served inside the reservation. "neighbour": the program's own mapping
+ * one step above the range; the segment must not be committed over it. */
+static int grow_main(const char *how) {
+    const size_t big = (size_t)150 << 20, step = (size_t)64 << 20;
+    const size_t sizes[] = {4096, big};
+    bp_pool *pool = new_pool_sizes(sizes, 2);
+    /* Free address space above the range, where it could grow: a hole whose
+     * lower part is opened just before the first reservation, which the OS
+     * then places at the hole's top (mmap hands out addresses top-down);
+     * the rest of the hole is opened after it. */
+    const size_t hole = (size_t)1 << 30, low = (size_t)96 << 20;
+    uint8_t *h = mmap(NULL, hole, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (h == MAP_FAILED || munmap(h, low) != 0)
+        return 29;
+    void *small = bp_get(pool, 4096); /* the first reservation: 64 MiB */
+    uint8_t *base = (uint8_t *)atomic_load(&bp__resv.base);
+    munmap(h + low, hole - low);
+    if (!small || !base || bp__resv_reserved() != step)
+        return 30;
+    uint8_t *probe = mmap(base + step, 3 * step, PROT_NONE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (probe != base + step)
+        return 38; /* no room above the range: the test cannot tell */
+    munmap(probe, 3 * step);
+    uint8_t *mine = NULL;
+    const size_t mine_len = (size_t)256 << 20;
+    if (!strcmp(how, "neighbour")) {
+        mine = mmap(base + 2 * step, mine_len, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (mine != base + 2 * step)
+            return 31; /* the address was taken already: the test cannot tell */
+        for (size_t off = 0; off < mine_len; off += 4096)
+            mine[off] = 0xab;
+    }
+    uint8_t *p = bp_get(pool, big);
+    if (!p)
+        return 32; /* a spurious ENOMEM: the range grew by less than the segment */
+    if (bp_cap(p) != big || bp_refcount(p + big - 1) != 1)
+        return 33;
+    if (mine && p + big > mine && p < mine + mine_len)
+        return 34; /* the buffer overlaps the program's own mapping */
+    uintptr_t lim = (uintptr_t)base + bp__resv_reserved();
+    if ((uintptr_t)p - (uintptr_t)base < atomic_load(&bp__resv.lim) && (uintptr_t)p + big > lim)
+        return 35; /* committed past the end of the reservation */
+    memset(p, 0x5a, big);
+    for (size_t off = 0; mine && off < mine_len; off += 4096)
+        if (mine[off] != 0xab)
+            return 36; /* the program's pages were overwritten */
+    if (bp_put(pool, p) != 0 || bp_put(pool, small) != 0)
+        return 37;
+    return (int)bp_pool_destroy(pool);
+}
+
 /* Child mode: no reservation possible, then the same contract. */
 static int child_main(const char *how) {
+    if (!strncmp(how, "grow-", 5))
+        return grow_main(how + 5);
     if (!strcmp(how, "rlimit")) {
         struct rlimit rl = {vm_size() + (512u << 20), vm_size() + (512u << 20)};
         if (setrlimit(RLIMIT_AS, &rl) != 0)
@@ -132,6 +189,27 @@ static void refused_reservation_falls_back_to_the_radix_map(void **state) {
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+static void run_grow_child(const char *how) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "BYTEPOOL_RESERVE_BYTES=64M '%s' --child grow-%s", self, how);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* A segment larger than the growth step is served inside the range on the
+ * first try, never committed past the reservation's end. */
+static void range_grows_by_what_a_segment_needs(void **state) {
+    (void)state;
+    run_grow_child("alone");
+}
+
+/* ... and never over a mapping of the program's that lies above it. */
+static void range_never_commits_over_a_neighbour(void **state) {
+    (void)state;
+    run_grow_child("neighbour");
+}
+
 int main(int argc, char **argv) {
     self = argv[0];
     if (argc == 3 && !strcmp(argv[1], "--child"))
@@ -140,6 +218,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(reserved_range_serves_tier_segments),
         cmocka_unit_test(freed_extents_are_refused_then_reused),
         cmocka_unit_test(refused_reservation_falls_back_to_the_radix_map),
+        cmocka_unit_test(range_grows_by_what_a_segment_needs),
+        cmocka_unit_test(range_never_commits_over_a_neighbour),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -385,6 +385,95 @@ static void state_machine_against_a_model(void **state) {
     }
 }
 
+/* A completion of group 2 offered to ring 1: refused when the caller names
+ * the group, and by BP_URING_CHECKED when it does not; ring 2 takes it. */
+static void another_groups_completion_is_refused(void **state) {
+    fixture *f = *state;
+    NEED_URING(f);
+    bp_uring_bufs *b1 = bp_uring_bufs_new(f->pool, &f->ring, 1, 1000, 4, BP_URING_CHECKED);
+    if (!b1 && errno == EOPNOTSUPP) {
+        fprintf(stderr, "kernel reports no buffer ring head (Linux < 6.8): skipped\n");
+        skip();
+    }
+    assert_non_null(b1);
+    bp_uring_bufs *b2 = bp_uring_bufs_new(f->pool, &f->ring, 2, 1000, 4, BP_URING_CHECKED);
+    assert_non_null(b2);
+    arm_recv(f, 2);
+    struct io_uring_cqe *cqe = send_and_wait(f, 'z', 100);
+    struct io_uring_cqe copy = *cqe;
+    io_uring_cqe_seen(&f->ring, cqe);
+    size_t len = 0;
+    errno = 0;
+    assert_null(bp_uring_bufs_take_bgid(b1, 2, &copy, &len)); /* the request named group 2 */
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(bp_uring_bufs_take(b1, &copy, &len)); /* ring 1 still has that buffer id queued */
+    assert_int_equal(errno, EINVAL);
+    bp_uring_stats st;
+    assert_int_equal(bp_uring_bufs_stats(b1, &st), 0);
+    assert_int_equal(st.in_kernel, 4); /* nothing taken, nothing to give twice */
+    assert_int_equal(st.taken, 0);
+    assert_int_equal(bp_uring_bufs_replenish(b1), 0);
+    char *p = bp_uring_bufs_take_bgid(b2, 2, &copy, &len);
+    assert_non_null(p);
+    assert_int_equal(len, 100);
+    assert_true(p[0] == 'z' && p[99] == 'z');
+    assert_int_equal(bp_release(p), 0);
+    assert_int_equal(bp_uring_bufs_replenish(b2), 1);
+    shutdown(f->fds[1], SHUT_WR);
+    assert_int_equal(io_uring_wait_cqe(&f->ring, &cqe), 0);
+    io_uring_cqe_seen(&f->ring, cqe);
+    assert_int_equal(bp_uring_bufs_destroy(b1), 0);
+    assert_int_equal(bp_uring_bufs_destroy(b2), 0);
+}
+
+/* A res larger than the buffer is cut to the buffer's capacity. */
+static void a_crafted_length_is_cut_to_the_buffer(void **state) {
+    fixture *f = *state;
+    NEED_URING(f);
+    bp_uring_bufs *b = bp_uring_bufs_new(f->pool, &f->ring, 3, 1000, 2, 0);
+    assert_non_null(b);
+    arm_recv(f, 3);
+    struct io_uring_cqe *cqe = send_and_wait(f, 'y', 10);
+    struct io_uring_cqe copy = *cqe;
+    io_uring_cqe_seen(&f->ring, cqe);
+    copy.res = 1 << 20;
+    size_t len = 0;
+    char *p = bp_uring_bufs_take(b, &copy, &len);
+    assert_non_null(p);
+    assert_int_equal(len, bp_cap(p)); /* 1024, not 1 MiB */
+    assert_int_equal(len, 1024);
+    assert_int_equal(bp_release(p), 0);
+    shutdown(f->fds[1], SHUT_WR);
+    assert_int_equal(io_uring_wait_cqe(&f->ring, &cqe), 0);
+    io_uring_cqe_seen(&f->ring, cqe);
+    assert_int_equal(bp_uring_bufs_destroy(b), 0);
+}
+
+/* The program cannot disarm the ring's return watch, so destroy never
+ * waits for a return that will not come. */
+static void the_rings_watch_is_its_own(void **state) {
+    fixture *f = *state;
+    NEED_URING(f);
+    bp_uring_bufs *b = bp_uring_bufs_new(f->pool, &f->ring, 4, 1000, 2, 0);
+    assert_non_null(b);
+    arm_recv(f, 4);
+    struct io_uring_cqe *cqe = send_and_wait(f, 'x', 10);
+    size_t len = 0;
+    char *p = bp_uring_bufs_take(b, cqe, &len);
+    io_uring_cqe_seen(&f->ring, cqe);
+    assert_non_null(p);
+    assert_int_equal(bp_unwatch(p), EPERM);
+    static bp_watcher mine = {NULL};
+    assert_int_equal(bp_unwatch_owned(p, &mine), EPERM);
+    shutdown(f->fds[1], SHUT_WR);
+    assert_int_equal(io_uring_wait_cqe(&f->ring, &cqe), 0);
+    io_uring_cqe_seen(&f->ring, cqe);
+    assert_int_equal(bp_uring_bufs_destroy(b), 1); /* returns: p is still held */
+    assert_int_equal(bp_refcount(p), 1);
+    assert_int_equal(bp_release(p), 0);
+}
+
 static void bad_arguments(void **state) {
     fixture *f = *state;
     NEED_URING(f);
@@ -420,6 +509,9 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(an_empty_completion_recycles_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(another_groups_completion_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_crafted_length_is_cut_to_the_buffer, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_rings_watch_is_its_own, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -242,6 +242,102 @@ static void racing_releases_call_the_watcher_once(void **state) {
     assert_int_equal(bp_pool_destroy(r.pool), 0);
 }
 
+/* bp_watch_owned: only bp_unwatch_owned with the same watcher disarms it. */
+static void owned_watches_are_disarmed_only_by_their_owner(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    counter c = {{count_call}, 0, NULL, 0}, other = {{count_call}, 0, NULL, 0};
+    uint8_t *p = bp_get(pool, 1000);
+    bp_retain(p);
+    assert_int_equal(bp_watch_owned(p, &c.w), 0);
+    assert_int_equal(bp_watch(p, &other.w), EBUSY);
+    assert_int_equal(bp_unwatch(p + 3), EPERM); /* not the caller's watch */
+    assert_int_equal(errno, EPERM);
+    assert_int_equal(bp_unwatch_owned(p, &other.w), EPERM);
+    assert_int_equal(bp_unwatch_owned(p, NULL), EINVAL);
+    assert_int_equal(bp_refcount(p), 2); /* the refusals left the count as it was */
+    assert_int_equal(bp_unwatch_owned(p + 999, &c.w), 0);
+    assert_int_equal(bp_unwatch_owned(p, &c.w), EALREADY);
+    assert_int_equal(bp_release(p), 0); /* disarmed: no call */
+    assert_int_equal(c.calls, 0);
+    bp_retain(p);
+    assert_int_equal(bp_watch_owned(p, &c.w), 0);
+    assert_int_equal(bp_release(p), 0); /* fires */
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(bp_unwatch_owned(p, &c.w), EALREADY);
+    /* a plain watch may be disarmed with bp_unwatch_owned too */
+    bp_retain(p);
+    assert_int_equal(bp_watch(p, &other.w), 0);
+    assert_int_equal(bp_unwatch_owned(p, &other.w), 0);
+    assert_int_equal(bp_release(p), 0);
+    assert_int_equal(other.calls, 0);
+    assert_int_equal(bp_put(pool, p), 0);
+    assert_int_equal(bp_unwatch(p), EINVAL); /* freed */
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+typedef struct unwatcher {
+    _Atomic(void *) buf;     /* the round's buffer, NULL between rounds */
+    _Atomic unsigned round;  /* the round the main thread is in */
+    _Atomic unsigned seen;   /* the round the unwatcher has started on */
+    _Atomic unsigned acked;  /* the round the unwatcher has left */
+    _Atomic unsigned ok, already, invalid;
+} unwatcher;
+
+#define UNWATCH_ROUNDS 3000u
+
+/* Holds no reference: spins bp_unwatch on the round's buffer while the
+ * main thread drops every reference, until told the round is over. */
+static void *unwatch_spinner(void *arg) {
+    unwatcher *u = arg;
+    for (unsigned round = 1; round <= UNWATCH_ROUNDS; round++) {
+        while (atomic_load(&u->round) < round)
+            sched_yield();
+        void *p = atomic_load(&u->buf);
+        atomic_store(&u->seen, round);
+        while (atomic_load(&u->round) == round && atomic_load(&u->buf) == p) {
+            int err = bp_unwatch(p);
+            atomic_fetch_add(err == 0 ? &u->ok : err == EALREADY ? &u->already : &u->invalid, 1);
+        }
+        atomic_store(&u->acked, round);
+    }
+    return NULL;
+}
+
+/* A thread holding no reference unwatches while the owner's final drop
+ * frees the buffer, its segment and the watch table (oversize buffers are
+ * unmapped on their last release): it gets an answer, never a fault. */
+static void unwatch_without_a_reference_races_the_final_drop(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    unwatcher u = {0};
+    counter c = {{count_call}, 0, NULL, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, unwatch_spinner, &u);
+    for (unsigned round = 1; round <= UNWATCH_ROUNDS; round++) {
+        void *p = bp_get(pool, (4u << 20) + 1); /* oversize */
+        assert_non_null(bp_retain(p));
+        assert_int_equal(bp_watch(p, &c.w), 0);
+        atomic_store(&u.buf, p);
+        atomic_store(&u.round, round);
+        while (atomic_load(&u.seen) < round)
+            sched_yield();
+        assert_int_equal(bp_release_n(p, round % 2 ? 2 : 1), 0);
+        if (round % 2 == 0) /* the watcher's reference goes too */
+            assert_int_equal(bp_release(p), 0);
+        atomic_store(&u.buf, NULL);
+        while (atomic_load(&u.acked) < round)
+            sched_yield();
+    }
+    pthread_join(t, NULL);
+    print_message("unwatch vs final drop: %u disarmed, %u already, %u invalid, %u calls\n",
+                  (unsigned)u.ok, (unsigned)u.already, (unsigned)u.invalid, (unsigned)c.calls);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.outstanding, 0);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fires_once_when_the_count_is_back_to_one),
@@ -249,6 +345,8 @@ int main(void) {
         cmocka_unit_test(refusals_leave_the_buffer_as_it_was),
         cmocka_unit_test(watches_and_leak_samples_share_the_count),
         cmocka_unit_test(racing_releases_call_the_watcher_once),
+        cmocka_unit_test(owned_watches_are_disarmed_only_by_their_owner),
+        cmocka_unit_test(unwatch_without_a_reference_races_the_final_drop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

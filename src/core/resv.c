@@ -93,14 +93,20 @@ static bool reserve_first(void) {
     return true; /* no range: the radix map serves everything */
 }
 
-/* The next range right after the reserved one, if the OS gives it there. */
-static bool extend(void) {
-    if (reserved + step > WINDOW)
+/* Makes the reservation reach `end` bytes from base, growing it right after
+ * itself by whole steps (as many as the segment needs, not one), if the OS
+ * gives the addresses there. false leaves it as it was: nothing is ever
+ * committed outside what was reserved, whatever lies above. */
+static bool reach(size_t end) {
+    if (end <= reserved)
+        return true;
+    size_t grow = (end - reserved + step - 1) / step * step;
+    if (end > WINDOW || grow > WINDOW - reserved)
         return false;
     uint8_t *want = (uint8_t *)ld_rlx(&bp__resv.base) + reserved;
-    if (bp__os_reserve_at(want, step) != 0)
+    if (bp__os_reserve_at(want, grow) != 0)
         return false;
-    reserved += step;
+    reserved += grow;
     return true;
 }
 
@@ -165,7 +171,7 @@ void *bp__resv_alloc(size_t bytes, bool *refused) {
         size_t first = take_free(n);
         if (first != SIZE_MAX) {
             got = (uint8_t *)ld_rlx(&bp__resv.base) + (first << BP_CHUNK_SHIFT);
-        } else if (((hw + n) << BP_CHUNK_SHIFT) <= reserved || extend()) {
+        } else if (reach((hw + n) << BP_CHUNK_SHIFT)) {
             uint8_t *p = (uint8_t *)ld_rlx(&bp__resv.base) + (hw << BP_CHUNK_SHIFT);
             if (bp__os_commit(p, n << BP_CHUNK_SHIFT) != 0) {
                 *refused = true;

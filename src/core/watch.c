@@ -61,19 +61,24 @@ void bp__watch_free(bp_seg *seg) {
         bp__os_unmap(t, table_bytes(seg));
 }
 
-int bp_watch(void *p, bp_watcher *w) {
+/* A table entry: the watcher, with OWNED set when only bp_unwatch_owned
+ * with that watcher may disarm it. */
+#define OWNED ((uintptr_t)1)
+static bp_watcher *watcher_of(uintptr_t e) { return (bp_watcher *)(e & ~OWNED); }
+
+static int arm(void *p, bp_watcher *w, bool owned, const char *op) {
     bp_seg *seg;
     uint32_t idx;
-    _Atomic uint32_t *rc = watched_count(p, "bp_watch", &seg, &idx);
+    _Atomic uint32_t *rc = watched_count(p, op, &seg, &idx);
     if (!rc)
         return EINVAL;
-    if (!w || !w->fn)
-        return bp__refuse(seg->pool, EINVAL, "bp_watch", p);
+    if (!w || !w->fn || ((uintptr_t)w & OWNED))
+        return bp__refuse(seg->pool, EINVAL, op, p);
     _Atomic(bp_watcher *) *t = watch_table(seg);
     if (!t)
         return ENOMEM;
-    bp_watcher *none = NULL;
-    if (!atomic_compare_exchange_strong_explicit(&t[idx], &none, w, memory_order_relaxed,
+    bp_watcher *none = NULL, *entry = (bp_watcher *)((uintptr_t)w | (owned ? OWNED : 0));
+    if (!atomic_compare_exchange_strong_explicit(&t[idx], &none, entry, memory_order_relaxed,
                                                  memory_order_relaxed))
         return EBUSY;
     uint32_t v = ld_rlx(rc);
@@ -83,7 +88,7 @@ int bp_watch(void *p, bp_watcher *w) {
         if (err) {
             st_rlx(&t[idx], NULL);
             if (err == EINVAL) /* freed meanwhile: the caller held no reference */
-                bp__refuse(seg->pool, EINVAL, "bp_watch", p);
+                bp__refuse(seg->pool, EINVAL, op, p);
             return err;
         }
         /* release: a drop that sees the bit sees the entry */
@@ -93,27 +98,73 @@ int bp_watch(void *p, bp_watcher *w) {
     }
 }
 
-int bp_unwatch(void *p) {
+int bp_watch(void *p, bp_watcher *w) { return arm(p, w, false, "bp_watch"); }
+
+int bp_watch_owned(void *p, bp_watcher *w) { return arm(p, w, true, "bp_watch_owned"); }
+
+/* Takes the entry (the one decision point: of a disarm and a firing drop,
+ * whichever takes it wins), then clears the bit. The caller may hold no
+ * reference, so a temporary one pins the buffer, its segment and the table
+ * for the duration: a racing final drop can then neither free them nor see
+ * a watched count. */
+static int disarm(void *p, bp_watcher *mine, const char *op) {
     bp_seg *seg;
     uint32_t idx;
-    _Atomic uint32_t *rc = watched_count(p, "bp_unwatch", &seg, &idx);
+    _Atomic uint32_t *rc = watched_count(p, op, &seg, &idx);
     if (!rc)
         return EINVAL;
     uint32_t v = ld_rlx(rc);
-    do {
-        if (!(v & BP_RC_WATCHED))
-            return EALREADY; /* never armed, or fired (maybe firing now) */
-    } while (!atomic_compare_exchange_weak_explicit(rc, &v, v & ~BP_RC_WATCHED,
-                                                    memory_order_acquire, memory_order_relaxed));
-    st_rlx(&ld_acq(&seg->watch)[idx], NULL);
-    return 0;
+    do /* the pin: +1 unless the buffer was freed since */
+        if (!(v & BP_RC_COUNT) || (v & BP_RC_COUNT) == BP_RC_MAX)
+            return bp__refuse(seg->pool, (v & BP_RC_COUNT) ? EOVERFLOW : EINVAL, op, p);
+    while (!atomic_compare_exchange_weak_explicit(rc, &v, v + 1, memory_order_acquire,
+                                                  memory_order_relaxed));
+    _Atomic(bp_watcher *) *t = ld_acq(&seg->watch);
+    int err = 0;
+    uintptr_t e = t ? (uintptr_t)ld_rlx(&t[idx]) : 0;
+    for (;;) {
+        if (!e || !(ld_acq(rc) & BP_RC_WATCHED)) {
+            err = EALREADY; /* never armed, being armed, or fired (maybe firing now) */
+            break;
+        }
+        if (mine ? watcher_of(e) != mine : (e & OWNED) != 0) {
+            err = bp__refuse(seg->pool, EPERM, op, p); /* someone else's watch */
+            break;
+        }
+        bp_watcher *want = (bp_watcher *)e;
+        if (atomic_compare_exchange_weak_explicit(&t[idx], &want, NULL, memory_order_acquire,
+                                                  memory_order_relaxed))
+            break;
+        e = (uintptr_t)want;
+    }
+    if (!err) {
+        v = ld_rlx(rc);
+        while ((v & BP_RC_WATCHED) &&
+               !atomic_compare_exchange_weak_explicit(rc, &v, v & ~BP_RC_WATCHED,
+                                                      memory_order_acquire, memory_order_relaxed))
+            ;
+    }
+    bp_release(p); /* may be the final release now: then the buffer goes home here */
+    return err;
 }
 
+int bp_unwatch(void *p) { return disarm(p, NULL, "bp_unwatch"); }
+
+int bp_unwatch_owned(void *p, bp_watcher *w) {
+    if (!w)
+        return bp__refuse(NULL, EINVAL, "bp_unwatch_owned", p);
+    return disarm(p, w, "bp_unwatch_owned");
+}
+
+/* A drop cleared the bit taking the count to 1: it calls the watcher, unless
+ * a disarm took the entry first. */
 void bp__watch_fire(bp_seg *seg, uint32_t idx) {
     _Atomic(bp_watcher *) *t = ld_acq(&seg->watch);
     /* Free the claim before the call: fn may arm the next watch itself. */
-    bp_watcher *w = atomic_exchange_explicit(&t[idx], NULL, memory_order_relaxed);
-    w->fn(w, bp__seg_buf(seg, idx));
+    bp_watcher *w = watcher_of(
+        (uintptr_t)atomic_exchange_explicit(&t[idx], NULL, memory_order_acquire));
+    if (w)
+        w->fn(w, bp__seg_buf(seg, idx));
 }
 
 void bp__watch_forget(bp_seg *seg, uint32_t idx) { st_rlx(&ld_acq(&seg->watch)[idx], NULL); }

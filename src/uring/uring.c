@@ -31,11 +31,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #ifndef IORING_CQE_F_BUF_MORE
 #define IORING_CQE_F_BUF_MORE (1U << 4) /* Linux 6.12: the buffer has more room */
 #endif
 #define PBUF_RING_INC 2u /* IOU_PBUF_RING_INC */
+#define REGISTER_PBUF_STATUS 26u /* IORING_REGISTER_PBUF_STATUS, Linux 6.8 */
 #define MAX_BUFS 32768u
 
 enum { IN_KERNEL, SLICED, IN_PROGRAM };
@@ -59,6 +62,10 @@ struct bp_uring_bufs {
     size_t cap;
     unsigned char **buf; /* by buffer id */
     size_t *off;         /* incremental mode: bytes the kernel has filled */
+    uint16_t *pos;       /* by buffer id: the ring entry it was last given in */
+    uint16_t tail;       /* ring entries given so far (mod 2^16, as the kernel counts) */
+    uint16_t khead;      /* the kernel's head when last asked (BP_URING_CHECKED) */
+    bool check;          /* BP_URING_CHECKED: a taken buffer must have left the ring */
     unsigned char *state;
     ring_slot *slot;
     _Atomic(ring_slot *) back; /* the return stack: pushed from any thread */
@@ -73,6 +80,7 @@ struct bp_uring_bufs {
 static void give(bp_uring_bufs *b, unsigned short bid, int i) {
     b->off[bid] = 0;
     b->state[bid] = IN_KERNEL;
+    b->pos[bid] = (uint16_t)(b->tail + i);
     io_uring_buf_ring_add(b->br, b->buf[bid], (unsigned)b->cap, bid, (int)b->mask, i);
 }
 
@@ -93,7 +101,7 @@ static void returned(bp_watcher *w, void *buf) {
 /* The kernel is done with bid: have it come back when the program is. */
 static void await_program(bp_uring_bufs *b, unsigned short bid) {
     b->state[bid] = IN_PROGRAM;
-    if (bp_watch(b->buf[bid], &b->slot[bid].w) == 0)
+    if (bp_watch_owned(b->buf[bid], &b->slot[bid].w) == 0)
         b->slot[bid].armed = true;
     else /* ENOENT: no program reference is out; else someone else's watch */
         b->out[b->nout++] = bid;
@@ -107,21 +115,47 @@ static void release_all(bp_uring_bufs *b) {
         munmap(b->br, b->br_bytes);
     free(b->buf);
     free(b->off);
+    free(b->pos);
     free(b->state);
     free(b->out);
     free(b->slot);
     free(b);
 }
 
+/* Asks the kernel where its head is (the next entry it will consume). */
+static bool kernel_head(bp_uring_bufs *b) {
+    struct {
+        uint32_t buf_group, head, resv[8];
+    } st = {.buf_group = b->bgid};
+    if (syscall(__NR_io_uring_register, b->ring->ring_fd, REGISTER_PBUF_STATUS, &st, 1) != 0)
+        return false;
+    b->khead = (uint16_t)st.head;
+    return true;
+}
+
+/* Whether the kernel has taken bid out of the ring (in incremental mode:
+ * or is filling it, at the head). A completion of another group names a
+ * bid that is still waiting in this ring, where the kernel may write it. */
+static bool left_ring(bp_uring_bufs *b, unsigned bid) {
+    for (int asked = 0;; asked = 1) {
+        uint16_t ahead = (uint16_t)(b->pos[bid] - b->khead), queued = (uint16_t)(b->tail - b->khead);
+        if (ahead >= queued || (b->inc && ahead == 0))
+            return true;
+        if (asked || !kernel_head(b))
+            return false;
+    }
+}
+
 static int set_up(bp_uring_bufs *b, bp_pool *pool, size_t buf_size) {
     b->buf = calloc(b->nbufs, sizeof(*b->buf));
     b->off = calloc(b->nbufs, sizeof(*b->off));
+    b->pos = calloc(b->nbufs, sizeof(*b->pos));
     b->state = calloc(b->nbufs, 1);
     b->out = calloc(b->nbufs, sizeof(*b->out));
     b->slot = calloc(b->nbufs, sizeof(*b->slot));
     b->br_bytes = (b->nbufs * sizeof(struct io_uring_buf) + 4095) & ~(size_t)4095;
     void *m = mmap(NULL, b->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (!b->buf || !b->off || !b->state || !b->out || !b->slot || m == MAP_FAILED)
+    if (!b->buf || !b->off || !b->pos || !b->state || !b->out || !b->slot || m == MAP_FAILED)
         return ENOMEM;
     for (unsigned i = 0; i < b->nbufs; i++)
         b->slot[i] = (ring_slot){{returned}, b, NULL, (unsigned short)i, false};
@@ -145,8 +179,9 @@ static int set_up(bp_uring_bufs *b, bp_pool *pool, size_t buf_size) {
     for (unsigned i = 0; i < b->nbufs; i++)
         give(b, (unsigned short)i, (int)i);
     io_uring_buf_ring_advance(b->br, (int)b->nbufs);
+    b->tail = (uint16_t)b->nbufs;
     b->in_kernel = b->nbufs;
-    return 0;
+    return b->check && !kernel_head(b) ? EOPNOTSUPP : 0;
 }
 
 bp_uring_bufs *bp_uring_bufs_new(bp_pool *pool, struct io_uring *ring, unsigned short bgid,
@@ -155,7 +190,7 @@ bp_uring_bufs *bp_uring_bufs_new(bp_pool *pool, struct io_uring *ring, unsigned 
     size_t n = pool ? bp_pool_sizes(pool, sizes, BP_MAX_TIERS) : 0;
     size_t largest = n ? sizes[n - 1] : 0; /* oversize buffers cannot be a ring's */
     if (!pool || !ring || !buf_size || buf_size > largest || !nbufs || nbufs > MAX_BUFS ||
-        (nbufs & (nbufs - 1)) || (flags & ~BP_URING_INC)) {
+        (nbufs & (nbufs - 1)) || (flags & ~(BP_URING_INC | BP_URING_CHECKED))) {
         errno = EINVAL;
         return NULL;
     }
@@ -169,6 +204,7 @@ bp_uring_bufs *bp_uring_bufs_new(bp_pool *pool, struct io_uring *ring, unsigned 
     b->mask = (unsigned)io_uring_buf_ring_mask(nbufs);
     b->bgid = bgid;
     b->inc = flags & BP_URING_INC;
+    b->check = flags & BP_URING_CHECKED;
     int err = set_up(b, pool, buf_size);
     if (err) {
         release_all(b);
@@ -193,13 +229,16 @@ void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cqe *cqe, size_
         return NULL;
     }
     unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-    if (bid >= b->nbufs || b->state[bid] == IN_PROGRAM) {
+    if (bid >= b->nbufs || b->state[bid] == IN_PROGRAM ||
+        (b->check && b->state[bid] == IN_KERNEL && !left_ring(b, bid))) {
         errno = EINVAL;
         return NULL;
     }
     bool more = b->inc && (cqe->flags & IORING_CQE_F_BUF_MORE);
     unsigned char *p = b->buf[bid] + b->off[bid];
+    size_t left = b->cap - b->off[bid]; /* a res past the buffer's end is cut there */
     size_t got = cqe->res > 0 ? (size_t)cqe->res : 0;
+    got = got < left ? got : left;
     if (b->state[bid] == IN_KERNEL)
         atomic_fetch_sub_explicit(&b->in_kernel, 1, memory_order_relaxed);
     if (more) {
@@ -218,6 +257,15 @@ void *bp_uring_bufs_take(bp_uring_bufs *b, const struct io_uring_cqe *cqe, size_
     atomic_fetch_add_explicit(&b->taken, 1, memory_order_relaxed);
     *len = got;
     return p;
+}
+
+void *bp_uring_bufs_take_bgid(bp_uring_bufs *b, unsigned bgid, const struct io_uring_cqe *cqe,
+                              size_t *len) {
+    if (b && bgid != b->bgid) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return bp_uring_bufs_take(b, cqe, len);
 }
 
 unsigned bp_uring_bufs_replenish(bp_uring_bufs *b) {
@@ -241,6 +289,7 @@ unsigned bp_uring_bufs_replenish(bp_uring_bufs *b) {
     b->nout = keep;
     if (gave) {
         io_uring_buf_ring_advance(b->br, (int)gave);
+        b->tail = (uint16_t)(b->tail + gave);
         atomic_fetch_add_explicit(&b->in_kernel, gave, memory_order_relaxed);
         atomic_fetch_add_explicit(&b->returned, gave, memory_order_relaxed);
     }
@@ -272,7 +321,7 @@ size_t bp_uring_bufs_destroy(bp_uring_bufs *b) {
      * to: wait for those, so no thread touches b once it is freed. */
     unsigned due = 0;
     for (unsigned i = 0; i < b->nbufs; i++)
-        if (b->slot[i].armed && bp_unwatch(b->buf[i]) != 0)
+        if (b->slot[i].armed && bp_unwatch_owned(b->buf[i], &b->slot[i].w) != 0)
             due++;
         else
             b->slot[i].armed = false;
