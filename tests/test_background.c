@@ -7,6 +7,7 @@
 #include "helpers.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -160,6 +161,79 @@ static void destroyed_pool_memory_is_reclaimed_from_busy_threads(void **state) {
     assert_int_equal(bp_pool_destroy(b.other), 0);
 }
 
+/* A user recorder whose push never returns, holding the pool lock. */
+static _Atomic int push_entered;
+static void push_forever(void *ctx, size_t len) {
+    (void)ctx;
+    (void)len;
+    atomic_store(&push_entered, 1);
+    for (;;)
+        pause();
+}
+static size_t read_none(void *ctx, size_t *out, size_t max) {
+    (void)ctx;
+    (void)out;
+    (void)max;
+    return 0;
+}
+static void *get_into_push(void *arg) {
+    bp_get(arg, 100); /* checked pool: recorded under the lock, by the push */
+    return NULL;
+}
+static void exit_from_handler(int sig) {
+    (void)sig;
+    exit(0);
+}
+
+/* Child: a thread blocks in push with the pool lock held, the purge thread
+ * (1 ms period) waits for that lock, then the process exits, by exit() or
+ * from a signal handler. */
+static void exit_behind_a_stuck_push(const char *how) {
+    static const bp_recorder rec = {NULL, push_forever, read_none};
+    bp_config cfg = {0};
+    cfg.flags = BP_CHECKED;
+    cfg.recorder = &rec;
+    cfg.decay_ms = 4;
+    bp_pool *pool = bp_pool_new(&cfg);
+    pthread_t t;
+    pthread_create(&t, NULL, get_into_push, pool);
+    while (!atomic_load(&push_entered))
+        sched_yield();
+    struct timespec ts = {0, 100 * 1000 * 1000}; /* the purge thread's passes reach the lock */
+    nanosleep(&ts, NULL);
+    if (!strcmp(how, "signal")) {
+        signal(SIGUSR1, exit_from_handler);
+        raise(SIGUSR1);
+    }
+    exit(0);
+}
+
+static void exit_never_waits_for_a_pool_lock(void **state) {
+    (void)state;
+    const char *hows[] = {"exit", "signal"};
+    for (int i = 0; i < 2; i++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0)
+            exit_behind_a_stuck_push(hows[i]);
+        int st = 0;
+        double start = now_ms();
+        while (waitpid(pid, &st, WNOHANG) == 0 && now_ms() - start < 30000) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        bool exited = waitpid(pid, &st, WNOHANG) != 0 || WIFEXITED(st);
+        if (!exited) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+        }
+        print_message("exit (%s) behind a stuck push: %s in %.0f ms\n", hows[i],
+                      exited ? "exited" : "HUNG", now_ms() - start);
+        assert_true(exited && WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(idle_memory_goes_back_with_no_call_at_all),
@@ -167,6 +241,7 @@ int main(void) {
         cmocka_unit_test(background_off_from_the_environment),
         cmocka_unit_test(a_fork_child_has_its_own_purge_thread),
         cmocka_unit_test(destroyed_pool_memory_is_reclaimed_from_busy_threads),
+        cmocka_unit_test(exit_never_waits_for_a_pool_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

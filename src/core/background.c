@@ -30,6 +30,7 @@
 static pthread_mutex_t bg_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t bg_cv;
 static bool bg_running, bg_stop, bg_cv_ready, bg_atexit;
+static bool bg_busy; /* in a pass: maybe waiting for a pool lock (bg_mu) */
 static pthread_t bg_thr;
 static unsigned bg_period_ms = BG_MAX_PERIOD_MS;
 
@@ -79,9 +80,11 @@ static void *bg_main(void *arg) {
         pthread_cond_timedwait(&bg_cv, &bg_mu, &ts);
         if (bg_stop)
             break;
+        bg_busy = true;
         pthread_mutex_unlock(&bg_mu);
         unsigned next = bg_pass();
         pthread_mutex_lock(&bg_mu);
+        bg_busy = false;
         bg_period_ms = next;
     }
     pthread_mutex_unlock(&bg_mu);
@@ -93,15 +96,23 @@ static void bg_cv_init(void) {
     bg_cv_ready = true;
 }
 
+/* Exit never waits on a pool lock: a pass may be blocked on one that a
+ * thread holds inside a user recorder's push (or forever, or the exit came
+ * from a signal handler that interrupted a lock holder). The thread is
+ * joined only when it is idle, waiting for its next period; busy, it is
+ * left to the process's end, told to stop after its pass. And bg_mu itself
+ * is only tried: the exit may have interrupted its holder. */
 static void bg_at_exit(void) {
-    pthread_mutex_lock(&bg_mu);
-    bool join = bg_running;
+    if (pthread_mutex_trylock(&bg_mu) != 0)
+        return;
+    bool join = bg_running && !bg_busy;
     bg_stop = true;
     if (bg_cv_ready)
         pthread_cond_signal(&bg_cv);
     pthread_mutex_unlock(&bg_mu);
-    if (join)
-        pthread_join(bg_thr, NULL);
+    if (!join)
+        return;
+    pthread_join(bg_thr, NULL);
     pthread_mutex_lock(&bg_mu);
     bg_running = false;
     pthread_mutex_unlock(&bg_mu);

@@ -2,17 +2,20 @@
 /*
  * http.c - the endpoint: three read-only routes on libmicrohttpd's internal
  * thread, in epoll mode (any descriptor number, any count), with idle
- * connections timed out and their number bounded, so idle or slow clients
- * cannot make it unreachable. Requests whose Host header names anything but
+ * connections timed out, every request given a deadline and the oldest
+ * unanswered connections closed at the limit (guard.c), so idle, slow or
+ * trickling clients cannot make it unreachable. Requests whose Host header names anything but
  * a loopback name or the bound address are refused, so a page in a local
  * browser cannot read /debug/vars (which holds the command line) through
  * DNS rebinding. Every response is built fresh from the registry.
  */
 #include "bytepool_http.h"
+#include "guard.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +26,14 @@
 extern const char bp__dashboard_html[] __attribute__((visibility("hidden")));
 extern const size_t bp__dashboard_len __attribute__((visibility("hidden")));
 
-#define TIMEOUT_S 5   /* an idle or stalled connection is closed after this */
-#define MAX_CONNS 256 /* beyond this, new connections are closed at once */
+#define TIMEOUT_S 5 /* an idle or stalled connection is closed after this */
+#define BACKLOG 1024 /* connections over the limit wait here (the kernel caps it at somaxconn) */
 
 struct bp_http {
     struct MHD_Daemon *d;
+    bp_guard *guard;
     unsigned port;
-    char bound[INET_ADDRSTRLEN];
+    char bound[INET6_ADDRSTRLEN + 2]; /* "127.0.0.1", or "[::1]" for IPv6 */
     char *hosts; /* BYTEPOOL_HTTP_HOSTS: more allowed Host names, comma-separated; "*": any */
 };
 
@@ -60,15 +64,31 @@ static bool listed(const char *list, const char *host, size_t n) {
     return false;
 }
 
+/* Whether s is empty or ":digits" (a Host header's port). */
+static bool port_part(const char *s) {
+    if (!*s)
+        return true;
+    if (*s++ != ':' || !*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
 static bool host_allowed(const bp_http *h, const char *host) {
     if (!host)
         return true; /* HTTP/1.0 without Host: no browser sends that */
     size_t n = strlen(host);
-    if (host[0] == '[') { /* [v6]:port */
+    if (host[0] == '[') { /* [v6] or [v6]:port, nothing else after the bracket */
         const char *close = strchr(host, ']');
-        n = close ? (size_t)(close - host) + 1 : n;
+        if (!close || !port_part(close + 1))
+            return false;
+        n = (size_t)(close - host) + 1;
     } else {
-        const char *colon = strrchr(host, ':');
+        const char *colon = strchr(host, ':');
+        if (colon && !port_part(colon))
+            return false;
         n = colon ? (size_t)(colon - host) : n;
     }
     return listed("localhost,127.0.0.1,[::1]", host, n) || listed(h->bound, host, n) ||
@@ -82,7 +102,8 @@ static enum MHD_Result route(void *cls, struct MHD_Connection *c, const char *ur
     (void)upload;
     (void)upload_size;
     (void)con_cls;
-    const bp_http *h = cls;
+    bp_http *h = cls;
+    bp__guard_request(h->guard, c);
     static char not_allowed[] = "method not allowed\n", not_found[] = "not found\n",
                 no_memory[] = "out of memory\n", bad_host[] = "host not allowed\n";
     if (!host_allowed(h, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
@@ -110,72 +131,114 @@ static enum MHD_Result route(void *cls, struct MHD_Connection *c, const char *ur
     return reply(c, 200, type, body, strlen(body), true);
 }
 
-static int parse(const char *addr, struct sockaddr_in *sa) {
-    char host[64] = "127.0.0.1";
-    const char *port = addr;
+/* "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT" into host and port; HOST
+ * may be a name (localhost) or a numeric address of either family. */
+static int split(const char *addr, char *host, size_t hcap, const char **port) {
     const char *colon = strrchr(addr, ':');
-    if (colon) {
-        size_t n = (size_t)(colon - addr);
-        if (n >= sizeof host)
+    const char *h = addr, *hend = colon ? colon : addr;
+    *port = colon ? colon + 1 : addr;
+    if (*addr == '[') { /* an IPv6 literal */
+        const char *close = strchr(addr, ']');
+        if (!close || close + 1 != colon)
             return EINVAL;
-        if (n) {
-            memcpy(host, addr, n);
-            host[n] = 0;
-        }
-        port = colon + 1;
+        h = addr + 1;
+        hend = close;
     }
-    char *end;
-    unsigned long p = strtoul(port, &end, 10);
-    if (*port == 0 || *end || p > 65535)
+    size_t n = (size_t)(hend - h);
+    if (n >= hcap || (*addr != '[' && memchr(h, ':', n))) /* IPv6 only in brackets */
         return EINVAL;
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)p);
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : EINVAL;
+    memcpy(host, h, n);
+    host[n] = 0;
+    if (!n)
+        strcpy(host, "127.0.0.1");
+    char *end;
+    unsigned long p = strtoul(*port, &end, 10);
+    return **port && !*end && p <= 65535 && **port != '-' && **port != '+' ? 0 : EINVAL;
 }
 
-/* The listening socket is ours, so its errors are the real ones. */
-static int listen_on(const struct sockaddr_in *sa, int *fd_out) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return errno;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (const struct sockaddr *)sa, sizeof *sa) != 0 || listen(fd, 128) != 0) {
-        int e = errno;
+/* Binds and listens on the first address host:port resolves to that
+ * accepts it; the listening socket is ours, so its errors are the real
+ * ones. */
+static int listen_on(const char *addr, int *fd_out) {
+    char host[256];
+    const char *port;
+    if (split(addr, host, sizeof host, &port) != 0)
+        return EINVAL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE}, *res = NULL;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0)
+        return gai == EAI_MEMORY ? ENOMEM : gai == EAI_SYSTEM ? errno : EINVAL;
+    int err = EINVAL;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (ai->ai_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, BACKLOG) == 0) {
+            *fd_out = fd;
+            freeaddrinfo(res);
+            return 0;
+        }
+        err = errno;
         close(fd);
-        return e;
     }
-    *fd_out = fd;
-    return 0;
+    freeaddrinfo(res);
+    return err;
+}
+
+/* The port and the address as the Host check compares them. */
+static void describe(bp_http *h, int fd) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        h->port = ntohs(a->sin6_port);
+        h->bound[0] = '[';
+        inet_ntop(AF_INET6, &a->sin6_addr, h->bound + 1, INET6_ADDRSTRLEN);
+        strcat(h->bound, "]");
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        h->port = ntohs(a->sin_port);
+        inet_ntop(AF_INET, &a->sin_addr, h->bound, sizeof h->bound);
+    }
 }
 
 bp_http *bp_http_start(const char *addr) {
-    struct sockaddr_in sa;
-    int err = parse(addr ? addr : "127.0.0.1:0", &sa), fd = -1;
-    if (err || (err = listen_on(&sa, &fd)) != 0) {
+    int fd = -1, err = listen_on(addr ? addr : "127.0.0.1:0", &fd);
+    if (err) {
         errno = err;
         return NULL;
     }
-    socklen_t sl = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
     bp_http *h = calloc(1, sizeof *h);
     const char *hosts = getenv("BYTEPOOL_HTTP_HOSTS");
-    if (!h || (hosts && !(h->hosts = strdup(hosts)))) {
+    if (!h || (hosts && !(h->hosts = strdup(hosts))) || !(h->guard = bp__guard_new())) {
+        err = h && h->hosts == NULL && hosts ? ENOMEM : errno ? errno : ENOMEM;
+        if (h)
+            free(h->hosts);
         free(h);
         close(fd);
-        errno = ENOMEM;
+        errno = err;
         return NULL;
     }
-    h->port = ntohs(sa.sin_port);
-    inet_ntop(AF_INET, &sa.sin_addr, h->bound, sizeof h->bound);
-    h->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD, 0, NULL, NULL, route, h,
-                            MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNS,
-                            MHD_OPTION_END);
+    describe(h, fd);
+    h->d = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | (strchr(h->bound, '[') ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
+        route, h, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)BP_HTTP_HARD_CONNS,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_NOTIFY_CONNECTION,
+        bp__guard_notify, h->guard, MHD_OPTION_NOTIFY_COMPLETED, bp__guard_completed, h->guard,
+        MHD_OPTION_END);
     if (!h->d) {
         int e = errno ? errno : ENOMEM;
         close(fd);
+        bp__guard_free(h->guard);
         free(h->hosts);
         free(h);
         errno = e;
@@ -190,6 +253,7 @@ void bp_http_stop(bp_http *h) {
     if (!h)
         return;
     MHD_stop_daemon(h->d); /* closes the listening socket too */
+    bp__guard_free(h->guard);
     free(h->hosts);
     free(h);
 }
