@@ -50,7 +50,7 @@ extern "C" {
 #endif
 
 #define BP_VERSION_MAJOR 0
-#define BP_VERSION_MINOR 3
+#define BP_VERSION_MINOR 4
 #define BP_VERSION_PATCH 0
 /* One number that compares in order: MAJOR * 10000 + MINOR * 100 + PATCH. */
 #define BP_VERSION_NUMBER (BP_VERSION_MAJOR * 10000 + BP_VERSION_MINOR * 100 + BP_VERSION_PATCH)
@@ -176,8 +176,11 @@ typedef enum bp_leaks {
 } bp_leaks;
 
 /* Called for every refused call: err is the errno value returned, op the
- * function name ("bp_put", ...), ptr the pointer passed (may be NULL). It
+ * function name ("bp_put", ...), ptr the pointer passed (may be NULL). One
+ * refusal says more than its function's name: bp_release_n of more
+ * references than the buffer holds comes as op BP_OP_RELEASE_N_COUNT. It
  * runs on the calling thread and must not call back into the pool. */
+#define BP_OP_RELEASE_N_COUNT "bp_release_n: n exceeds the count"
 typedef void (*bp_error_fn)(void *ctx, int err, const char *op, const void *ptr);
 
 /* Pool configuration. All-zero means defaults; a field left 0 takes its
@@ -234,10 +237,22 @@ typedef struct bp_config {
  * stderr names the variable (once per variable and process). */
 
 /* Creates a pool. cfg may be NULL (defaults). Tier sizes must be non-zero,
- * distinct, at most BP_MAX_TIER_SIZE, and at most BP_MAX_TIERS of them.
- * Returns NULL with errno EINVAL for a bad config, ENOMEM when out of memory.
+ * distinct, at most BP_MAX_TIER_SIZE, and at most BP_MAX_TIERS of them;
+ * max_bytes, when set, at least one segment of the smallest tier (about
+ * 2 MiB: a smaller budget could never serve; a BYTEPOOL_MAX_BYTES that
+ * small is ignored with a line on stderr). Returns NULL with errno EINVAL
+ * for a bad config, ENOMEM when out of memory. A bad config is also
+ * reported to the process-wide handler (bp_set_error_handler) with op
+ * "bp_pool_new" and, as its pointer, the text bp_config_error() returns.
  * The caller owns the pool and ends it with bp_pool_destroy(). Thread-safe. */
 BP_API bp_pool *bp_pool_new(const bp_config *cfg);
+
+/* Why the calling thread's last bp_pool_new refused its config, naming the
+ * field and the reason ("sizes[3] duplicates sizes[1] (4096)", "unknown flag
+ * 0x40"), or NULL when it did not (the thread's last bp_pool_new succeeded
+ * or failed for lack of memory). Valid until the thread's next bp_pool_new.
+ * Thread-safe (per thread). */
+BP_API const char *bp_config_error(void);
 /* bp_pool_new for a bp_config of cfg_size bytes (the macro passes
  * sizeof(bp_config)). Also EINVAL when cfg_size is below the 0.2 layout,
  * E2BIG when bytes past this library's bp_config are not all 0. */
@@ -258,7 +273,8 @@ BP_API size_t bp_pool_destroy(bp_pool *pool);
 /* Prewarms a tier (the seed's Alloc): makes `count` buffers of the tier
  * serving `size` ready in the pool, mapping and faulting in memory now
  * rather than on the first gets. The tier then keeps at least that many
- * buffers mapped (trim and decay respect it); calling again with a larger
+ * buffers mapped and resident (trim and decay respect it: trim releases no
+ * page of a tier with a floor); calling again with a larger
  * count raises that floor, a smaller one leaves it. Returns 0, EINVAL (NULL
  * pool, size 0 or above the largest tier; counted and reported), or ENOMEM
  * (the OS or the budget refused: the floor stays as it was and what this
@@ -266,8 +282,9 @@ BP_API size_t bp_pool_destroy(bp_pool *pool);
 BP_API int bp_pool_reserve(bp_pool *pool, size_t size, size_t count);
 
 /* Returns idle memory to the OS: flushes the calling thread's caches of this
- * pool, unmaps wholly free segments and releases the pages of free buffers
- * of page size and above. Returns the bytes given back. Thread-safe. */
+ * pool, unmaps wholly free segments (above bp_pool_reserve floors) and
+ * releases the pages of free buffers of page size and above (not in tiers
+ * with a floor). Returns the bytes given back. Thread-safe. */
 BP_API size_t bp_pool_trim(bp_pool *pool);
 
 /* ===================================================================== */
@@ -288,7 +305,9 @@ BP_API void *bp_get(bp_pool *pool, size_t len);
 /* bp_get, but at the pool's budget it waits up to timeout_ms (-1: forever,
  * 0: not at all) for releases on any thread to make room. Returns the buffer,
  * or NULL with errno ETIMEDOUT (still no room), ENOMEM (timeout_ms 0, or the
- * OS refused), or EINVAL. Thread-safe. */
+ * OS refused), or EINVAL (as bp_get, or timeout_ms below -1). A refusal by
+ * the budget is counted once in budget_refused and reported once to
+ * on_error, as op "bp_get_wait" with the errno returned. Thread-safe. */
 BP_API void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms);
 
 /* END POINTERS: p + bp_cap(p) is NOT inside the buffer. In normal builds it
@@ -507,9 +526,10 @@ BP_API size_t bp_pool_report_leaks(bp_pool *pool, FILE *out);
 
 /* Process-wide handler for refused calls that name no pool: bp_retain or
  * bp_release of a pointer the library does not own, bp_put or
- * bp_objpool_put with a NULL pool, bp_get with a NULL pool. (bp_refcount and
- * bp_cap are queries: they return 0 and report nothing.) NULL removes the
- * handler. Returns the previous one. Thread-safe. */
+ * bp_objpool_put with a NULL pool, bp_get with a NULL pool, and bp_pool_new
+ * of a bad config (ptr is then the text of bp_config_error()). (bp_refcount
+ * and bp_cap are queries: they return 0 and report nothing.) NULL removes
+ * the handler. Returns the previous one. Thread-safe. */
 BP_API bp_error_fn bp_set_error_handler(bp_error_fn fn, void *ctx);
 
 /* Refused calls that could not be charged to any pool, process-wide. */

@@ -10,14 +10,15 @@
 
 typedef struct seen {
     _Atomic int calls, err;
+    const char *_Atomic op;
 } seen;
 
 static void on_error(void *ctx, int err, const char *op, const void *ptr) {
-    (void)op;
     (void)ptr;
     seen *s = ctx;
     s->calls++;
     s->err = err;
+    s->op = op;
 }
 
 static bp_pool *budget_pool(size_t max, seen *s) {
@@ -199,12 +200,17 @@ static void get_wait_times_out_and_zero_does_not_wait(void **state) {
 
 static void budget_from_the_environment(void *arg) {
     (void)arg;
-    setenv("BYTEPOOL_MAX_BYTES", "1M", 1);
+    setenv("BYTEPOOL_MAX_BYTES", "3M", 1);
     bp_pool *pool = bp_pool_new(NULL);
     bp_stats st;
     bp_pool_stats(pool, &st);
-    void *big = bp_get(pool, 2u << 20);
-    _exit(st.max_bytes == (1u << 20) && big == NULL && errno == ENOMEM ? 0 : 1);
+    void *big = bp_get(pool, 4u << 20);
+    if (st.max_bytes != (3u << 20) || big != NULL || errno != ENOMEM)
+        _exit(1);
+    setenv("BYTEPOOL_MAX_BYTES", "1M", 1); /* below one segment: ignored, said on stderr */
+    bp_pool *small = bp_pool_new(NULL);
+    bp_pool_stats(small, &st);
+    _exit(small && st.max_bytes == 0 ? 0 : 2);
 }
 
 static void max_bytes_comes_from_the_environment(void **state) {
@@ -212,6 +218,74 @@ static void max_bytes_comes_from_the_environment(void **state) {
     char msg[256];
     int st = run_in_child(budget_from_the_environment, NULL, msg, sizeof msg);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_non_null(strstr(msg, "ignoring BYTEPOOL_MAX_BYTES=1048576"));
+}
+
+/* A timed-out or refused bp_get_wait is counted and reported once, as
+ * bp_get_wait with the errno it returns; negative timeouts but -1 are
+ * refused at once. */
+static void get_wait_reports_once(void **state) {
+    (void)state;
+    seen s = {0};
+    bp_pool *pool = budget_pool(2u << 20, &s);
+    void *a = bp_get(pool, 700000);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    uint64_t before = st.budget_refused;
+    assert_null(bp_get_wait(pool, 700000, 30));
+    assert_int_equal(errno, ETIMEDOUT);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.err, ETIMEDOUT);
+    assert_string_equal(s.op, "bp_get_wait");
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.budget_refused, before + 1);
+    assert_null(bp_get_wait(pool, 700000, 0));
+    assert_int_equal(errno, ENOMEM);
+    assert_int_equal(s.calls, 2);
+    assert_int_equal(s.err, ENOMEM);
+    assert_string_equal(s.op, "bp_get_wait");
+    uint64_t refused = st.refused;
+    for (int t = -2; t >= -1000; t -= 499) {
+        errno = 0;
+        assert_null(bp_get_wait(pool, 700000, t));
+        assert_int_equal(errno, EINVAL);
+    }
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.refused, refused + 3);
+    assert_int_equal(s.err, EINVAL);
+    bp_put(pool, a);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+static _Atomic int global_calls;
+static char global_text[200];
+static void global_handler(void *ctx, int err, const char *op, const void *ptr) {
+    (void)ctx;
+    if (err == EINVAL && !strcmp(op, "bp_pool_new") && ptr)
+        snprintf(global_text, sizeof global_text, "%s", (const char *)ptr);
+    global_calls++;
+}
+
+/* A budget below one segment of the smallest tier could never serve. */
+static void a_budget_that_cannot_serve_is_refused(void **state) {
+    (void)state;
+    bp_error_fn old = bp_set_error_handler(global_handler, NULL);
+    seen s = {0};
+    errno = 0;
+    assert_null(budget_pool(1u << 20, &s));
+    assert_int_equal(errno, EINVAL);
+    assert_non_null(bp_config_error());
+    assert_non_null(strstr(bp_config_error(), "max_bytes 1048576 is below one segment"));
+    assert_int_equal(global_calls, 1);
+    assert_string_equal(global_text, bp_config_error());
+    bp_pool *ok = budget_pool(2u << 20, &s); /* exactly one segment: serves */
+    assert_non_null(ok);
+    assert_null(bp_config_error());
+    void *p = bp_get(ok, 100);
+    assert_non_null(p);
+    bp_put(ok, p);
+    assert_int_equal(bp_pool_destroy(ok), 0);
+    bp_set_error_handler(old, NULL);
 }
 
 int main(void) {
@@ -221,6 +295,8 @@ int main(void) {
         cmocka_unit_test(waiters_are_woken_by_releases_on_other_threads),
         cmocka_unit_test(get_wait_times_out_and_zero_does_not_wait),
         cmocka_unit_test(max_bytes_comes_from_the_environment),
+        cmocka_unit_test(get_wait_reports_once),
+        cmocka_unit_test(a_budget_that_cannot_serve_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -240,7 +240,10 @@ static void function_variables(void **state) {
     assert_int_equal(bp_expvar_publish_func(NULL, nothing, NULL), EINVAL);
     assert_int_equal(bp_expvar_publish_func("fn_x", NULL, NULL), EINVAL);
     bp_pool *pool = bp_pool_new(NULL);
-    assert_int_equal(bp_expvar_publish(pool, "fn_answer"), EEXIST); /* one namespace */
+    /* one namespace of variable names: the pool's are fn_answerpool_stats
+     * and fn_answerpool_detail, which no function has */
+    assert_int_equal(bp_expvar_publish(pool, "fn_answer"), 0);
+    assert_int_equal(bp_expvar_unpublish(pool), 0);
     char *v = bp_expvar_json();
     assert_int_equal(jq_check(v, ".fn_answer == 42 and .fn_none == null"), 0);
     free(v);
@@ -257,6 +260,46 @@ static void function_variables(void **state) {
     free(v);
     assert_int_equal(calls, 1);
     bp_pool_destroy(pool);
+}
+
+/* How many times the document holds the key `name`. */
+static int key_count(const char *doc, const char *name) {
+    char key[128];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    int n = 0;
+    for (const char *p = doc; (p = strstr(p, key)) != NULL; p += strlen(key))
+        n++;
+    return n;
+}
+
+/* Names collide when the document would hold the same key twice: pools
+ * put <prefix>pool_stats and <prefix>pool_detail there, functions their
+ * name, and the document always holds cmdline. Checked both ways. */
+static void variable_names_never_repeat(void **state) {
+    (void)state;
+    bp_pool *x = bp_pool_new(NULL), *y = bp_pool_new(NULL), *e = bp_pool_new(NULL);
+    assert_int_equal(bp_expvar_publish(x, "x_"), 0);
+    assert_int_equal(bp_expvar_publish_func("x_pool_stats", nothing, NULL), EEXIST);
+    assert_int_equal(bp_expvar_publish_metrics("x_pool_detail", nothing, NULL, NULL), EINVAL);
+    assert_int_equal(bp_expvar_publish_func("x_pool_detail", nothing, NULL), EEXIST);
+    assert_int_equal(bp_expvar_publish_func("x_", nothing, NULL), 0); /* no variable has it */
+    assert_int_equal(bp_expvar_publish_func("y_pool_stats", nothing, NULL), 0);
+    assert_int_equal(bp_expvar_publish(y, "y_"), EEXIST); /* the other order */
+    assert_int_equal(bp_expvar_publish(y, "y_pool_"), 0);  /* y_pool_pool_stats: no clash */
+    assert_int_equal(bp_expvar_publish_func("cmdline", nothing, NULL), EEXIST);
+    assert_int_equal(bp_expvar_publish(e, ""), 0); /* pool_stats, pool_detail */
+    assert_int_equal(bp_expvar_publish_func("pool_detail", nothing, NULL), EEXIST);
+    char *doc = bp_expvar_json();
+    const char *keys[] = {"cmdline", "x_", "x_pool_stats", "x_pool_detail", "y_pool_stats",
+                          "y_pool_pool_stats", "pool_stats", "pool_detail"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        assert_int_equal(key_count(doc, keys[i]), 1);
+    free(doc);
+    assert_int_equal(bp_expvar_unpublish_func("x_"), 0);
+    assert_int_equal(bp_expvar_unpublish_func("y_pool_stats"), 0);
+    bp_pool_destroy(x);
+    bp_pool_destroy(y);
+    bp_pool_destroy(e);
 }
 
 /* Numbers of function variables: the value passed as ctx is each number. */
@@ -360,6 +403,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(export_names_are_whole_and_valid),
         cmocka_unit_test(advisor_ignores_zero_lengths),
         cmocka_unit_test(function_variables),
+        cmocka_unit_test(variable_names_never_repeat),
         cmocka_unit_test(function_variables_give_prometheus_numbers),
         cmocka_unit_test(publish_refuses_duplicates_and_destroy_unpublishes),
         cmocka_unit_test(debug_vars_carry_the_seed_shape_and_details),

@@ -256,11 +256,107 @@ static void a_double_release_is_named_double_release(void **state) {
     bp_pool_destroy(pool);
 }
 
+/* bp_release_n of more than the count says so, in on_error and in words;
+ * EALREADY's words name the end-pointer case too. */
+static void refusals_say_what_is_wrong(void **state) {
+    (void)state;
+    seen s = {0};
+    bp_pool *pool = pool_with_callback(&s);
+    uint8_t *p = bp_get(pool, 4096);
+    assert_int_equal(bp_release_n(p, 2), EINVAL);
+    assert_int_equal(bp_refcount(p), 1);
+    assert_string_equal(s.op, BP_OP_RELEASE_N_COUNT);
+    assert_non_null(strstr(bp_error_name(s.err, s.op), "n exceeds the buffer's reference count"));
+    int local;
+    assert_int_equal(bp_release_n(&local, 1), EINVAL); /* a foreign pointer is not a count */
+    assert_null(strstr(bp_error_name(EINVAL, "bp_release_n"), "exceeds"));
+    assert_non_null(strstr(bp_error_name(EINVAL, "bp_release_n"), "not a pointer into a live"));
+    assert_non_null(strstr(bp_error_name(EALREADY, "bp_release"), "one past the end"));
+    assert_non_null(strstr(bp_error_name(EALREADY, "bp_retain"), "one past the end"));
+    assert_int_equal(bp_put(pool, p), 0);
+    bp_pool_destroy(pool);
+}
+
+/* bp_pool_stats_sized with a struct below the 0.2 layout: refused, counted
+ * and reported, like bp_pool_advice_sized. */
+static void stats_refusals_are_counted_and_reported(void **state) {
+    (void)state;
+    seen s = {0};
+    bp_pool *pool = pool_with_callback(&s);
+    uint64_t before = refused(pool);
+    bp_stats st;
+    assert_int_equal(bp_pool_stats_sized(pool, &st, 16), EINVAL);
+    assert_int_equal(s.calls, 1);
+    assert_string_equal(s.op, "bp_pool_stats");
+    assert_int_equal(bp_pool_stats_sized(pool, NULL, sizeof st), EINVAL);
+    assert_int_equal(s.calls, 2);
+    assert_int_equal(refused(pool), before + 2);
+    bp_pool_destroy(pool);
+}
+
+static char cfg_text[200];
+static _Atomic int cfg_calls;
+static void on_config(void *ctx, int err, const char *op, const void *ptr) {
+    (void)ctx;
+    if (err && op && !strcmp(op, "bp_pool_new") && ptr)
+        snprintf(cfg_text, sizeof cfg_text, "%s", (const char *)ptr);
+    cfg_calls++;
+}
+
+/* Each bad config is refused with words naming the field and the reason,
+ * through bp_config_error() and the process-wide handler. */
+static void bad_configs_are_named(void **state) {
+    (void)state;
+    bp_error_fn old = bp_set_error_handler(on_config, NULL);
+    static const size_t dup[] = {512, 4096, 1024, 512}, zero[] = {64, 0}, huge[] = {(size_t)2 << 30};
+    static const bp_recorder half = {NULL, NULL, NULL};
+    struct {
+        bp_config cfg;
+        const char *words;
+    } cases[] = {
+        {{.sizes = dup, .nsizes = 4}, "sizes[3] duplicates sizes[0]"},
+        {{.sizes = zero, .nsizes = 2}, "sizes[1] is 0"},
+        {{.sizes = huge, .nsizes = 1}, "sizes[0] (2147483648) exceeds BP_MAX_TIER_SIZE"},
+        {{.sizes = NULL, .nsizes = 3}, "sizes is NULL but nsizes is 3"},
+        {{.sizes = dup, .nsizes = 0}, "sizes is set but nsizes is 0"},
+        {{.sizes = dup, .nsizes = 65}, "nsizes 65 exceeds BP_MAX_TIERS"},
+        {{.flags = 0x40}, "unknown flag 0x40"},
+        {{.recent_window = (1u << 24) + 1}, "recent_window 16777217 exceeds"},
+        {{.leaks = (bp_leaks)9}, "leaks 9 is not a bp_leaks value"},
+        {{.recorder_kind = (bp_ring_kind)7}, "recorder_kind 7 is not"},
+        {{.recorder = &half}, "recorder has no push function"},
+        {{.max_bytes = 4096}, "max_bytes 4096 is below one segment"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int calls = cfg_calls;
+        errno = 0;
+        assert_null(bp_pool_new(&cases[i].cfg));
+        assert_int_equal(errno, EINVAL);
+        print_message("%s\n", bp_config_error());
+        assert_non_null(strstr(bp_config_error(), cases[i].words));
+        assert_int_equal(cfg_calls, calls + 1);
+        assert_string_equal(cfg_text, bp_config_error());
+    }
+    bp_config big[2];
+    memset(big, 0, sizeof big);
+    ((unsigned char *)big)[sizeof(bp_config) + 3] = 1; /* a field from a newer header */
+    assert_null(bp_pool_new_sized(big, sizeof big));
+    assert_int_equal(errno, E2BIG);
+    assert_non_null(strstr(bp_config_error(), "newer header"));
+    bp_pool *ok = bp_pool_new(NULL);
+    assert_null(bp_config_error()); /* a good config clears the thread's message */
+    bp_pool_destroy(ok);
+    bp_set_error_handler(old, NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_refused_call_is_counted_and_reported),
         cmocka_unit_test(a_pool_handle_that_is_no_pool_is_not_written),
         cmocka_unit_test(a_double_release_is_named_double_release),
+        cmocka_unit_test(refusals_say_what_is_wrong),
+        cmocka_unit_test(stats_refusals_are_counted_and_reported),
+        cmocka_unit_test(bad_configs_are_named),
         cmocka_unit_test(get_zero_and_null_pool_are_einval),
         cmocka_unit_test(null_foreign_and_stack_pointers_are_einval),
         cmocka_unit_test(unowned_refusals_go_to_the_global_handler),

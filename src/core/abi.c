@@ -49,6 +49,15 @@ bp_pool *bp_pool_new_sized(const bp_config *cfg, size_t cfg_size) {
     bp_config c;
     int err = cfg ? bp__abi_in(&c, sizeof c, cfg, cfg_size, CONFIG_0_2) : 0;
     if (err) {
+        if (err == E2BIG)
+            bp__config_error(err,
+                             "bp_config of %zu bytes sets fields this library (%zu bytes) does "
+                             "not know: built against a newer header",
+                             cfg_size, sizeof c);
+        else
+            bp__config_error(err, "bp_config of %zu bytes is smaller than the 0.2 layout (%zu)",
+                             cfg_size, (size_t)CONFIG_0_2);
+        bp__refuse(NULL, err, "bp_pool_new", bp_config_error());
         errno = err;
         return NULL;
     }
@@ -61,7 +70,7 @@ int(bp_pool_stats)(bp_pool *pool, bp_stats *out) {
 
 int bp_pool_stats_sized(bp_pool *pool, bp_stats *out, size_t out_size) {
     if (!pool || !out || out_size < STATS_0_2)
-        return EINVAL;
+        return bp__refuse_user(pool, EINVAL, "bp_pool_stats", NULL);
     bp_stats st;
     bp__pool_stats(pool, &st);
     return bp__abi_out(out, out_size, &st, sizeof st, STATS_0_2);

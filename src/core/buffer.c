@@ -76,9 +76,12 @@ void bp__report(bp_pool *pool, int err, const char *op, const void *p) {
 
 /* ---- get ------------------------------------------------------------------ */
 
+/* bp_get_wait's own attempts: it counts and reports the outcome once. */
+static BP_TLS bool waiting;
+
 /* A get that came back empty: a refusal by the budget is reported. */
 BP_COLD static void *got_none(bp_pool *pool) {
-    if (bp__budget_failed) {
+    if (bp__budget_failed && !waiting) {
         atomic_fetch_add_explicit(&pool->budget_refused, 1, memory_order_relaxed);
         bp__report(pool, ENOMEM, "bp_get", NULL);
         errno = ENOMEM;
@@ -507,7 +510,7 @@ BP_COLD static int release_n_slow(void *p, size_t n) {
             return bp__refuse(seg->pool, EALREADY, "bp_release_n", p);
         }
         if (n > count) /* more than it holds: nothing changes */
-            return bp__refuse(seg->pool, EINVAL, "bp_release_n", p);
+            return bp__refuse(seg->pool, EINVAL, BP_OP_RELEASE_N_COUNT, p);
         if (n == 0)
             return 0;
         uint32_t last = n == count; /* kept for bp_release below */
@@ -579,6 +582,8 @@ void *bp_base(const void *p) {
  * between attempts goes to the depot, not into the releasing thread's
  * cache where no waiter could find it. */
 void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms) {
+    if (timeout_ms < -1) /* only -1 means forever */
+        return bp__refuse_user(pool, EINVAL, "bp_get_wait", NULL), NULL;
     struct timespec deadline;
     if (timeout_ms > 0)
         bp__os_deadline(&deadline, (unsigned)timeout_ms);
@@ -587,7 +592,9 @@ void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms) {
     void *p;
     for (;;) {
         uint64_t gen = pool ? ld_acq(&pool->room_gen) : 0;
+        waiting = true;
         p = bp_get(pool, len); /* a fast-path get never fails */
+        waiting = false;
         if (p || !bp__budget_failed || timeout_ms == 0 || rc == ETIMEDOUT)
             break; /* served, refused for another reason (errno says), or out of time */
         bp__pool_lock(pool);
@@ -606,14 +613,20 @@ void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms) {
         pool->waiters--;
         bp__pool_unlock(pool);
     }
-    if (refused)
-        errno = timeout_ms == 0 ? ENOMEM : ETIMEDOUT;
+    if (refused) {
+        int err = timeout_ms == 0 ? ENOMEM : ETIMEDOUT;
+        atomic_fetch_add_explicit(&pool->budget_refused, 1, memory_order_relaxed);
+        bp__report(pool, err, "bp_get_wait", NULL);
+        errno = err;
+    }
     return p;
 }
 
 /* ---- naming errors ---------------------------------------------------------- */
 
 const char *bp_error_name(int err, const char *op) {
+    if (err == EINVAL && op && !strcmp(op, BP_OP_RELEASE_N_COUNT))
+        return "n exceeds the buffer's reference count (nothing was released)";
     bool drop = op && (!strncmp(op, "bp_put", 6) || !strncmp(op, "bp_release", 10) ||
                        !strcmp(op, "bp_objpool_put"));
     switch (err) {
@@ -625,8 +638,10 @@ const char *bp_error_name(int err, const char *op) {
                      "one-past-the-end pointer, or another pool's)"
                    : "invalid argument";
     case EALREADY:
-        return drop ? "double release (the buffer is already free)"
-                    : "the buffer is already free (retain after the last release)";
+        return drop ? "double release (the buffer is already free), or a pointer one past the "
+                      "end of a buffer (p + bp_cap(p)) that lands on the next buffer, a free one"
+                    : "the buffer is already free (retain after the last release, or a pointer "
+                      "one past the end of a buffer that lands on the next, free buffer)";
     case EOVERFLOW:
         return "reference count overflow";
     case ENOMEM:

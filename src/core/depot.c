@@ -160,11 +160,15 @@ size_t bp__depot_release_empty(bp_pool *pool, uint32_t tier) {
 }
 
 /* Unmaps every empty segment above the floors, then releases the pages of
- * the free buffers of a page and more. */
+ * the free buffers of a page and more, except in tiers with a
+ * bp_pool_reserve floor: what reserve faulted in stays resident (decay
+ * keeps it too), whichever free buffers of the tier it now is. */
 size_t bp__depot_trim(bp_pool *pool) {
     size_t returned = bp__depot_release_empty(pool, UINT32_MAX);
     size_t page = bp__os_page();
     for (uint32_t t = 0; t < pool->ntiers; t++) {
+        if (pool->user_ref && pool->depot[t].reserved)
+            continue;
         for (bp_seg *seg = pool->depot[t].partial; seg; seg = seg->pnext) {
             if (seg->stride < page || seg->reqlen) /* checked: keep the poison */
                 continue;

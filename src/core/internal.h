@@ -444,6 +444,7 @@ BP_HIDDEN void bp__segmap_remove(bp_seg *seg);
 BP_HIDDEN bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier);
 BP_HIDDEN bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len);
 BP_HIDDEN void bp__seg_free(bp_seg *seg);
+BP_HIDDEN size_t bp__seg_tier_bytes(size_t size, bool checked); /* one segment's mapping */
 extern BP_TLS bool bp__budget_failed BP_HIDDEN; /* the last mapping was refused by the budget */
 BP_HIDDEN void bp__tomb_lock(void);             /* fork */
 BP_HIDDEN void bp__tomb_unlock(void);
@@ -494,6 +495,9 @@ BP_HIDDEN void bp__fork_parent(void);
 BP_HIDDEN void bp__fork_child(void);
 
 /* pool.c */
+/* A refused config: formats why into the calling thread's message
+ * (bp_config_error) and returns err. */
+BP_HIDDEN int bp__config_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 BP_HIDDEN void bp__pool_lock(bp_pool *pool);
 BP_HIDDEN void bp__pool_unlock(bp_pool *pool);
 BP_HIDDEN void bp__pool_maybe_free(bp_pool *pool); /* lock held; may unlock+free */

@@ -10,6 +10,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,15 +77,74 @@ static unsigned env_checked_flags(void) {
 
 #define BP_CONFIG_FLAGS (BP_CHECKED | BP_NO_RECENT | BP_STRICT_LEN | BP_NO_BACKGROUND)
 
+static BP_TLS char config_why[160];
+static BP_TLS bool config_failed;
+
+int bp__config_error(int err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(config_why, sizeof config_why, fmt, ap);
+    va_end(ap);
+    config_failed = true;
+    return err;
+}
+
+const char *bp_config_error(void) { return config_failed ? config_why : NULL; }
+
+/* The tier sizes as given (unsorted), each refusal naming its index. */
+static int check_sizes(const size_t *sizes, size_t n) {
+    if (!sizes)
+        return n ? bp__config_error(EINVAL, "sizes is NULL but nsizes is %zu", n) : 0;
+    if (n == 0)
+        return bp__config_error(EINVAL, "sizes is set but nsizes is 0");
+    if (n > BP_MAX_TIERS)
+        return bp__config_error(EINVAL, "nsizes %zu exceeds BP_MAX_TIERS (%d)", n, BP_MAX_TIERS);
+    for (size_t i = 0; i < n; i++) {
+        if (sizes[i] == 0)
+            return bp__config_error(EINVAL, "sizes[%zu] is 0", i);
+        if (sizes[i] > BP_MAX_TIER_SIZE)
+            return bp__config_error(EINVAL, "sizes[%zu] (%zu) exceeds BP_MAX_TIER_SIZE (%u)", i,
+                                    sizes[i], BP_MAX_TIER_SIZE);
+        for (size_t j = 0; j < i; j++)
+            if (sizes[j] == sizes[i])
+                return bp__config_error(EINVAL, "sizes[%zu] duplicates sizes[%zu] (%zu)", i, j,
+                                        sizes[i]);
+    }
+    return 0;
+}
+
+/* A budget below one segment of the smallest tier could never serve. */
+static int check_budget(bp_pool *pool, bool from_cfg) {
+    if (!pool->max_bytes)
+        return 0;
+    size_t need = bp__seg_tier_bytes(pool->sizes[0], ld_rlx(&pool->flags) & BPF_CHECKED);
+    if (pool->max_bytes >= need)
+        return 0;
+    if (!from_cfg) { /* BYTEPOOL_MAX_BYTES: ignored, as any unusable setting is */
+        fprintf(stderr,
+                "bytepool: ignoring BYTEPOOL_MAX_BYTES=%zu: below one segment of the smallest "
+                "tier (%zu bytes); no budget\n",
+                pool->max_bytes, need);
+        pool->max_bytes = 0;
+        return 0;
+    }
+    return bp__config_error(EINVAL,
+                            "max_bytes %zu is below one segment of the smallest tier (%zu "
+                            "bytes): the pool could never serve",
+                            pool->max_bytes, need);
+}
+
 static int apply_config(bp_pool *pool, const bp_config *cfg) {
     static const bp_config zero;
     if (!cfg)
         cfg = &zero;
     if (cfg->flags & ~(unsigned)BP_CONFIG_FLAGS)
-        return EINVAL;
-    if (cfg->sizes == NULL && cfg->nsizes != 0)
-        return EINVAL;
-    int err = bp__tiers_build(pool, cfg->sizes, cfg->nsizes);
+        return bp__config_error(EINVAL, "unknown flag 0x%x",
+                                cfg->flags & ~(unsigned)BP_CONFIG_FLAGS);
+    int err = check_sizes(cfg->sizes, cfg->nsizes);
+    if (err)
+        return err;
+    err = bp__tiers_build(pool, cfg->sizes, cfg->nsizes);
     if (err)
         return err;
     pool->tcache_bytes = cfg->tcache_bytes
@@ -100,12 +161,13 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     pool->record = !(cfg->flags & BP_NO_RECENT);
     pool->window = cfg->recent_window ? cfg->recent_window : BP_RECENT_DEFAULT;
     if (pool->window > ((size_t)1 << 24))
-        return EINVAL;
+        return bp__config_error(EINVAL, "recent_window %zu exceeds %zu", pool->window,
+                                (size_t)1 << 24);
     pool->hist_len = 64;
     while (pool->hist_len < pool->window + BP_BATCH)
         pool->hist_len *= 2;
     if ((unsigned)cfg->leaks > BP_LEAKS_ALL)
-        return EINVAL;
+        return bp__config_error(EINVAL, "leaks %d is not a bp_leaks value", (int)cfg->leaks);
     static const char *const leak_words[] = {"off", "sample", "all"};
     static const bp_leaks leak_kinds[] = {BP_LEAKS_OFF, BP_LEAKS_SAMPLE, BP_LEAKS_ALL};
     pool->leaks = cfg->leaks != BP_LEAKS_DEFAULT
@@ -119,6 +181,8 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     if (cfg->flags & BP_STRICT_LEN)
         flags |= BPF_STRICT;
     st_rlx(&pool->flags, flags);
+    if ((err = check_budget(pool, cfg->max_bytes != 0)) != 0)
+        return err;
     /* A bin of fewer than BP_HOT buffers (or none) would flush and refill
      * under the lock on most calls: such tiers pass buffers through the
      * depot's lock-free hot slots first, as long as what those can hold
@@ -137,12 +201,14 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     }
     if (cfg->recorder) {
         if (!cfg->recorder->push || !cfg->recorder->read)
-            return EINVAL;
+            return bp__config_error(EINVAL, "recorder has no %s function",
+                                    cfg->recorder->push ? "read" : "push");
         pool->recorder = *cfg->recorder;
         return 0;
     }
     if (cfg->recorder_kind != BP_RING_LOCKFREE && cfg->recorder_kind != BP_RING_LOCKED)
-        return EINVAL;
+        return bp__config_error(EINVAL, "recorder_kind %d is not BP_RING_LOCKFREE or BP_RING_LOCKED",
+                                (int)cfg->recorder_kind);
     if (!pool->record)
         return 0;
     pool->ring = bp_ring_new(pool->window, sizeof(size_t), cfg->recorder_kind);
@@ -157,6 +223,7 @@ bp_pool *bp__pool_new(const bp_config *cfg) {
         return NULL;
     }
     memset(pool, 0, sizeof(*pool));
+    config_failed = false;
     pool->tcs_by_tid = bp__tc_array_new();
     int err = pool->tcs_by_tid ? apply_config(pool, cfg) : ENOMEM;
     if (err) {
@@ -164,6 +231,8 @@ bp_pool *bp__pool_new(const bp_config *cfg) {
         free((void *)pool->ctab);
         bp_ring_free(pool->ring);
         free(pool);
+        if (config_failed) /* no pool to name: the process-wide handler hears why */
+            bp__refuse(NULL, err, "bp_pool_new", config_why);
         errno = err;
         return NULL;
     }

@@ -107,6 +107,13 @@ static void tier_geometry(size_t size, bool checked, bool objects, size_t *strid
     *map_bytes = total;
 }
 
+size_t bp__seg_tier_bytes(size_t size, bool checked) {
+    size_t stride, first, map_bytes;
+    uint32_t n;
+    tier_geometry(size, checked, false, &stride, &n, &first, &map_bytes);
+    return map_bytes;
+}
+
 BP_TLS bool bp__budget_failed;
 
 /* Would mapping map_bytes more keep the pool within its budget? At the cap,

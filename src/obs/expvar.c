@@ -14,6 +14,7 @@
 #include "obs.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,8 +71,32 @@ int bp_expvar_publish_metrics(const char *name, char *(*fn)(void *ctx),
     return insert(name, NULL, &with);
 }
 
-/* Names are unique across pools and functions; the list stays sorted. A
- * function variable's callbacks come in `with`. */
+/* The variables an entry puts in the document: a pool's two, or a
+ * function's one (its name). */
+static const char *const pool_suffixes[] = {"pool_stats", "pool_detail"};
+
+/* Does a variable of the pool (or function) `a` have the name of one of
+ * `b`'s? Compared as the names the document would hold, both ways. */
+static bool names_meet(const char *a, bool a_pool, const char *b, bool b_pool) {
+    for (size_t i = 0; i < (a_pool ? 2u : 1u); i++)
+        for (size_t j = 0; j < (b_pool ? 2u : 1u); j++) {
+            const char *sa = a_pool ? pool_suffixes[i] : "", *sb = b_pool ? pool_suffixes[j] : "";
+            size_t la = strlen(a), lb = strlen(b);
+            if (la + strlen(sa) != lb + strlen(sb))
+                continue;
+            /* a+sa == b+sb, without building either */
+            const char *x = la <= lb ? a : b, *y = la <= lb ? b : a;
+            const char *xs = la <= lb ? sa : sb, *ys = la <= lb ? sb : sa;
+            size_t lx = la <= lb ? la : lb, ly = la <= lb ? lb : la;
+            if (!strncmp(x, y, lx) && !strncmp(xs, y + lx, ly - lx) && !strcmp(xs + (ly - lx), ys))
+                return true;
+        }
+    return false;
+}
+
+/* Names are unique across pools and functions (and "cmdline", which the
+ * document always holds); the list stays sorted. A function variable's
+ * callbacks come in `with`. */
 static int insert(const char *prefix, bp_pool *pool, const ev_entry *with) {
     ev_entry *e = calloc(1, sizeof(*e));
     char *copy = strdup(prefix);
@@ -87,10 +112,12 @@ static int insert(const char *prefix, bp_pool *pool, const ev_entry *with) {
     ev_lock();
     int err = 0;
     ev_entry **link = &ev_list;
+    if (names_meet(prefix, pool != NULL, "cmdline", false))
+        err = EEXIST;
     for (ev_entry *x = ev_list; x; x = x->next)
         if (pool && x->pool == pool)
             err = EINVAL;
-        else if (!strcmp(x->prefix, prefix))
+        else if (names_meet(prefix, pool != NULL, x->prefix, x->pool != NULL))
             err = EEXIST;
     while (!err && *link && strcmp((*link)->prefix, prefix) < 0)
         link = &(*link)->next;
@@ -176,9 +203,9 @@ char *bp_expvar_json(void) {
             free(v);
             continue;
         }
-        var_name(&b, e->prefix, "pool_stats");
+        var_name(&b, e->prefix, pool_suffixes[0]);
         bp__json_seed(&b, e->pool);
-        var_name(&b, e->prefix, "pool_detail");
+        var_name(&b, e->prefix, pool_suffixes[1]);
         bp__json_detail(&b, e->pool);
     }
     pthread_mutex_unlock(&ev_mu);
