@@ -168,8 +168,10 @@ stress: all test-tsan
 	$(BUILD)/tests/stress --seconds 60 --threads 8
 	TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" $(BUILD)-tsan/tests/stress --seconds 60 --threads 4
 
-# Nothing but a compiler, make and cmake; no root, no test packages.
-demo: all
+# Nothing but a compiler, make and cmake; no root, no test packages. Builds
+# what it runs (the library and the example), not the tests or benchmarks.
+demo: configure
+	cmake --build $(BUILD) -j $(JOBS) --target fanout
 	$(BUILD)/examples/fanout
 
 install: all

@@ -220,7 +220,12 @@ typedef struct bp_config {
                                     (env BYTEPOOL_LEAKS=off|sample|all) */
     size_t max_bytes;            /* budget: bytes the pool may have mapped, segment
                                     headers and oversize buffers included; 0 = no
-                                    cap (env BYTEPOOL_MAX_BYTES). At the cap a get
+                                    cap (env BYTEPOOL_MAX_BYTES). The bound that
+                                    works: RLIMIT_AS lowered after the first pool
+                                    was made does not bound tier memory (the
+                                    address range is reserved at first use). At
+                                    least one segment of the smallest tier
+                                    (bp_pool_new refuses less). At the cap a get
                                     first unmaps idle memory, then fails with
                                     ENOMEM (counted in budget_refused, reported to
                                     on_error); bp_get_wait waits instead. While a

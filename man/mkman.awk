@@ -13,22 +13,27 @@ function esc(s) {
     if (s ~ /^[.']/) s = "\\&" s
     return s
 }
+# A comment is held in pend until the code it documents has been written:
+# the page shows each prototype first, then its description.
 function flush_code() {
-    if (ncode == 0) return
-    body = body ".PP\n.EX\n"
-    for (i = 1; i <= ncode; i++) body = body esc(code[i]) "\n"
-    body = body ".EE\n"
-    ncode = 0
+    if (ncode > 0) {
+        body = body ".PP\n.EX\n"
+        for (i = 1; i <= ncode; i++) body = body esc(code[i]) "\n"
+        body = body ".EE\n"
+        ncode = 0
+    }
+    body = body pend
+    pend = ""
 }
 function text_line(t) {
     sub(/^ ?\*\/?/, "", t); sub(/\*\/ *$/, "", t)
-    if (t ~ /^ *$/) { body = body ".PP\n"; return }
+    if (t ~ /^ *$/) { pend = pend ".PP\n"; return }
     # a bullet ("- ") starts an indented paragraph; its continuation and
     # other indented lines are filled into it
-    if (t ~ /^ *- /) { sub(/^ *- /, "", t); body = body ".IP \\(bu 2\n"; in_bullet = 1 }
-    else if (in_bullet && t ~ /^ ?[^ ]/) { body = body ".PP\n"; in_bullet = 0 }
+    if (t ~ /^ *- /) { sub(/^ *- /, "", t); pend = pend ".IP \\(bu 2\n"; in_bullet = 1 }
+    else if (in_bullet && t ~ /^ ?[^ ]/) { pend = pend ".PP\n"; in_bullet = 0 }
     sub(/^ +/, "", t)
-    body = body esc(t) "\n"
+    pend = pend esc(t) "\n"
 }
 BEGIN { nsec = split(sections, want, "|"); insec = (sections == "*"); ncode = 0; nsyn = 0 }
 # the banner: a rule, a title, a rule
@@ -57,9 +62,9 @@ in_open {
 /^#(ifndef|ifdef|endif|if |else|include|define BYTEPOOL)/ { next }
 /^(extern "C"|}$)/ { next }
 /^\/\*/ {
-    flush_code(); body = body ".PP\n"; in_bullet = 0
+    flush_code(); pend = ".PP\n"; in_bullet = 0
     in_c = ($0 !~ /\*\//)
-    t = $0; sub(/^\/\* ?/, "", t); sub(/ *\*\/$/, "", t); body = body esc(t) "\n"
+    t = $0; sub(/^\/\* ?/, "", t); sub(/ *\*\/$/, "", t); pend = pend esc(t) "\n"
     next
 }
 in_c { if ($0 ~ /\*\//) in_c = 0; text_line($0); next }

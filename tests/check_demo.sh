@@ -22,5 +22,7 @@ $run "cd '$tmp/src' && HOME='$tmp' PATH='$tmp/bin':\$PATH make demo GEN= BUILD='
 grep -q "installing\|apt-get" "$tmp/log" && { echo "FAIL: make demo tried to install packages"; exit 1; }
 [ -x "$tmp/b/examples/fanout" ] || { echo "FAIL: no demo binary"; exit 1; }
 [ ! -e "$tmp/b/tests/test_tier" ] || { echo "FAIL: tests built without cmocka?"; exit 1; }
+others=$(find "$tmp/b/bench" "$tmp/b/examples" -type f -perm -u+x ! -name fanout 2>/dev/null | head -3)
+[ -z "$others" ] || { echo "FAIL: make demo built more than it runs: $others"; exit 1; }
 tail -3 "$tmp/log"
 echo "make demo: built and ran as $($run 'id -un'), without pkg-config or ninja"

@@ -20,6 +20,10 @@ LD_LIBRARY_PATH="$libdir" "$tmp/c1"
 cc -std=c11 -o "$tmp/c1s" "$src/main.c" $(pkg-config --cflags bytepool) \
   "$libdir/libbytepool.a" $(pkg-config --static --libs-only-l bytepool | sed 's/-lbytepool//')
 static_only "$tmp/c1s"
+# the README's static line: the archive by name, next to the shared library
+cc -std=c11 -o "$tmp/c1r" "$src/main.c" $(pkg-config --cflags bytepool) -L"$libdir" \
+  -l:libbytepool.a -lpthread
+static_only "$tmp/c1r"
 http=no
 if [ -f "$libdir/pkgconfig/bytepool_http.pc" ]; then
   http=yes

@@ -11,6 +11,7 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,10 +91,15 @@ int bp__parse_size(const char *s, uint64_t *out) {
         shift = 30;
         s++;
         break;
+    case 't':
+    case 'T':
+        shift = 40;
+        s++;
+        break;
     default:
         break;
     }
-    if (*s == 'i' && shift) /* KiB, MiB, GiB */
+    if (*s == 'i' && shift) /* KiB, MiB, GiB, TiB */
         s++;
     if ((*s == 'b' || *s == 'B') && shift)
         s++;
@@ -110,7 +116,7 @@ uint64_t bp__env_size(bp_env v, uint64_t dflt, uint64_t min, uint64_t max) {
     uint64_t x;
     if (bp__parse_size(s, &x) != 0 || x < min || x > max) {
         char want[96];
-        snprintf(want, sizeof want, "a number %llu..%llu (suffix K, M or G allowed)",
+        snprintf(want, sizeof want, "a number %llu..%llu (suffix K, M, G or T allowed)",
                  (unsigned long long)min, (unsigned long long)max);
         complain(v, s, want);
         return dflt;
@@ -131,3 +137,69 @@ int bp__env_word(bp_env v, const char *const *words, int n, int dflt) {
     complain(v, s, want);
     return dflt;
 }
+
+/* ---- names the library does not know ------------------------------------- */
+
+/* Every BYTEPOOL_* variable read anywhere: the core's, and the optional
+ * libraries' (which read theirs with getenv). */
+static const char *const other_names[] = {"BYTEPOOL_HTTP_HOSTS"};
+
+/* Edit distance of two short names (insert, delete, substitute: 1 each). */
+static size_t distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return SIZE_MAX;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t sub = diag + (toupper((unsigned char)a[i - 1]) != b[j - 1]);
+            size_t best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+            row[j] = sub < best ? sub : best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static void check_names(void) {
+    extern char **environ;
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "BYTEPOOL_", 9))
+            continue;
+        const char *eq = strchr(*e, '=');
+        size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+        char name[64];
+        if (n >= sizeof name)
+            n = sizeof name - 1;
+        memcpy(name, *e, n);
+        name[n] = 0;
+        const char *closest = NULL;
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < BP_ENV_COUNT + sizeof other_names / sizeof other_names[0]; i++) {
+            const char *known = i < BP_ENV_COUNT ? env_names[i] : other_names[i - BP_ENV_COUNT];
+            /* 0: the name itself (case counts); 1: one is the other's start
+             * (BYTEPOOL_TCACHE for BYTEPOOL_TCACHE_BYTES); else edits + 1 */
+            size_t lk = strlen(known), ln = strlen(name);
+            size_t d = !strcmp(name, known)                          ? 0
+                       : !strncmp(name, known, ln < lk ? ln : lk) ? 1
+                                                                   : distance(name, known) + 1;
+            if (d < best) {
+                best = d;
+                closest = known;
+            }
+        }
+        if (best == 0)
+            continue;
+        fprintf(stderr, "bytepool: ignoring unknown variable %s; did you mean %s?\n", name,
+                closest);
+    }
+}
+
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+void bp__env_check_names(void) { pthread_once(&names_once, check_names); }

@@ -567,5 +567,6 @@ BP_HIDDEN int bp__parse_size(const char *s, uint64_t *out); /* digits + K/M/G; 0
 BP_HIDDEN int bp__env_bool(bp_env v, int dflt);
 BP_HIDDEN uint64_t bp__env_size(bp_env v, uint64_t dflt, uint64_t min, uint64_t max);
 BP_HIDDEN int bp__env_word(bp_env v, const char *const *words, int n, int dflt); /* index */
+BP_HIDDEN void bp__env_check_names(void); /* once: a line on stderr per unknown BYTEPOOL_* */
 
 #endif /* BP_INTERNAL_H */

@@ -224,6 +224,7 @@ bp_pool *bp__pool_new(const bp_config *cfg) {
     }
     memset(pool, 0, sizeof(*pool));
     config_failed = false;
+    bp__env_check_names();
     pool->tcs_by_tid = bp__tc_array_new();
     int err = pool->tcs_by_tid ? apply_config(pool, cfg) : ENOMEM;
     if (err) {
