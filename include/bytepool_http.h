@@ -22,7 +22,8 @@
  *     2048 connections wait in the listen backlog (1024 deep, capped by
  *     net.core.somaxconn). The process needs RLIMIT_NOFILE above the
  *     connections it should hold (ulimit -n);
- *   - a connection silent for 5 s is closed. Requests whose Host header is not localhost, 127.0.0.1,
+ *   - a connection silent for 5 s is closed. Requests whose Host header is not localhost,
+ * 127.0.0.1,
  * [::1] or the bound address get 421 (against DNS rebinding from a local
  * browser); BYTEPOOL_HTTP_HOSTS adds names (comma-separated; "*" allows
  * any). Methods other than GET and HEAD get 405 with an Allow header.

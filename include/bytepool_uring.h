@@ -47,9 +47,9 @@ typedef struct bp_uring_bufs bp_uring_bufs;
     0x1u /* incremental consumption (IOU_PBUF_RING_INC, Linux 6.12): one buffer serves several     \
             completions, packed one after another */
 #define BP_URING_CHECKED                                                                           \
-    0x2u /* bp_uring_bufs_take verifies that the kernel took each buffer out of this ring (one    \
-            io_uring_register call per batch of completions; Linux 6.8): a completion of another \
-            group is refused with EINVAL instead of handing out a buffer the kernel may still   \
+    0x2u /* bp_uring_bufs_take verifies that the kernel took each buffer out of this ring (one     \
+            io_uring_register call per batch of completions; Linux 6.8): a completion of another   \
+            group is refused with EINVAL instead of handing out a buffer the kernel may still      \
             fill. For tests and debugging */
 
 typedef struct bp_uring_stats {
@@ -67,8 +67,8 @@ typedef struct bp_uring_stats {
  * NULL with errno EINVAL (NULL pool or ring, buf_size 0 or above the pool's
  * largest tier, nbufs not a power of two, an unknown flag), ENOMEM (the pool
  * or the OS refused), EOPNOTSUPP (the kernel has no incremental mode, for
- * BP_URING_INC, or cannot report its head, for BP_URING_CHECKED) or the error of io_uring_register_buf_ring (EEXIST: bgid
- * taken). Destroy it before the pool and the io_uring. */
+ * BP_URING_INC, or cannot report its head, for BP_URING_CHECKED) or the error of
+ * io_uring_register_buf_ring (EEXIST: bgid taken). Destroy it before the pool and the io_uring. */
 BP_API bp_uring_bufs *bp_uring_bufs_new(bp_pool *pool, struct io_uring *ring, unsigned short bgid,
                                         size_t buf_size, unsigned nbufs, unsigned flags);
 

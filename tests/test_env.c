@@ -31,15 +31,21 @@ static void booleans_and_sizes_parse_strictly(void **state) {
     const struct {
         const char *s;
         uint64_t v;
-    } good[] = {{"1T", UINT64_C(1) << 40}, {"2t", UINT64_C(2) << 40}, {"64k", 65536},
-                {"64KB", 65536},          {"64KiB", 65536},           {"64kib", 65536},
-                {"1TiB", UINT64_C(1) << 40}, {"7mb", 7u << 20}};
+    } good[] = {{"1T", UINT64_C(1) << 40},
+                {"2t", UINT64_C(2) << 40},
+                {"64k", 65536},
+                {"64KB", 65536},
+                {"64KiB", 65536},
+                {"64kib", 65536},
+                {"1TiB", UINT64_C(1) << 40},
+                {"7mb", 7u << 20}};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         assert_int_equal(bp__parse_size(good[i].s, &x), 0);
         assert_int_equal(x, good[i].v);
     }
-    const char *bad[] = {"-1", "", " 5", "12xyz", "99999999999999999999", "1P", "K", "0x10",
-                         "5 ", "64iB", "64B", "64KBi", "16777216T"};
+    const char *bad[] = {"-1",  "",      " 5",       "12xyz", "99999999999999999999",
+                         "1P",  "K",     "0x10",     "5 ",    "64iB",
+                         "64B", "64KBi", "16777216T"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(bp__parse_size(bad[i], &x), -1);
 }

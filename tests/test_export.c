@@ -285,13 +285,14 @@ static void variable_names_never_repeat(void **state) {
     assert_int_equal(bp_expvar_publish_func("x_", nothing, NULL), 0); /* no variable has it */
     assert_int_equal(bp_expvar_publish_func("y_pool_stats", nothing, NULL), 0);
     assert_int_equal(bp_expvar_publish(y, "y_"), EEXIST); /* the other order */
-    assert_int_equal(bp_expvar_publish(y, "y_pool_"), 0);  /* y_pool_pool_stats: no clash */
+    assert_int_equal(bp_expvar_publish(y, "y_pool_"), 0); /* y_pool_pool_stats: no clash */
     assert_int_equal(bp_expvar_publish_func("cmdline", nothing, NULL), EEXIST);
     assert_int_equal(bp_expvar_publish(e, ""), 0); /* pool_stats, pool_detail */
     assert_int_equal(bp_expvar_publish_func("pool_detail", nothing, NULL), EEXIST);
     char *doc = bp_expvar_json();
-    const char *keys[] = {"cmdline", "x_", "x_pool_stats", "x_pool_detail", "y_pool_stats",
-                          "y_pool_pool_stats", "pool_stats", "pool_detail"};
+    const char *keys[] = {"cmdline",       "x_",           "x_pool_stats",
+                          "x_pool_detail", "y_pool_stats", "y_pool_pool_stats",
+                          "pool_stats",    "pool_detail"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         assert_int_equal(key_count(doc, keys[i]), 1);
     free(doc);

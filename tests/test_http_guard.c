@@ -35,7 +35,8 @@ static int connect_port(void) {
     return fd;
 }
 
-static const char request[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+static const char request[] =
+    "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
 
 /* Reads fd to its end (or 30 s); true when it answered 200. */
 static bool answered(int fd) {
@@ -62,8 +63,9 @@ static double timed_request(void) {
     int fd = connect_port();
     if (fd < 0)
         return -1;
-    bool ok = send(fd, request, sizeof request - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof request - 1) &&
-              answered(fd);
+    bool ok =
+        send(fd, request, sizeof request - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof request - 1) &&
+        answered(fd);
     close(fd);
     return ok ? now_ms() - t0 : -1;
 }
@@ -167,8 +169,8 @@ static void a_burst_over_the_limit_waits_and_is_answered(void **state) {
 static int status_for_host(const char *host) {
     int fd = connect_port();
     char req[512];
-    int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-                     host);
+    int n =
+        snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host);
     if (fd < 0 || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
         return -1;
     char buf[64] = {0};
@@ -212,8 +214,14 @@ static void addresses_by_name_and_ipv6(void **state) {
     } else {
         print_message("no IPv6 loopback here: [::1] not tried\n");
     }
-    const char *bad[] = {"[::1", "[::1]x:0", "::1:0", "127.0.0.1:99999", "127.0.0.1:-1",
-                         "300.1.1.1:0", "no-such-host.invalid:0", "127.0.0.1:"};
+    const char *bad[] = {"[::1",
+                         "[::1]x:0",
+                         "::1:0",
+                         "127.0.0.1:99999",
+                         "127.0.0.1:-1",
+                         "300.1.1.1:0",
+                         "no-such-host.invalid:0",
+                         "127.0.0.1:"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errno = 0;
         assert_null(bp_http_start(bad[i]));

@@ -308,7 +308,8 @@ static void on_config(void *ctx, int err, const char *op, const void *ptr) {
 static void bad_configs_are_named(void **state) {
     (void)state;
     bp_error_fn old = bp_set_error_handler(on_config, NULL);
-    static const size_t dup[] = {512, 4096, 1024, 512}, zero[] = {64, 0}, huge[] = {(size_t)2 << 30};
+    static const size_t dup[] = {512, 4096, 1024, 512}, zero[] = {64, 0},
+                        huge[] = {(size_t)2 << 30};
     static const bp_recorder half = {NULL, NULL, NULL};
     struct {
         bp_config cfg;

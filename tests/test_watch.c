@@ -277,10 +277,10 @@ static void owned_watches_are_disarmed_only_by_their_owner(void **state) {
 }
 
 typedef struct unwatcher {
-    _Atomic(void *) buf;     /* the round's buffer, NULL between rounds */
-    _Atomic unsigned round;  /* the round the main thread is in */
-    _Atomic unsigned seen;   /* the round the unwatcher has started on */
-    _Atomic unsigned acked;  /* the round the unwatcher has left */
+    _Atomic(void *) buf;    /* the round's buffer, NULL between rounds */
+    _Atomic unsigned round; /* the round the main thread is in */
+    _Atomic unsigned seen;  /* the round the unwatcher has started on */
+    _Atomic unsigned acked; /* the round the unwatcher has left */
     _Atomic unsigned ok, already, invalid;
 } unwatcher;
 

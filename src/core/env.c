@@ -185,9 +185,9 @@ static void check_names(void) {
             /* 0: the name itself (case counts); 1: one is the other's start
              * (BYTEPOOL_TCACHE for BYTEPOOL_TCACHE_BYTES); else edits + 1 */
             size_t lk = strlen(known), ln = strlen(name);
-            size_t d = !strcmp(name, known)                          ? 0
+            size_t d = !strcmp(name, known)                       ? 0
                        : !strncmp(name, known, ln < lk ? ln : lk) ? 1
-                                                                   : distance(name, known) + 1;
+                                                                  : distance(name, known) + 1;
             if (d < best) {
                 best = d;
                 closest = known;

@@ -207,7 +207,8 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
         return 0;
     }
     if (cfg->recorder_kind != BP_RING_LOCKFREE && cfg->recorder_kind != BP_RING_LOCKED)
-        return bp__config_error(EINVAL, "recorder_kind %d is not BP_RING_LOCKFREE or BP_RING_LOCKED",
+        return bp__config_error(EINVAL,
+                                "recorder_kind %d is not BP_RING_LOCKFREE or BP_RING_LOCKED",
                                 (int)cfg->recorder_kind);
     if (!pool->record)
         return 0;

@@ -161,8 +161,8 @@ int bp_unwatch_owned(void *p, bp_watcher *w) {
 void bp__watch_fire(bp_seg *seg, uint32_t idx) {
     _Atomic(bp_watcher *) *t = ld_acq(&seg->watch);
     /* Free the claim before the call: fn may arm the next watch itself. */
-    bp_watcher *w = watcher_of(
-        (uintptr_t)atomic_exchange_explicit(&t[idx], NULL, memory_order_acquire));
+    bp_watcher *w =
+        watcher_of((uintptr_t)atomic_exchange_explicit(&t[idx], NULL, memory_order_acquire));
     if (w)
         w->fn(w, bp__seg_buf(seg, idx));
 }

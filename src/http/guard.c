@@ -145,7 +145,8 @@ void bp__guard_notify(void *cls, struct MHD_Connection *mc, void **socket_contex
                       enum MHD_ConnectionNotificationCode toe) {
     bp_guard *g = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
         conn *c = calloc(1, sizeof *c);
         *socket_context = c;
         if (!c || !fd)
@@ -178,7 +179,8 @@ void bp__guard_notify(void *cls, struct MHD_Connection *mc, void **socket_contex
 }
 
 static conn *conn_of(struct MHD_Connection *mc) {
-    const union MHD_ConnectionInfo *i = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return i ? i->socket_context : NULL;
 }
 

@@ -12,8 +12,8 @@
 
 #define BP_HG_HIDDEN __attribute__((visibility("hidden")))
 
-#define BP_HTTP_MAX_CONNS 256 /* over this, connections not being answered are closed */
-#define BP_HTTP_HARD_CONNS 2048 /* libmicrohttpd's limit: more wait in the listen backlog */
+#define BP_HTTP_MAX_CONNS 256    /* over this, connections not being answered are closed */
+#define BP_HTTP_HARD_CONNS 2048  /* libmicrohttpd's limit: more wait in the listen backlog */
 #define BP_HTTP_DEADLINE_MS 3000 /* a request's headers must be complete by then */
 
 typedef struct bp_guard bp_guard;

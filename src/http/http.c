@@ -26,7 +26,7 @@
 extern const char bp__dashboard_html[] __attribute__((visibility("hidden")));
 extern const size_t bp__dashboard_len __attribute__((visibility("hidden")));
 
-#define TIMEOUT_S 5 /* an idle or stalled connection is closed after this */
+#define TIMEOUT_S 5  /* an idle or stalled connection is closed after this */
 #define BACKLOG 1024 /* connections over the limit wait here (the kernel caps it at somaxconn) */
 
 struct bp_http {
@@ -164,8 +164,10 @@ static int listen_on(const char *addr, int *fd_out) {
     const char *port;
     if (split(addr, host, sizeof host, &port) != 0)
         return EINVAL;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE}, *res = NULL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE},
+                    *res = NULL;
     int gai = getaddrinfo(host, port, &hints, &res);
     if (gai != 0)
         return gai == EAI_MEMORY ? ENOMEM : gai == EAI_SYSTEM ? errno : EINVAL;

@@ -37,7 +37,7 @@
 #ifndef IORING_CQE_F_BUF_MORE
 #define IORING_CQE_F_BUF_MORE (1U << 4) /* Linux 6.12: the buffer has more room */
 #endif
-#define PBUF_RING_INC 2u /* IOU_PBUF_RING_INC */
+#define PBUF_RING_INC 2u         /* IOU_PBUF_RING_INC */
 #define REGISTER_PBUF_STATUS 26u /* IORING_REGISTER_PBUF_STATUS, Linux 6.8 */
 #define MAX_BUFS 32768u
 
@@ -138,7 +138,8 @@ static bool kernel_head(bp_uring_bufs *b) {
  * bid that is still waiting in this ring, where the kernel may write it. */
 static bool left_ring(bp_uring_bufs *b, unsigned bid) {
     for (int asked = 0;; asked = 1) {
-        uint16_t ahead = (uint16_t)(b->pos[bid] - b->khead), queued = (uint16_t)(b->tail - b->khead);
+        uint16_t ahead = (uint16_t)(b->pos[bid] - b->khead),
+                 queued = (uint16_t)(b->tail - b->khead);
         if (ahead >= queued || (b->inc && ahead == 0))
             return true;
         if (asked || !kernel_head(b))
