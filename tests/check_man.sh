@@ -31,5 +31,20 @@ for lib in "$@"; do
     n=$((${n:-0} + 1))
   done
 done
+# Each function's page shows its prototype first, then its description
+# (the convention of man pages), e.g. bp_get before "Returns a buffer".
+MANWIDTH=200 man -l "$dir/bytepool_buffer.3" 2>/dev/null > "$tmp/buffer.txt"
+proto=$(grep -n 'void \*bp_get(bp_pool \*pool, size_t len);' "$tmp/buffer.txt" | tail -1 | cut -d: -f1)
+text=$(grep -n 'Returns a buffer of at least len bytes' "$tmp/buffer.txt" | head -1 | cut -d: -f1)
+if [ -z "$proto" ] || [ -z "$text" ] || [ "$proto" -gt "$text" ]; then
+  echo "FAIL: bytepool_buffer(3) does not show bp_get's prototype before its description"; fail=1
+fi
+# The README names every function the headers declare (the overview table
+# and the sections around it), so a new call cannot go unmentioned there.
+src=$(dirname "$0")/..
+for fn in $(grep -ho 'BP_API [^;]*' "$src"/include/bytepool*.h | grep -o 'bp_[a-z0-9_]*(' | tr -d '(' | sort -u); do
+  short=$(echo "$fn" | sed 's/^bp_uring_bufs_/_/; s/^bp_ring_/_/')
+  grep -q "\b$fn\b\|\`$short\`" "$src/README.md" || { echo "FAIL: README does not mention $fn"; fail=1; }
+done
 [ "$fail" = 0 ] || exit 1
 echo "man pages: $(ls "$dir"/*.3 | wc -l) pages render cleanly; ${n:-0} exported functions each in a synopsis and under man NAME"
