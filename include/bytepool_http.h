@@ -15,7 +15,7 @@
  *     or its previous request completed, else the connection is closed (a
  *     client trickling a byte at a time cannot hold it);
  *   - over 256 open connections, every connection not being answered that
- *     has had 1 s to send its request is closed (idle keep-alives,
+ *     has had 2 s to send its request is closed (idle keep-alives,
  *     half-sent requests), and new connections are accepted at once up to
  *     2048: a well-formed request does not wait behind idle ones, and a
  *     burst of well-formed requests over 256 is answered in full. Past

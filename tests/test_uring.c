@@ -385,6 +385,15 @@ static void state_machine_against_a_model(void **state) {
     }
 }
 
+/* Ends the multishot recv (the peer shuts down) and consumes its last
+ * completion. */
+static void end_recv(fixture *f) {
+    struct io_uring_cqe *cqe;
+    shutdown(f->fds[1], SHUT_WR);
+    assert_int_equal(io_uring_wait_cqe(&f->ring, &cqe), 0);
+    io_uring_cqe_seen(&f->ring, cqe);
+}
+
 /* A completion of group 2 offered to ring 1: refused when the caller names
  * the group, and by BP_URING_CHECKED when it does not; ring 2 takes it. */
 static void another_groups_completion_is_refused(void **state) {
@@ -420,9 +429,7 @@ static void another_groups_completion_is_refused(void **state) {
     assert_true(p[0] == 'z' && p[99] == 'z');
     assert_int_equal(bp_release(p), 0);
     assert_int_equal(bp_uring_bufs_replenish(b2), 1);
-    shutdown(f->fds[1], SHUT_WR);
-    assert_int_equal(io_uring_wait_cqe(&f->ring, &cqe), 0);
-    io_uring_cqe_seen(&f->ring, cqe);
+    end_recv(f);
     assert_int_equal(bp_uring_bufs_destroy(b1), 0);
     assert_int_equal(bp_uring_bufs_destroy(b2), 0);
 }
@@ -444,9 +451,7 @@ static void a_crafted_length_is_cut_to_the_buffer(void **state) {
     assert_int_equal(len, bp_cap(p)); /* 1024, not 1 MiB */
     assert_int_equal(len, 1024);
     assert_int_equal(bp_release(p), 0);
-    shutdown(f->fds[1], SHUT_WR);
-    assert_int_equal(io_uring_wait_cqe(&f->ring, &cqe), 0);
-    io_uring_cqe_seen(&f->ring, cqe);
+    end_recv(f);
     assert_int_equal(bp_uring_bufs_destroy(b), 0);
 }
 
@@ -466,9 +471,7 @@ static void the_rings_watch_is_its_own(void **state) {
     assert_int_equal(bp_unwatch(p), EPERM);
     static bp_watcher mine = {NULL};
     assert_int_equal(bp_unwatch_owned(p, &mine), EPERM);
-    shutdown(f->fds[1], SHUT_WR);
-    assert_int_equal(io_uring_wait_cqe(&f->ring, &cqe), 0);
-    io_uring_cqe_seen(&f->ring, cqe);
+    end_recv(f);
     assert_int_equal(bp_uring_bufs_destroy(b), 1); /* returns: p is still held */
     assert_int_equal(bp_refcount(p), 1);
     assert_int_equal(bp_release(p), 0);

@@ -36,7 +36,7 @@
 #include <time.h>
 
 #define TICK_MS 50
-#define GRACE_MS 1000 /* over the soft limit, a connection's time to send its request */
+#define GRACE_MS 2000 /* over the soft limit, a connection's time to send its request */
 
 typedef struct conn {
     int fd;
