@@ -350,7 +350,7 @@ BP_API int bp_release(void *p);
  * it) with one atomic read-modify-write, as a producer does before handing
  * one buffer to n consumers. Returns p; NULL with errno EINVAL (p not in a
  * buffer of any pool), EALREADY (the buffer is free) or EOVERFLOW (the count
- * would pass its limit, 2^30 - 2): then nothing changed. n == 0 changes
+ * would pass its limit, 2^29 - 2): then nothing changed. n == 0 changes
  * nothing and returns p when the buffer is live. Thread-safe. */
 BP_API void *bp_retain_n(void *p, size_t n);
 

@@ -116,7 +116,7 @@ static void retain_n_refuses_overflow_without_change(void **state) {
     (void)state;
     bp_pool *pool = bp_pool_new(NULL);
     void *p = bp_get(pool, 100);
-    size_t max = 0x3ffffffe; /* the count's limit: 2^30 - 2 */
+    size_t max = 0x1ffffffe; /* the count's limit: 2^29 - 2 */
     errno = 0;
     assert_null(bp_retain_n(p, max));
     assert_int_equal(errno, EOVERFLOW);

@@ -304,7 +304,10 @@ BP_COLD static int drop_slow(bp_pool *expect, bool any_pool, void *p, const char
                           (void *)bp__seg_buf(seg, idx));
             return bp__refuse(seg->pool, EALREADY, op, p);
         }
-        uint32_t next = (v & BP_RC_COUNT) == 1 ? 0 : v - 1; /* the last one clears the flags */
+        /* The last one clears the flags, unless a disarm has the buffer
+         * pinned: then the count stays 0 with them and the disarm, which
+         * finds it so when it unpins, sends the buffer home. */
+        uint32_t next = (v & BP_RC_COUNT) != 1 ? v - 1 : (v & BP_RC_PINNED) ? v - 1 : 0;
         if ((v & BP_RC_COUNT) == 2)
             next &= ~BP_RC_WATCHED; /* a watch fires once */
         if (atomic_compare_exchange_weak_explicit(rc, &v, next, memory_order_acq_rel,
@@ -313,17 +316,22 @@ BP_COLD static int drop_slow(bp_pool *expect, bool any_pool, void *p, const char
     }
     if ((v & BP_RC_COUNT) == 2 && (v & BP_RC_WATCHED))
         bp__watch_fire(seg, idx);
-    if ((v & BP_RC_COUNT) == 1) {
-        if (v & BP_RC_WATCHED) /* the watcher's reference went too: no call, no claim left */
-            bp__watch_forget(seg, idx);
-        if (v & BP_RC_SAMPLED) {
-            bp__pool_lock(seg->pool);
-            bp__leak_forget(seg->pool, bp__seg_buf(seg, idx));
-            bp__pool_unlock(seg->pool);
-        }
-        bp__buffer_free_slow(seg, idx);
-    }
+    if ((v & BP_RC_COUNT) == 1 && !(v & BP_RC_PINNED))
+        bp__buffer_gone(seg, idx, v);
     return 0;
+}
+
+/* The count of slot idx reached 0 from v (its flags as they were): the
+ * claims the flags stand for go, then the buffer goes home. */
+void bp__buffer_gone(bp_seg *seg, uint32_t idx, uint32_t v) {
+    if (v & BP_RC_WATCHED) /* the watcher's reference went too: no call, no claim left */
+        bp__watch_forget(seg, idx);
+    if (v & BP_RC_SAMPLED) {
+        bp__pool_lock(seg->pool);
+        bp__leak_forget(seg->pool, bp__seg_buf(seg, idx));
+        bp__pool_unlock(seg->pool);
+    }
+    bp__buffer_free_slow(seg, idx);
 }
 
 /* Drops one reference of p, which the caller has found in seg (maybe

@@ -116,7 +116,8 @@
 #define BP_DTAB 2048              /* entries of the direct length -> bin table */
 #define BP_RC_SAMPLED 0x80000000u /* the buffer's allocation site is recorded */
 #define BP_RC_WATCHED 0x40000000u /* a bp_watcher waits for the count to reach 1 */
-#define BP_RC_COUNT 0x3fffffffu
+#define BP_RC_PINNED 0x20000000u  /* a disarm is at work: a final drop leaves the free to it */
+#define BP_RC_COUNT 0x1fffffffu
 #define BP_RC_MAX (BP_RC_COUNT - 1)
 
 /* ---- segments ----------------------------------------------------------- */
@@ -533,6 +534,7 @@ BP_HIDDEN bp_objpool *bp__objpool_new(const bp_objpool_config *cfg);
 BP_HIDDEN int bp__objpool_stats(bp_objpool *op, bp_obj_stats *out);
 BP_HIDDEN void bp__report(bp_pool *pool, int err, const char *op, const void *p); /* uncounted */
 BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx);                   /* rc already 0 */
+BP_HIDDEN void bp__buffer_gone(bp_seg *seg, uint32_t idx, uint32_t v); /* count reached 0 from v */
 
 /* watch.c: a drop took a watched count down to 1 (and cleared the flag) */
 BP_HIDDEN void bp__watch_fire(bp_seg *seg, uint32_t idx);

@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sched.h>
 
 /* The count of the live buffer containing p, or NULL (refused: EINVAL for
  * anything but a live buffer of some pool). */
@@ -102,11 +103,24 @@ int bp_watch(void *p, bp_watcher *w) { return arm(p, w, false, "bp_watch"); }
 
 int bp_watch_owned(void *p, bp_watcher *w) { return arm(p, w, true, "bp_watch_owned"); }
 
+/* Unpins. A final drop may have come meanwhile and left the count at 0
+ * with its flags: then the buffer goes home here. */
+static void unpin(bp_seg *seg, uint32_t idx) {
+    _Atomic uint32_t *rc = &seg->rc[idx];
+    uint32_t v = ld_rlx(rc);
+    while (!atomic_compare_exchange_weak_explicit(rc, &v, (v & BP_RC_COUNT) ? v & ~BP_RC_PINNED : 0,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+        ;
+    if (!(v & BP_RC_COUNT))
+        bp__buffer_gone(seg, idx, v);
+}
+
 /* Takes the entry (the one decision point: of a disarm and a firing drop,
  * whichever takes it wins), then clears the bit. The caller may hold no
- * reference, so a temporary one pins the buffer, its segment and the table
- * for the duration: a racing final drop can then neither free them nor see
- * a watched count. */
+ * reference, so BP_RC_PINNED keeps the buffer, its segment and the table
+ * alive meanwhile: a final drop that finds the pin leaves the count at 0
+ * and the going home to this call. The pin is a bit, not a reference, so
+ * the count (and when a watch fires) is what the holders made it. */
 static int disarm(void *p, bp_watcher *mine, const char *op) {
     bp_seg *seg;
     uint32_t idx;
@@ -114,17 +128,26 @@ static int disarm(void *p, bp_watcher *mine, const char *op) {
     if (!rc)
         return EINVAL;
     uint32_t v = ld_rlx(rc);
-    do /* the pin: +1 unless the buffer was freed since */
-        if (!(v & BP_RC_COUNT) || (v & BP_RC_COUNT) == BP_RC_MAX)
-            return bp__refuse(seg->pool, (v & BP_RC_COUNT) ? EOVERFLOW : EINVAL, op, p);
-    while (!atomic_compare_exchange_weak_explicit(rc, &v, v + 1, memory_order_acquire,
-                                                  memory_order_relaxed));
+    for (;;) {
+        if (!(v & BP_RC_COUNT))
+            return bp__refuse(seg->pool, EINVAL, op, p); /* freed since */
+        if (!(v & BP_RC_WATCHED))
+            return EALREADY;    /* never armed, being armed, or fired (maybe firing now) */
+        if (v & BP_RC_PINNED) { /* another disarm is at work: a few instructions */
+            sched_yield();
+            v = ld_rlx(rc);
+            continue;
+        }
+        if (atomic_compare_exchange_weak_explicit(rc, &v, v | BP_RC_PINNED, memory_order_acquire,
+                                                  memory_order_relaxed))
+            break;
+    }
     _Atomic(bp_watcher *) *t = ld_acq(&seg->watch);
     int err = 0;
     uintptr_t e = t ? (uintptr_t)ld_rlx(&t[idx]) : 0;
     for (;;) {
         if (!e || !(ld_acq(rc) & BP_RC_WATCHED)) {
-            err = EALREADY; /* never armed, being armed, or fired (maybe firing now) */
+            err = EALREADY; /* fired meanwhile (maybe firing now) */
             break;
         }
         if (mine ? watcher_of(e) != mine : (e & OWNED) != 0) {
@@ -137,14 +160,9 @@ static int disarm(void *p, bp_watcher *mine, const char *op) {
             break;
         e = (uintptr_t)want;
     }
-    if (!err) {
-        v = ld_rlx(rc);
-        while ((v & BP_RC_WATCHED) &&
-               !atomic_compare_exchange_weak_explicit(rc, &v, v & ~BP_RC_WATCHED,
-                                                      memory_order_acquire, memory_order_relaxed))
-            ;
-    }
-    bp_release(p); /* may be the final release now: then the buffer goes home here */
+    if (!err)
+        atomic_fetch_and_explicit(rc, ~BP_RC_WATCHED, memory_order_acquire);
+    unpin(seg, idx);
     return err;
 }
 
