@@ -56,6 +56,7 @@ static const runner runners[] = {
     {"bytepool", "bytepool", NULL, false},
     {"bytepool-locked", "bytepool:locked", NULL, false},
     {"bytepool-norec", "bytepool:norec", NULL, false},
+    {"bytepool-ref", "bytepool_ref", NULL, false},
     {"glibc", "malloc", NULL, false},
     {"mimalloc", "malloc", "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", true},
     {"jemalloc", "malloc", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", true},
@@ -77,8 +78,8 @@ static const peer *find_peer(const char *spec, const char **variant) {
     *variant = colon ? colon + 1 : "";
     if (colon)
         *colon = 0;
-    const peer *all[] = {&peer_bytepool, &peer_malloc, &peer_malloc_plain,
-                         &peer_avpool,   &peer_naive,  &peer_null,
+    const peer *all[] = {&peer_bytepool, &peer_bytepool_ref, &peer_malloc, &peer_malloc_plain,
+                         &peer_avpool,   &peer_naive,        &peer_null,
 #ifdef BP_BENCH_DPDK
                          &peer_dpdk
 #endif

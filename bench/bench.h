@@ -24,7 +24,7 @@ typedef struct peer {
     void (*thread_init)(void *st);                  /* on each thread the benchmark starts */
 } peer;
 
-extern const peer peer_bytepool, peer_malloc, peer_avpool, peer_naive, peer_null, peer_dpdk,
+extern const peer peer_bytepool, peer_bytepool_ref, peer_malloc, peer_avpool, peer_naive, peer_null, peer_dpdk,
     peer_malloc_plain;
 
 #endif

@@ -5,10 +5,14 @@
  * total instructions divided by the difference in iterations is the cost
  * of one operation, free of start-up and set-up.
  *
- *   icount getput|getrelease|retain|retain_n|retain_watched|lend|getput_norec SIZE ITERATIONS
+ *   icount getput|getrelease|retain|retain_n|retain_watched|lend|getput_norec|ref|fanout|
+ *          fanout_ref SIZE ITERATIONS
  *
  * retain_n takes 8 references with one bp_retain_n and drops them with one
- * bp_release_n. Built twice: icount (static library) and icount_shared
+ * bp_release_n. ref is retain through a count handle (bp_ref_retain +
+ * bp_ref_release). fanout is the bench's fan-out (get, 8 bp_retain, 9
+ * bp_release); fanout_ref the same through a handle (get, bp_ref_of, 8
+ * bp_ref_retain, 9 bp_ref_release). Built twice: icount (static library) and icount_shared
  * (through the shared library's PLT, as a packaged program calls it).
  *
  * getrelease drops the only reference with bp_release (one atomic CAS 1 -> 0)
@@ -35,8 +39,8 @@ static void on_return(bp_watcher *w, void *buf) {
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr,
-                "usage: icount getput|getrelease|retain|retain_n|retain_watched|lend|getput_norec "
-                "SIZE ITERATIONS\n");
+                "usage: icount getput|getrelease|retain|retain_n|retain_watched|lend|getput_norec"
+                "|ref|fanout|fanout_ref SIZE ITERATIONS\n");
         return 2;
     }
     size_t size = strtoull(argv[2], NULL, 10);
@@ -54,6 +58,31 @@ int main(int argc, char **argv) {
             bp_release(p);
         }
         bp_put(pool, p);
+    } else if (!strcmp(argv[1], "ref")) {
+        p = bp_get(pool, size);
+        bp_ref r = bp_ref_of(p);
+        for (long i = 0; i < n; i++) {
+            bp_ref_retain(r);
+            bp_ref_release(r);
+        }
+        bp_put(pool, p);
+    } else if (!strcmp(argv[1], "fanout")) {
+        for (long i = 0; i < n; i++) {
+            p = bp_get(pool, size);
+            for (int k = 0; k < 8; k++)
+                bp_retain(p);
+            for (int k = 0; k < 9; k++)
+                bp_release(p);
+        }
+    } else if (!strcmp(argv[1], "fanout_ref")) {
+        for (long i = 0; i < n; i++) {
+            p = bp_get(pool, size);
+            bp_ref r = bp_ref_of(p);
+            for (int k = 0; k < 8; k++)
+                bp_ref_retain(r);
+            for (int k = 0; k < 9; k++)
+                bp_ref_release(r);
+        }
     } else if (!strcmp(argv[1], "retain_n")) {
         p = bp_get(pool, size);
         for (long i = 0; i < n; i++) {

@@ -411,6 +411,36 @@ BP_API int bp_unwatch(void *p);
  * (w NULL, p not inside a live buffer). Thread-safe, as bp_unwatch. */
 BP_API int bp_unwatch_owned(void *p, bp_watcher *w);
 
+/* A count handle: the lookup from a pointer to its count done once, for
+ * the loop that hands one buffer to many holders (each call below is then
+ * one atomic on the count, where bp_retain/bp_release find the count from
+ * the pointer every time). What it gives up: outside checked mode a forged
+ * handle, or a stale one (its buffer freed and handed out again), is
+ * undefined, as a pointer to freed memory is; in checked pools such a
+ * handle aborts with a message (naming no live segment). A freed buffer is
+ * refused with EALREADY in every mode. The handle is valid while its holder
+ * holds a reference; any thread may use it. */
+typedef struct bp_ref {
+    void *h; /* opaque */
+} bp_ref;
+
+/* The handle of the live buffer containing p (any pointer inside it), with
+ * every check bp_retain makes; {NULL} with errno EINVAL (counted and
+ * reported) when p is not inside a live buffer. Takes no reference.
+ * Thread-safe. */
+BP_API bp_ref bp_ref_of(const void *p);
+
+/* +1 (or +n) reference through the handle: 0, EALREADY (the buffer is
+ * free), EOVERFLOW (the count would pass 2^29 - 2) or EINVAL (NULL handle);
+ * refusals are counted and reported as bp_retain's are. Thread-safe. */
+BP_API int bp_ref_retain(bp_ref r);
+BP_API int bp_ref_retain_n(bp_ref r, size_t n);
+
+/* -1 reference through the handle; the last sends the buffer home, as
+ * bp_release (of racing final releases one wins, the other gets EALREADY).
+ * Returns 0, EALREADY or EINVAL (NULL handle). Thread-safe. */
+BP_API int bp_ref_release(bp_ref r);
+
 /* n buffers of at least len bytes each into out[0..n), all or nothing (as
  * DPDK's rte_mempool_get_bulk): returns 0, or an errno value with nothing
  * held (the entries of out it had filled are set back to NULL): EINVAL

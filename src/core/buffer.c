@@ -266,6 +266,22 @@ void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
     bump(&tc->bins[t].put);
 }
 
+/* A count just went 1 -> 0 on a path that knows only its slot (bp_ref):
+ * onto the thread's bin as drop_fast does, else the long way home. */
+void bp__buffer_home(bp_seg *seg, uint32_t idx) {
+    bp_bin *bin = (bp_bin *)((char *)bp__tc_here(seg->pool) + seg->bin_off);
+    bp_centry *top = bin->top;
+    if (BP_UNLIKELY(top == bin->end)) { /* full, no bin, or the pool takes no fast path */
+        bp__buffer_free_slow(seg, idx);
+        return;
+    }
+    uint8_t *start = bp__seg_buf(seg, idx);
+    track_take(seg->pool, start, seg->size);
+    *top = (bp_centry){start, &seg->rc[idx]};
+    bin->top = top + 1;
+    bump(&bin->put);
+}
+
 /* Finds the slot of p, refusing what is not inside a buffer of `expect`
  * (any pool when expect is NULL and any_pool is true). */
 static _Atomic uint32_t *locate(bp_pool *expect, bool any_pool, const void *p, const char *op,
@@ -499,9 +515,8 @@ void *bp_retain(void *p) { return retain_fast(p, 1); }
 
 void *bp_retain_n(void *p, size_t n) { return retain_fast(p, n); }
 
-/* Every case of bp_release_n, one CAS per attempt. The last of the
- * references goes through bp_release, so the final drop is the one
- * bp_release makes (a retain racing it either fails or truly holds). */
+/* Every case of bp_release_n, one CAS per attempt, the final drop
+ * included (a retain racing it either fails or truly holds). */
 BP_COLD static int release_n_slow(void *p, size_t n) {
     bp_seg *seg;
     uint32_t idx;
@@ -521,8 +536,10 @@ BP_COLD static int release_n_slow(void *p, size_t n) {
             return bp__refuse(seg->pool, EINVAL, BP_OP_RELEASE_N_COUNT, p);
         if (n == 0)
             return 0;
-        uint32_t last = n == count; /* kept for bp_release below */
-        uint32_t next = v - (uint32_t)n + last;
+        /* The last references go in the same CAS, as bp_release's final
+         * drop does: of racing final drops exactly one sees count == n. */
+        bool last = n == count, pinned = v & BP_RC_PINNED;
+        uint32_t next = last && !pinned ? 0 : v - (uint32_t)n;
         bool fire = !last && count - n == 1 && (v & BP_RC_WATCHED);
         if (fire)
             next &= ~BP_RC_WATCHED;
@@ -530,7 +547,9 @@ BP_COLD static int release_n_slow(void *p, size_t n) {
                                                   memory_order_acquire)) {
             if (fire)
                 bp__watch_fire(seg, idx);
-            return last ? bp_release(p) : 0;
+            if (last && !pinned)
+                bp__buffer_gone(seg, idx, v);
+            return 0;
         }
     }
 }

@@ -535,6 +535,7 @@ BP_HIDDEN int bp__objpool_stats(bp_objpool *op, bp_obj_stats *out);
 BP_HIDDEN void bp__report(bp_pool *pool, int err, const char *op, const void *p); /* uncounted */
 BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx);                   /* rc already 0 */
 BP_HIDDEN void bp__buffer_gone(bp_seg *seg, uint32_t idx, uint32_t v); /* count reached 0 from v */
+BP_HIDDEN void bp__buffer_home(bp_seg *seg, uint32_t idx); /* unflagged count went 1 -> 0 */
 
 /* watch.c: a drop took a watched count down to 1 (and cleared the flag) */
 BP_HIDDEN void bp__watch_fire(bp_seg *seg, uint32_t idx);
