@@ -220,8 +220,11 @@ bp_http *bp_http_start(const char *addr) {
     }
     bp_http *h = calloc(1, sizeof *h);
     const char *hosts = getenv("BYTEPOOL_HTTP_HOSTS");
-    if (!h || (hosts && !(h->hosts = strdup(hosts))) || !(h->guard = bp__guard_new())) {
-        err = h && h->hosts == NULL && hosts ? ENOMEM : errno ? errno : ENOMEM;
+    if (!h || (hosts && !(h->hosts = strdup(hosts))))
+        err = ENOMEM;
+    else if (!(h->guard = bp__guard_new()))
+        err = errno; /* ENOMEM, or pthread_create's error */
+    if (err) {
         if (h)
             free(h->hosts);
         free(h);
