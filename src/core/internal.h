@@ -103,9 +103,10 @@
 #define BP_IDX_SHIFT 46
 #define BP_SEG_PAYLOAD BP_CHUNK /* aim: about this many bytes of buffers */
 #define BP_TICK 32              /* gets between calls of bp__tc_batch: pushes, leak samples */
-#define BP_BATCH 128            /* recent lengths per stamped batch: one shared RMW each */
-/* A stamp packs the batch's place in the pool's order with its own batch
- * number, so a reader never takes the stamp of the slot's previous batch. */
+#define BP_BATCH 128            /* recent lengths per stamped batch: one clock read each */
+/* A stamp marks a finished batch with its own batch number, so a reader
+ * never takes the slot's previous batch's; the batch's place in the pool's
+ * order (a monotonic clock) is in the slot's `order`. */
 #define BP_STAMP_BITS 20
 #define BP_STAMP_MASK ((UINT64_C(1) << BP_STAMP_BITS) - 1)
 #define BP_STAMP(order, batch) ((((order) + 1) << BP_STAMP_BITS) | ((batch)&BP_STAMP_MASK))
@@ -186,7 +187,8 @@ struct bp_tcache {
     uint64_t hmask;               /* history entries - 1 */
     uint64_t pub;                 /* user recorder: seq already pushed to it (pool lock) */
     _Atomic size_t *hist;         /* this thread's recent lengths, a ring */
-    _Atomic uint64_t *stamp;      /* per batch: its place in the pool's order; 0 not yet */
+    _Atomic uint64_t *stamp;      /* per batch slot: BP_STAMP(0, batch) once finished, 0 not yet */
+    _Atomic uint64_t *order;      /* per batch slot: when it finished (bp__os_now_ns) */
     uint32_t hot_calls;           /* gets and puts served by hot slots: every BP_HOT_TICK-th
                                      reads the clock for the decay */
     bp_bin bins[];
@@ -274,8 +276,6 @@ struct bp_pool {
     bp_recorder recorder; /* user recorder; push NULL when unused */
     size_t window;
     uint64_t hist_len; /* per-thread history: a power of two >= window + BP_BATCH */
-    _Alignas(64) _Atomic uint64_t ticket; /* orders the threads' batches */
-    char ticket_pad[56];
     bp_retired retired[BP_MAX_TIERS];
     bp_depot depot[BP_MAX_TIERS];
     bp_pool *gnext, *gprev; /* process-wide list, for fork */
@@ -424,6 +424,7 @@ BP_HIDDEN void bp__os_retire(void *p, size_t size, size_t keep);
 BP_HIDDEN int bp__os_regrow(void *p, size_t keep, size_t size);
 BP_HIDDEN size_t bp__os_page(void);
 BP_HIDDEN uint64_t bp__os_now_ms(void);
+BP_HIDDEN uint64_t bp__os_now_ns(void);              /* CLOCK_MONOTONIC: one order across threads */
 BP_HIDDEN void bp__os_cond_init(pthread_cond_t *cv); /* timed waits on CLOCK_MONOTONIC */
 BP_HIDDEN void bp__os_deadline(struct timespec *ts, unsigned ms); /* now + ms, monotonic */
 

@@ -158,5 +158,11 @@ uint64_t bp__os_now_ms(void) {
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t bp__os_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* The clock as the observability layer sees it (observe.h). */
 uint64_t bp__now_ms(void) { return bp__os_now_ms(); }

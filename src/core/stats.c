@@ -6,11 +6,11 @@
  * pool for caches that have gone and for slow-path events; a read sums them
  * under the pool lock. Each thread writes the lengths it is asked for into
  * its own history ring, so a get pays two stores and nothing shared; every
- * BP_BATCH lengths, one shared counter gives the finished batch its place
- * in the pool's order. A reader merges the threads' batches by that order
- * (exact within a thread), after the lengths of threads that have gone
- * (archived in the pool's ring), and checks each thread's sequence again
- * after copying, so it never returns a length the owner has overwritten.
+ * BP_BATCH lengths, the monotonic clock gives the finished batch its place
+ * in the pool's order (a read of it, nothing shared). A reader merges the threads' batches by that
+ * order (exact within a thread), after the lengths of threads that have gone (archived in the
+ * pool's ring), and checks each thread's sequence again after copying, so it never returns a length
+ * the owner has overwritten.
  */
 #include "internal.h"
 
@@ -74,7 +74,7 @@ static size_t collect(const bp_pool *pool, bp_tcache *tc, bool mine, size_t *buf
         if (end - start == BP_BATCH) {
             uint64_t st = ld_acq(&tc->stamp[b & (nb - 1)]);
             if ((st >> BP_STAMP_BITS) && (st & BP_STAMP_MASK) == (b & BP_STAMP_MASK))
-                order = st >> BP_STAMP_BITS; /* else: the slot's previous batch */
+                order = ld_acq(&tc->order[b & (nb - 1)]); /* else: the slot's previous batch */
         }
         runs[*nrun] = (run){order, mine, *nrun, buf + used, (size_t)(end - start)};
         for (uint64_t i = start; i < end; i++)

@@ -109,7 +109,7 @@ static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
         entries += pool->depot[t].bin_max;
     uint64_t nbatch = pool->hist_len / BP_BATCH;
     size_t bytes = sizeof(bp_tcache) + n * sizeof(bp_bin) + entries * sizeof(bp_centry) +
-                   pool->hist_len * sizeof(size_t) + nbatch * sizeof(uint64_t);
+                   pool->hist_len * sizeof(size_t) + 2 * nbatch * sizeof(uint64_t);
     bp_tcache *tc = calloc(1, bytes);
     if (!tc)
         return NULL;
@@ -123,6 +123,7 @@ static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
     }
     tc->hist = (_Atomic size_t *)e;
     tc->stamp = (_Atomic uint64_t *)(tc->hist + pool->hist_len);
+    tc->order = tc->stamp + nbatch;
     tc->hmask = pool->hist_len - 1;
     tc->lim = bp__batch_interval(pool);
     tc->hcur = tc->hist;
@@ -258,9 +259,14 @@ void bp__tc_batch(bp_tcache *tc, void *just_got, void *site) {
         push_user(tc, seq);
         bp__pool_unlock(pool);
     } else if (pool->record && !pool->recorder.push && seq % BP_BATCH == 0) {
-        uint64_t order = atomic_fetch_add_explicit(&pool->ticket, 1, memory_order_relaxed);
-        uint64_t batch = seq / BP_BATCH - 1;
-        st_rel(&tc->stamp[batch & (tc->hmask / BP_BATCH)], BP_STAMP(order, batch));
+        /* The batch's place in the pool's order: the monotonic clock, not a
+         * shared counter (whose cache line two threads' batches would pass
+         * back and forth: 2 threads scaled 1.5x, not 1.8x). Released before
+         * the stamp; a reader that sees this order for a slot reused since
+         * sees the thread's sequence past it too, and drops the run. */
+        uint64_t batch = seq / BP_BATCH - 1, slot = batch & (tc->hmask / BP_BATCH);
+        st_rel(&tc->order[slot], bp__os_now_ns());
+        st_rel(&tc->stamp[slot], BP_STAMP(0, batch));
     }
     if (pool->leaks != BP_LEAKS_OFF && just_got) {
         bp__pool_lock(pool);
