@@ -146,8 +146,9 @@ bench-deps:
 
 bench: deps bench-deps configure
 	cmake -S . -B $(BUILD) >/dev/null
-	cmake --build $(BUILD) -j $(JOBS) --target bench
-	$(BUILD)/bench/bench --rounds 5 --out bench/results > bench/results/latest.md; s=$$?; cat bench/results/latest.md; exit $$s
+	cmake --build $(BUILD) -j $(JOBS) --target bench fanout_mem
+	$(BUILD)/bench/bench --rounds 5 --out bench/results > bench/results/latest.md; s=$$?; cat bench/results/latest.md; \
+	  for m in malloc pool; do $(BUILD)/bench/fanout_mem $$m || s=1; done; exit $$s
 
 bench-full: deps bench-deps configure
 	cmake -S . -B $(BUILD) >/dev/null

@@ -260,7 +260,7 @@ void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
             bp__pool_unlock(pool);
             return;
         }
-        bp__tc_flush_bin(tc, t, bp__bin_max(bin) / 2);
+        bp__tc_bin_full(tc, t);
     }
     *bin->top++ = e;
     bump(&tc->bins[t].put);

@@ -168,6 +168,7 @@ typedef struct __attribute__((aligned(64))) bp_bin { /* one line: no false shari
     bp_centry *e;   /* the entries, oldest first */
     /* counters of this thread and tier: written by the owner only */
     _Atomic uint64_t get, put, miss;
+    uint64_t get_mark; /* get at the bin's last overflow: its use since (owner only) */
 } bp_bin;
 
 static inline uint32_t bp__bin_n(const bp_bin *b) { return (uint32_t)(b->top - b->e); }
@@ -479,6 +480,7 @@ BP_HIDDEN bool bp__depot_hot_give(bp_pool *pool, uint32_t tier, _Atomic uint32_t
 BP_HIDDEN bp_tcache *bp__tc_slow(bp_pool *pool);
 BP_HIDDEN bp_tcache *bp__tc_find(const bp_pool *pool); /* no creation */
 BP_HIDDEN void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep);
+BP_HIDDEN void bp__tc_bin_full(bp_tcache *tc, uint32_t tier); /* a put found it full */
 BP_HIDDEN void bp__tc_flush_all(bp_tcache *tc);
 BP_HIDDEN void bp__tc_give_back(bp_tcache *tc); /* pool lock held */
 BP_HIDDEN void *bp__tc_refill(bp_tcache *tc, uint32_t tier);

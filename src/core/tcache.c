@@ -314,12 +314,38 @@ void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep) {
     bin->top = bin->e + keep;
 }
 
+/* Thread caches are sized by use (as jemalloc's tcache GC and tcmalloc's
+ * per-CPU resizing do). A bin that overflows although its thread took
+ * fewer buffers out of it than half its room since it last overflowed is a
+ * sink (a thread that releases what others got, as a fan-out's consumers
+ * do): its room halves, down to one buffer, and it keeps a quarter.
+ * Otherwise half goes to the depot, as before. A get that finds the bin
+ * empty doubles its room again, up to the tier's bin_max. Both are slow
+ * paths: the fast paths only compare top with end, as ever. */
+void bp__tc_bin_full(bp_tcache *tc, uint32_t tier) {
+    bp_bin *bin = &tc->bins[tier];
+    uint64_t gets = ld_rlx(&bin->get) - bin->get_mark;
+    uint32_t room = bp__bin_max(bin);
+    bin->get_mark = ld_rlx(&bin->get);
+    if (gets < room / 2 && room > 1) {
+        bp__tc_flush_bin(tc, tier, room / 4);
+        bin->end = bin->e + room / 2;
+        return;
+    }
+    bp__tc_flush_bin(tc, tier, room / 2);
+}
+
 void *bp__tc_refill(bp_tcache *tc, uint32_t tier) {
     bp_pool *pool = tc->pool;
     bp_bin *bin = &tc->bins[tier];
-    uint32_t want = pool->depot[tier].batch;
     bp_centry one;
     bool cached = bin->end != bin->e;
+    uint32_t room = bp__bin_max(bin), full = pool->depot[tier].bin_max;
+    if (cached && room < full) { /* a shrunk bin is in use again */
+        room = room * 2 < full ? room * 2 : full;
+        bin->end = bin->e + room;
+    }
+    uint32_t want = pool->depot[tier].batch < room ? pool->depot[tier].batch : room;
     if (pool->depot[tier].use_hot && (one.rc = bp__depot_hot_take(pool, tier)) != NULL) {
         bp_seg *seg = bp__seg_of_rc(one.rc);
         st_rlx(one.rc, 1);
