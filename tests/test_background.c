@@ -161,6 +161,53 @@ static void destroyed_pool_memory_is_reclaimed_from_busy_threads(void **state) {
     assert_int_equal(bp_pool_destroy(b.other), 0);
 }
 
+typedef struct idle_arg {
+    bp_pool *pool;
+    uint8_t *v[10];
+} idle_arg;
+
+/* Gets, writes and puts 10 buffers, then exits: its cache goes to the depot. */
+static void *use_and_exit(void *arg) {
+    idle_arg *a = arg;
+    for (int i = 0; i < 10; i++) {
+        a->v[i] = bp_get(a->pool, 60000);
+        memset(a->v[i], 7, 60000);
+    }
+    for (int i = 0; i < 10; i++)
+        bp_put(a->pool, a->v[i]);
+    return NULL;
+}
+
+/* Free buffers of a segment that still has a buffer out give their pages
+ * back once idle for decay_ms, with no call on the pool (only trim did). */
+static void idle_pages_of_a_busy_segment_go_back(void **state) {
+    (void)state;
+    bp_config cfg = {0};
+    cfg.decay_ms = 100;
+    bp_pool *pool = bp_pool_new(&cfg);
+    uint8_t *live = bp_get(pool, 60000); /* keeps the segment from being empty */
+    memset(live, 1, 60000);
+    idle_arg a = {pool, {0}};
+    pthread_t t;
+    pthread_create(&t, NULL, use_and_exit, &a);
+    pthread_join(t, NULL);
+    int resident = 10;
+    double start = now_ms();
+    while (resident && now_ms() - start < 20000) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        resident = 0;
+        for (int i = 0; i < 10; i++)
+            resident += is_resident(a.v[i]) || is_resident(a.v[i] + 32768);
+    }
+    print_message("idle pages back after %.0f ms\n", now_ms() - start);
+    assert_int_equal(resident, 0);
+    assert_true(is_resident(live));
+    assert_int_equal(live[59999], 1);
+    assert_int_equal(bp_put(pool, live), 0);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
 /* A user recorder whose push never returns, holding the pool lock. */
 static _Atomic int push_entered;
 static void push_forever(void *ctx, size_t len) {
@@ -242,6 +289,7 @@ int main(void) {
         cmocka_unit_test(a_fork_child_has_its_own_purge_thread),
         cmocka_unit_test(destroyed_pool_memory_is_reclaimed_from_busy_threads),
         cmocka_unit_test(exit_never_waits_for_a_pool_lock),
+        cmocka_unit_test(idle_pages_of_a_busy_segment_go_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -92,6 +92,8 @@ uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n
         }
         if (seg->ncold > seg->nfree)
             seg->ncold = seg->nfree;
+        if (seg->nlow > seg->nfree)
+            seg->nlow = seg->nfree;
         while (got < n && seg->ncarved < seg->nslots) {
             uint32_t idx = seg->ncarved++;
             out[got].p = bp__seg_buf(seg, idx);
@@ -159,6 +161,36 @@ size_t bp__depot_release_empty(bp_pool *pool, uint32_t tier) {
     return returned;
 }
 
+/* Pages of free buffers of a page and more that sat unused for a whole
+ * decay_ms go back to the OS (MADV_DONTNEED through bp__os_decommit), as
+ * jemalloc's dirty-page decay does: the bottom of each segment's free
+ * stack below the fewest free it had since the last pass was not touched
+ * since (gets take from the top). Not in tiers with a bp_pool_reserve
+ * floor, nor in checked segments (the poison stays). Without this, free
+ * buffers of a segment that still has a buffer out kept their pages for
+ * as long as the segment lived. */
+static void release_idle_pages(bp_pool *pool, uint64_t now) {
+    if (now - pool->pages_since_ms < pool->decay_ms)
+        return;
+    pool->pages_since_ms = now;
+    size_t page = bp__os_page();
+    for (uint32_t t = 0; t < pool->ntiers; t++) {
+        const bp_depot *d = &pool->depot[t];
+        for (bp_seg *seg = d->partial; seg; seg = seg->pnext) {
+            uint32_t idle = seg->nlow < seg->nfree ? seg->nlow : seg->nfree;
+            seg->nlow = seg->nfree;
+            if (seg->stride < page || seg->reqlen || d->reserved)
+                continue;
+            for (uint32_t i = seg->ncold; i < idle; i++) {
+                if (bp__os_decommit(bp__seg_buf(seg, seg->freestk[i]), seg->stride) != 0)
+                    break;
+                pool->os_returned += seg->stride;
+                seg->ncold = i + 1;
+            }
+        }
+    }
+}
+
 /* Unmaps every empty segment above the floors, then releases the pages of
  * the free buffers of a page and more, except in tiers with a
  * bp_pool_reserve floor: what reserve faulted in stays resident (decay
@@ -203,6 +235,7 @@ void bp__depot_decay_now(bp_pool *pool) {
         if (now - seg->empty_since_ms >= pool->decay_ms && may_release(pool, seg))
             seg_release(pool, seg);
     }
+    release_idle_pages(pool, now);
 }
 
 /* A hot slot that holds the same buffer as at the last decay pass (at

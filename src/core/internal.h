@@ -142,6 +142,8 @@ struct bp_seg {
     uint32_t ncarved; /* slots handed out at least once */
     uint32_t nfree;   /* entries in freestk (free buffers in the depot) */
     uint32_t ncold;   /* freestk[0..ncold) have had their pages released */
+    uint32_t nlow;    /* the fewest free since the last idle-page pass: freestk[0..nlow)
+                         sat unused all that time */
     bool in_partial;
     uint32_t *freestk; /* free slot indices, LIFO */
     uint32_t *reqlen;  /* checked mode: requested length per slot */
@@ -288,6 +290,7 @@ struct bp_pool {
     _Atomic uint64_t pressure_until_ms; /* caches bypassed until then (BPF_PRESSURE) */
     uint64_t dead_ms;                   /* when bp_pool_destroy ran */
     uint64_t last_decay_ms;             /* the last decay pass (lock) */
+    uint64_t pages_since_ms;            /* the idle-page pass's period began (lock) */
 
     /* slow-path counters, atomic RMW */
     _Atomic uint64_t discarded, refused, over_live, over_bytes, budget_refused;
