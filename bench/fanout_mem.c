@@ -21,6 +21,8 @@
 #define _GNU_SOURCE
 #include <bytepool.h>
 
+#include "rss.h" /* tests/rss.h */
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -59,17 +61,6 @@ static uint64_t rnd(uint64_t *s) {
     *s ^= *s >> 7;
     *s ^= *s << 17;
     return *s;
-}
-
-static size_t rss_kib(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    size_t pages = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%zu %zu", &pages, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return res * (size_t)sysconf(_SC_PAGESIZE) / 1024;
 }
 
 static void drop(void *p) {
@@ -182,7 +173,7 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     usleep((useconds_t)idle_ms * 1000); /* every thread alive, none calling */
-    size_t idle = rss_kib();
+    size_t idle = rss_bytes() / 1024;
     printf("%s%s: %.0f messages/s, peak RSS %.1f MiB, RSS after %ld ms idle %.1f MiB\n", argv[1],
            fine ? " --fine" : "", (double)messages / secs, (double)ru.ru_maxrss / 1024, idle_ms,
            (double)idle / 1024);
