@@ -28,6 +28,7 @@
 #define _GNU_SOURCE
 #include "bench.h"
 #include "rss.h"
+#include "timing.h"
 
 #include <errno.h>
 #include <math.h>
@@ -92,12 +93,6 @@ static const peer *find_peer(const char *spec, const char **variant) {
 
 /* ---- timing ------------------------------------------------------------------ */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 typedef struct ctx {
     const peer *p;
     void *st;
@@ -156,13 +151,6 @@ static void getput_fill(ctx *c, long n) {
         __asm__ volatile("" : : "r"(h) : "memory");
         c->p->release(c->st, h);
     }
-}
-
-static uint64_t rnd(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
 }
 
 static size_t log_len(uint64_t *s) { /* log-uniform in [1, 2 MiB] */

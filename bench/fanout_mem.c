@@ -22,6 +22,7 @@
 #include <bytepool.h>
 
 #include "rss.h" /* tests/rss.h */
+#include "timing.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -49,19 +50,6 @@ static bool use_pool;
 static bp_pool *pool;
 static _Atomic uint64_t sums[CONSUMERS];
 static _Atomic int idle_phase, parked;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t rnd(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
 static void drop(void *p) {
     if (use_pool) {

@@ -23,6 +23,7 @@
 #include <bytepool.h>
 
 #include "rss.h"
+#include "timing.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -37,19 +38,6 @@
 static bp_pool *pool;
 static _Atomic uint64_t damaged, ops, next_id = 1;
 static double deadline;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t rnd(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
 static size_t log_len(uint64_t *s, size_t hi) {
     double u = (double)(rnd(s) >> 11) / (double)(1ull << 53);

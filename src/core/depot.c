@@ -161,6 +161,20 @@ size_t bp__depot_release_empty(bp_pool *pool, uint32_t tier) {
     return returned;
 }
 
+/* Gives back the pages of seg's free buffers freestk[ncold..upto) (a page
+ * and more each: the caller checks); returns the bytes. */
+static size_t decommit_free(bp_pool *pool, bp_seg *seg, uint32_t upto) {
+    size_t returned = 0;
+    for (uint32_t i = seg->ncold; i < upto; i++) {
+        if (bp__os_decommit(bp__seg_buf(seg, seg->freestk[i]), seg->stride) != 0)
+            break;
+        returned += seg->stride;
+        seg->ncold = i + 1;
+    }
+    pool->os_returned += returned;
+    return returned;
+}
+
 /* Pages of free buffers of a page and more that sat unused for a whole
  * decay_ms go back to the OS (MADV_DONTNEED through bp__os_decommit), as
  * jemalloc's dirty-page decay does: the bottom of each segment's free
@@ -179,14 +193,8 @@ static void release_idle_pages(bp_pool *pool, uint64_t now) {
         for (bp_seg *seg = d->partial; seg; seg = seg->pnext) {
             uint32_t idle = seg->nlow < seg->nfree ? seg->nlow : seg->nfree;
             seg->nlow = seg->nfree;
-            if (seg->stride < page || seg->reqlen || d->reserved)
-                continue;
-            for (uint32_t i = seg->ncold; i < idle; i++) {
-                if (bp__os_decommit(bp__seg_buf(seg, seg->freestk[i]), seg->stride) != 0)
-                    break;
-                pool->os_returned += seg->stride;
-                seg->ncold = i + 1;
-            }
+            if (seg->stride >= page && !seg->reqlen && !d->reserved)
+                decommit_free(pool, seg, idle);
         }
     }
 }
@@ -202,15 +210,8 @@ size_t bp__depot_trim(bp_pool *pool) {
         if (pool->user_ref && pool->depot[t].reserved)
             continue;
         for (bp_seg *seg = pool->depot[t].partial; seg; seg = seg->pnext) {
-            if (seg->stride < page || seg->reqlen) /* checked: keep the poison */
-                continue;
-            for (uint32_t i = seg->ncold; i < seg->nfree; i++) {
-                if (bp__os_decommit(bp__seg_buf(seg, seg->freestk[i]), seg->stride) != 0)
-                    break;
-                returned += seg->stride;
-                pool->os_returned += seg->stride;
-                seg->ncold = i + 1;
-            }
+            if (seg->stride >= page && !seg->reqlen) /* checked: keep the poison */
+                returned += decommit_free(pool, seg, seg->nfree);
         }
     }
     return returned;

@@ -52,7 +52,6 @@ struct bp_guard {
     pthread_t thr;
     bool stop;
     conn *head; /* every open connection, newest first */
-    unsigned live;
 };
 
 static uint64_t now_ms(void) {
@@ -158,7 +157,6 @@ void bp__guard_notify(void *cls, struct MHD_Connection *mc, void **socket_contex
         if (g->head)
             g->head->prev = c;
         g->head = c;
-        g->live++;
         pthread_mutex_unlock(&g->mu);
         return;
     }
@@ -172,7 +170,6 @@ void bp__guard_notify(void *cls, struct MHD_Connection *mc, void **socket_contex
         g->head = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    g->live--;
     pthread_mutex_unlock(&g->mu);
     free(c);
     *socket_context = NULL;
