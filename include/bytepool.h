@@ -190,8 +190,10 @@ typedef struct bp_config {
     const size_t *sizes;         /* tier sizes, any order; NULL: bp_sizes_pow2() */
     size_t nsizes;               /* number of entries in sizes */
     size_t tcache_bytes;         /* per thread and tier, bytes a thread cache may hold
-                                    (default 256 KiB, env BYTEPOOL_TCACHE_BYTES).
-                                    A tier where that is under 4 buffers also
+                                    (default 256 KiB, env BYTEPOOL_TCACHE_BYTES;
+                                    with the default, a bigger tier still keeps one
+                                    buffer per thread). A tier where that is under
+                                    4 buffers also
                                     keeps up to 4 free buffers in lock-free slots
                                     shared by all threads (if 4x those tiers'
                                     sizes is at most idle_bytes/2) */

@@ -45,6 +45,30 @@ static void destroy_of_an_idle_pool_unmaps_everything(void **state) {
 /* Tiers whose thread bin holds fewer than 4 buffers (here 1 MiB, no bin
  * with the default 256 KiB tcache_bytes) keep up to 4 free buffers in
  * lock-free hot slots; more go to the depot; trim empties the slots. */
+/* With the default thread cache bound, a tier too big for it still keeps one
+ * buffer per thread: a get+put loop on 1 MiB never leaves the thread's bin.
+ * A bound the program sets is bytes: then the same loop has no bin. */
+static uint64_t big_hits(const bp_config *cfg) {
+    bp_pool *pool = bp_pool_new(cfg);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(bp_put(pool, bp_get(pool, 1u << 20)), 0);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.tiers[st.ntiers - 2].size, 1u << 20);
+    uint64_t hits = st.tiers[st.ntiers - 2].hits;
+    bp_pool_destroy(pool);
+    return hits;
+}
+
+static void a_big_tier_keeps_one_buffer_per_thread(void **state) {
+    (void)state;
+    unsetenv("BYTEPOOL_TCACHE_BYTES");
+    assert_int_equal(big_hits(NULL), 99); /* every get but the first */
+    bp_config cfg = {0};
+    cfg.tcache_bytes = 256 * 1024;
+    assert_int_equal(big_hits(&cfg), 0);
+}
+
 static void big_tiers_reuse_through_hot_slots(void **state) {
     (void)state;
     bp_pool *pool = bp_pool_new(NULL);
@@ -227,6 +251,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(destroy_returns_live_count_and_defers_freeing),
         cmocka_unit_test(destroy_of_an_idle_pool_unmaps_everything),
+        cmocka_unit_test(a_big_tier_keeps_one_buffer_per_thread),
         cmocka_unit_test(big_tiers_reuse_through_hot_slots),
         cmocka_unit_test(reserve_prewarms_a_tier),
         cmocka_unit_test(trim_gives_memory_back),

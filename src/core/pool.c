@@ -147,9 +147,10 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     err = bp__tiers_build(pool, cfg->sizes, cfg->nsizes);
     if (err)
         return err;
-    pool->tcache_bytes = cfg->tcache_bytes
-                             ? cfg->tcache_bytes
-                             : bp__env_size(BP_ENV_TCACHE_BYTES, 256 * 1024, 0, 1u << 30);
+    uint64_t tcb = cfg->tcache_bytes ? cfg->tcache_bytes
+                                     : bp__env_size(BP_ENV_TCACHE_BYTES, UINT64_MAX, 0, 1u << 30);
+    bool one_big = tcb == UINT64_MAX; /* the default: big tiers keep one buffer per thread */
+    pool->tcache_bytes = one_big ? 256 * 1024 : (size_t)tcb;
     pool->idle_bytes = cfg->idle_bytes
                            ? cfg->idle_bytes
                            : bp__env_size(BP_ENV_IDLE_BYTES, 64u << 20, 0, UINT64_C(1) << 44);
@@ -196,6 +197,13 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
         size_t cap = pool->tcache_bytes / pool->sizes[t];
         bp_depot *d = &pool->depot[t];
         d->use_hot = hot && cap < BP_HOT;
+        /* With the default bound, one buffer at least, counted in buffers,
+         * not bytes: a big tier's get+put stays on the fast path (1 MiB: 25
+         * ns through the hot slots, bench a/1M), and the purge thread takes
+         * it back from a thread that goes idle (background.c). A bound the
+         * program sets is a bound in bytes. */
+        if (cap < 1 && one_big)
+            cap = 1;
         d->bin_max = (uint32_t)(cap < BIN_MAX ? cap : BIN_MAX);
         d->batch = d->bin_max > 1 ? d->bin_max / 2 : 1;
     }
