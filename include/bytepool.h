@@ -207,7 +207,12 @@ typedef struct bp_config {
                                     child, ended at exit) purges them within about
                                     1.5x decay_ms (default 1000, env
                                     BYTEPOOL_DECAY_MS; BP_NO_BACKGROUND or
-                                    BYTEPOOL_BACKGROUND=0: only later calls do) */
+                                    BYTEPOOL_BACKGROUND=0: only later calls do).
+                                    It also takes back the free buffers cached
+                                    by a live thread that made no call on the
+                                    pool for decay_ms, once the kernel reports
+                                    it blocked in a system call; a thread busy
+                                    in other code keeps them until it is */
     unsigned flags;              /* BP_CHECKED, BP_NO_RECENT, BP_STRICT_LEN,
                                     BP_NO_BACKGROUND; env BYTEPOOL_CHECKED=1 adds
                                     BP_CHECKED, =strict adds both checks */

@@ -281,6 +281,146 @@ static void exit_never_waits_for_a_pool_lock(void **state) {
     }
 }
 
+/* A thread that stays alive but makes no call: the purge thread takes the
+ * free buffers of its cache back, and the thread, woken, finds a working
+ * cache. Without the drain, its 64 cached buffers pin their segment. */
+typedef struct sleeper {
+    bp_pool *pool;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stage; /* 1: filled its cache; 2: told to go on; 3: done, all good */
+} sleeper;
+
+static void stage_set(sleeper *s, int v) {
+    pthread_mutex_lock(&s->mu);
+    s->stage = v;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void stage_wait(sleeper *s, int v) {
+    pthread_mutex_lock(&s->mu);
+    while (s->stage < v)
+        pthread_cond_wait(&s->cv, &s->mu); /* blocked in a system call */
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *sleeper_main(void *arg) {
+    sleeper *s = arg;
+    void *v[64];
+    for (int i = 0; i < 64; i++)
+        memset(v[i] = bp_get(s->pool, 4096), 0xab, 4096);
+    for (int i = 0; i < 64; i++)
+        bp_put(s->pool, v[i]); /* all 64 stay in this thread's bin */
+    stage_set(s, 1);
+    stage_wait(s, 2);
+    bool good = true;
+    for (int i = 0; i < 64; i++) {
+        v[i] = bp_get(s->pool, 4096);
+        good = good && v[i] && bp_refcount(v[i]) == 1;
+        for (int j = 0; good && j < i; j++)
+            good = v[i] != v[j];
+        if (good)
+            memset(v[i], i, 4096);
+    }
+    for (int i = 0; i < 64; i++)
+        good = good && ((unsigned char *)v[i])[4095] == i && bp_put(s->pool, v[i]) == 0;
+    stage_set(s, good ? 3 : 4);
+    return NULL;
+}
+
+static void an_idle_live_threads_cache_goes_back(void **state) {
+    (void)state;
+    bp_config cfg = {0};
+    cfg.decay_ms = 50;
+    sleeper s = {.pool = bp_pool_new(&cfg)};
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, sleeper_main, &s);
+    stage_wait(&s, 1);
+    assert_true(mapped(s.pool) > 0);
+    double t0 = now_ms();
+    while (mapped(s.pool) > 0 && now_ms() - t0 < 30000)
+        usleep(5 * 1000);
+    assert_int_equal(mapped(s.pool), 0); /* the sleeper never called in */
+    bp_stats st;
+    bp_pool_stats(s.pool, &st);
+    assert_int_equal(st.outstanding, 0);
+    stage_set(&s, 2);
+    stage_wait(&s, 3);
+    assert_int_equal(s.stage, 3);
+    pthread_join(t, NULL);
+    bp_pool_stats(s.pool, &st);
+    assert_int_equal(st.outstanding, 0);
+    assert_int_equal(st.total_get, 128);
+    assert_int_equal(st.total_put, 128);
+    assert_int_equal(bp_pool_destroy(s.pool), 0);
+}
+
+/* Threads that pause in system calls between bursts, with decay_ms at its
+ * least: the purge thread drains their caches over and over while they
+ * wake up. A buffer handed out twice would show as a count other than 1, an
+ * overwritten mark or a refused put. */
+typedef struct napper {
+    bp_pool *pool;
+    unsigned id;
+    _Atomic int *stop;
+    long bad, rounds;
+} napper;
+
+static void *napper_main(void *arg) {
+    napper *n = arg;
+    void *v[48];
+    const struct timespec nap = {0, 1500 * 1000};
+    while (!atomic_load(n->stop)) {
+        size_t len = n->rounds % 2 ? 4096 : 300;
+        for (int i = 0; i < 48; i++) {
+            v[i] = bp_get(n->pool, len);
+            n->bad += bp_refcount(v[i]) != 1;
+            memset(v[i], (int)(n->id * 64 + (unsigned)i), len);
+        }
+        nanosleep(&nap, NULL); /* the drain may come now */
+        for (int i = 0; i < 48; i++) {
+            unsigned char *c = v[i];
+            n->bad += c[0] != (unsigned char)(n->id * 64 + (unsigned)i) || c[len - 1] != c[0];
+            n->bad += bp_put(n->pool, v[i]) != 0;
+        }
+        nanosleep(&nap, NULL); /* and now, with 48 buffers in the bin */
+        n->rounds++;
+    }
+    return NULL;
+}
+
+static void drains_race_threads_that_wake_up(void **state) {
+    (void)state;
+    bp_config cfg = {0};
+    cfg.decay_ms = 1;
+    bp_pool *pool = bp_pool_new(&cfg);
+    _Atomic int stop = 0;
+    napper n[3];
+    pthread_t t[3];
+    for (unsigned i = 0; i < 3; i++) {
+        n[i] = (napper){.pool = pool, .id = i, .stop = &stop};
+        pthread_create(&t[i], NULL, napper_main, &n[i]);
+    }
+    usleep(1500 * 1000);
+    atomic_store(&stop, 1);
+    long rounds = 0;
+    for (unsigned i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(n[i].bad, 0);
+        rounds += n[i].rounds;
+    }
+    print_message("%ld rounds\n", rounds);
+    assert_true(rounds >= 3);
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.outstanding, 0);
+    assert_int_equal(st.total_get, st.total_put);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(idle_memory_goes_back_with_no_call_at_all),
@@ -290,6 +430,8 @@ int main(void) {
         cmocka_unit_test(destroyed_pool_memory_is_reclaimed_from_busy_threads),
         cmocka_unit_test(exit_never_waits_for_a_pool_lock),
         cmocka_unit_test(idle_pages_of_a_busy_segment_go_back),
+        cmocka_unit_test(an_idle_live_threads_cache_goes_back),
+        cmocka_unit_test(drains_race_threads_that_wake_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

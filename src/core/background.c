@@ -10,6 +10,11 @@
  * pools and runs each pool's decay under its lock: idle segments and
  * hot-slot buffers go back within about 1.5x decay_ms.
  *
+ * It drains the caches of threads that made no call on a pool for decay_ms
+ * (bp__tc_drain_idle in tcache.c says how that is safe against the thread
+ * waking up), so a pool whose threads stay alive but idle also gives its
+ * memory back.
+ *
  * It also reclaims destroyed pools: the free buffers other threads' caches
  * keep for a destroyed pool are given back to its depot once the pool has
  * been dead for BG_GRACE_MS, so its segments are unmapped even when those
@@ -59,6 +64,9 @@ static unsigned bg_pass(void) {
             continue;
         bp__pool_lock(p);
         if (p->user_ref) {
+            uint64_t now = bp__os_now_ms();
+            for (bp_tcache *tc = p->tcs; tc; tc = tc->pnext)
+                bp__tc_drain_idle(tc, now);
             bp__depot_decay_now(p);
             unsigned mine = period_for(p->decay_ms);
             period = mine < period ? mine : period;

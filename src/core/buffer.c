@@ -263,6 +263,7 @@ void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
         bp__tc_bin_full(tc, t);
     }
     *bin->top++ = e;
+    bp__tsan_release(bin);
     bump(&tc->bins[t].put);
 }
 
@@ -279,6 +280,7 @@ void bp__buffer_home(bp_seg *seg, uint32_t idx) {
     track_take(seg->pool, start, seg->size);
     *top = (bp_centry){start, &seg->rc[idx]};
     bin->top = top + 1;
+    bp__tsan_release(bin);
     bump(&bin->put);
 }
 
@@ -401,6 +403,7 @@ static inline int drop_fast(bp_pool *pool, bp_seg *seg, void *p, bool owner) {
     track_take(pool, start, seg->size);
     *top = (bp_centry){start, rc};
     bin->top = top + 1;
+    bp__tsan_release(bin);
     bump(&bin->put);
     return 0;
 }

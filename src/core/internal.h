@@ -26,6 +26,27 @@
 #include <stdint.h>
 
 #define BP_COLD __attribute__((cold, noinline))
+/* What another thread may read only because the kernel vouched for it (the
+ * owner is blocked in a system call): invisible to ThreadSanitizer, which
+ * cannot see that order. */
+#define BP_NO_TSAN __attribute__((no_sanitize("thread")))
+/* ThreadSanitizer builds tell it that order: a push onto a bin releases the
+ * bin, the purge thread's drain acquires it. Nothing in other builds. */
+#if defined(__SANITIZE_THREAD__)
+#define BP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BP_TSAN 1
+#endif
+#endif
+#ifdef BP_TSAN
+#include <sanitizer/tsan_interface.h>
+#define bp__tsan_release(p) __tsan_release(p)
+#define bp__tsan_acquire(p) __tsan_acquire(p)
+#else
+#define bp__tsan_release(p) ((void)(p))
+#define bp__tsan_acquire(p) ((void)(p))
+#endif
 #define BP_LIKELY(x) __builtin_expect(!!(x), 1)
 #define BP_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define BP_TLS __thread __attribute__((tls_model("initial-exec")))
@@ -113,6 +134,7 @@
 #define BP_TIDS 1024 /* threads with a fast-path cache slot in every pool */
 #define BP_CLASS_MAX_SHIFT 10
 #define BP_HOT 4                  /* hot slots of a tier whose bins are smaller */
+#define BP_BIN_MAX 64             /* entries per thread-cache bin, at most */
 #define BP_HOT_TICK 16            /* hot-slot calls per decay-clock check, per thread */
 #define BP_DTAB 2048              /* entries of the direct length -> bin table */
 #define BP_RC_SAMPLED 0x80000000u /* the buffer's allocation site is recorded */
@@ -194,11 +216,14 @@ struct bp_tcache {
     _Atomic uint64_t *order;      /* per batch slot: when it finished (bp__os_now_ns) */
     uint32_t hot_calls;           /* gets and puts served by hot slots: every BP_HOT_TICK-th
                                      reads the clock for the decay */
+    uint64_t idle_ops, idle_ms;   /* the purge thread's: the calls counted when it last saw
+                                     them change, and when (pool lock) */
     bp_bin bins[];
 };
 
 struct bp_tld {
     uint32_t tid; /* index in every pool's cache array; 0: none (too many threads) */
+    int ktid;     /* the kernel's thread id (bp__tc_drain_idle asks the kernel about it) */
     bp_tcache *tcs;
     uint64_t epoch; /* bp__dead_epoch last swept */
     bool live;      /* false for the shared empty sentinel */
@@ -431,6 +456,8 @@ BP_HIDDEN uint64_t bp__os_now_ms(void);
 BP_HIDDEN uint64_t bp__os_now_ns(void);              /* CLOCK_MONOTONIC: one order across threads */
 BP_HIDDEN void bp__os_cond_init(pthread_cond_t *cv); /* timed waits on CLOCK_MONOTONIC */
 BP_HIDDEN void bp__os_deadline(struct timespec *ts, unsigned ms); /* now + ms, monotonic */
+BP_HIDDEN int bp__os_thread_id(void);              /* the kernel's id of the calling thread */
+BP_HIDDEN bool bp__os_thread_in_syscall(int ktid); /* blocked in a system call right now */
 
 /* resv.c */
 /* Chunk-aligned and committed, or NULL: not here, or *refused: the OS refused memory. */
@@ -485,7 +512,8 @@ BP_HIDDEN bp_tcache *bp__tc_find(const bp_pool *pool); /* no creation */
 BP_HIDDEN void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep);
 BP_HIDDEN void bp__tc_bin_full(bp_tcache *tc, uint32_t tier); /* a put found it full */
 BP_HIDDEN void bp__tc_flush_all(bp_tcache *tc);
-BP_HIDDEN void bp__tc_give_back(bp_tcache *tc); /* pool lock held */
+BP_HIDDEN void bp__tc_give_back(bp_tcache *tc);                /* pool lock held */
+BP_HIDDEN bool bp__tc_drain_idle(bp_tcache *tc, uint64_t now); /* purge thread, pool lock */
 BP_HIDDEN void *bp__tc_refill(bp_tcache *tc, uint32_t tier);
 BP_HIDDEN void bp__tc_retire(bp_tcache *tc);  /* pool lock held */
 BP_HIDDEN void bp__tc_archive(bp_tcache *tc); /* pool lock held */

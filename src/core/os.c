@@ -9,7 +9,10 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -166,3 +169,19 @@ uint64_t bp__os_now_ns(void) {
 
 /* The clock as the observability layer sees it (observe.h). */
 uint64_t bp__now_ms(void) { return bp__os_now_ms(); }
+
+int bp__os_thread_id(void) { return (int)syscall(SYS_gettid); }
+
+/* The kernel's word on where a thread of this process is: its syscall file
+ * reads "running", "-1 ..." (stopped in user code: preempted, faulting) or
+ * the number of the system call it is blocked in. Only the last counts. */
+bool bp__os_thread_in_syscall(int ktid) {
+    char path[48], buf[24];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", ktid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    return n > 0 && buf[0] >= '0' && buf[0] <= '9';
+}

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BIN_MAX 64 /* entries per thread-cache bin, at most */
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static bp_pool *registry;
@@ -204,7 +203,7 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
          * program sets is a bound in bytes. */
         if (cap < 1 && one_big)
             cap = 1;
-        d->bin_max = (uint32_t)(cap < BIN_MAX ? cap : BIN_MAX);
+        d->bin_max = (uint32_t)(cap < BP_BIN_MAX ? cap : BP_BIN_MAX);
         d->batch = d->bin_max > 1 ? d->bin_max / 2 : 1;
     }
     if (cfg->recorder) {

@@ -90,6 +90,7 @@ static bp_tld *tld_get(void) {
     tld->live = true;
     tld->epoch = ld_acq(&bp__dead_epoch);
     tld->tid = tid_take();
+    tld->ktid = bp__os_thread_id();
     pthread_setspecific(tld_key, tld);
     bp__tld = tld;
     bp__tid = tld->tid;
@@ -118,8 +119,10 @@ static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
     bp_centry *e = (bp_centry *)&tc->bins[n];
     for (uint32_t t = 0; t < pool->ntiers; t++) {
         tc->bins[t].e = tc->bins[t].top = e;
+        /* An eighth of the room to start with: a bin that is used grows
+         * (bp__tc_refill), one that only fills is not full of buffers first. */
+        tc->bins[t].end = e + (pool->depot[t].bin_max + 7) / 8;
         e += pool->depot[t].bin_max;
-        tc->bins[t].end = e;
     }
     tc->hist = (_Atomic size_t *)e;
     tc->stamp = (_Atomic uint64_t *)(tc->hist + pool->hist_len);
@@ -203,8 +206,11 @@ bp_tcache *bp__tc_slow(bp_pool *pool) {
         tc->tnext = tld->tcs;
         tld->tcs = tc;
     }
-    if (tld->tid)
+    if (tld->tid && pool->tcs_by_tid[tld->tid] != tc) {
+        bp__pool_lock(pool); /* the purge thread drains a detached cache under it */
         pool->tcs_by_tid[tld->tid] = tc;
+        bp__pool_unlock(pool);
+    }
     return tc;
 }
 
@@ -303,15 +309,17 @@ void bp__tc_flush_all(bp_tcache *tc) {
             bp__tc_flush_bin(tc, t, 0);
 }
 
+/* Bins change in slow paths only under the pool lock, and are read after
+ * it is taken: the purge thread may have drained them meanwhile. */
 void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep) {
     bp_bin *bin = &tc->bins[tier];
-    uint32_t give = bp__bin_n(bin) - keep;
     bp__pool_lock(tc->pool);
+    uint32_t n = bp__bin_n(bin), give = n > keep ? n - keep : 0;
     bp__depot_give(tc->pool, tier, bin->e, give); /* the oldest, coldest ones */
+    memmove(bin->e, bin->e + give, (n - give) * sizeof(bp_centry));
+    bin->top = bin->e + (n - give);
     bp__depot_decay(tc->pool);
     bp__pool_unlock(tc->pool);
-    memmove(bin->e, bin->e + give, keep * sizeof(bp_centry));
-    bin->top = bin->e + keep;
 }
 
 /* Thread caches are sized by use (as jemalloc's tcache GC and tcmalloc's
@@ -355,12 +363,13 @@ void *bp__tc_refill(bp_tcache *tc, uint32_t tier) {
     bp__pool_lock(pool);
     uint32_t got =
         cached ? bp__depot_take(pool, tier, bin->e, want) : bp__depot_take(pool, tier, &one, 1);
+    bp_centry *e = !got ? NULL : cached ? &bin->e[got - 1] : &one;
+    if (got)
+        bin->top = cached ? e : bin->e;
     bp__depot_decay(pool);
     bp__pool_unlock(pool);
     if (!got)
         return NULL;
-    bp_centry *e = cached ? &bin->e[got - 1] : &one;
-    bin->top = cached ? e : bin->e;
     st_rlx(e->rc, 1);
     return e->p;
 }
@@ -376,6 +385,73 @@ void bp__tc_give_back(bp_tcache *tc) {
     }
 }
 
+/* ---- idle caches: the purge thread drains them ----------------------------
+ *
+ * A thread that made no call on a pool for decay_ms still holds its cache's
+ * free buffers, and would forever if it stays idle. The purge thread takes
+ * them with no call from that thread, and no instruction added to the fast
+ * paths, in four steps under the pool lock:
+ *   1. detach: the thread's slot in the pool's cache array becomes the
+ *      sentinel, so its next call takes a slow path, which must take the
+ *      pool lock to attach again (bp__tc_slow);
+ *   2. a full fence, then ask the kernel where the thread is: only a thread
+ *      blocked in a system call qualifies. The fast paths make none, so a
+ *      fast path that read the slot before step 1 has finished, and the
+ *      thread, once it returns, reads the sentinel; a slow path that
+ *      touches bins takes the pool lock before it reads them;
+ *   3. move the bins' buffers to the depot;
+ *   4. the pool lock is released: a thread that woke meanwhile waits on it
+ *      in bp__tc_slow, and finds its bins empty.
+ * A thread running or preempted in user code gets its slot back at once and
+ * is tried again at the next pass. What this cannot see: a signal handler
+ * that interrupted a fast path and blocks in a system call for decay_ms. */
+static uint64_t tc_ops(const bp_tcache *tc) {
+    uint64_t n = 0;
+    for (uint32_t t = 0; t < tc->pool->ntiers; t++)
+        n += ld_rlx(&tc->bins[t].get) + ld_rlx(&tc->bins[t].put) + ld_rlx(&tc->bins[t].miss);
+    return n;
+}
+
+/* Steps 1-3. The bins are read only once the kernel vouched for the order
+ * (BP_NO_TSAN). */
+BP_NO_TSAN static bool tc_detach_drain(bp_tcache *tc) {
+    bp_pool *pool = tc->pool;
+    uint32_t tid = tc->tld->tid;
+    uint32_t held = 0;
+    for (uint32_t t = 0; t < pool->ntiers; t++)
+        held += bp__bin_n(&tc->bins[t]);
+    if (!held || pool->tcs_by_tid[tid] != tc)
+        return false;
+    pool->tcs_by_tid[tid] = &bp__tc_none;
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!bp__os_thread_in_syscall(tc->tld->ktid)) {
+        pool->tcs_by_tid[tid] = tc;
+        return false;
+    }
+    for (uint32_t t = 0; t < pool->ntiers; t++) {
+        bp_bin *bin = &tc->bins[t];
+        bp__tsan_acquire(bin);
+        bp_centry moved[BP_BIN_MAX];
+        uint32_t n = bp__bin_n(bin);
+        memcpy(moved, bin->e, n * sizeof(bp_centry));
+        bin->top = bin->e;
+        bp__depot_give(pool, t, moved, n);
+    }
+    return true;
+}
+
+bool bp__tc_drain_idle(bp_tcache *tc, uint64_t now) {
+    uint64_t ops = tc_ops(tc);
+    if (ops != tc->idle_ops || !tc->idle_ms) {
+        tc->idle_ops = ops;
+        tc->idle_ms = now;
+        return false;
+    }
+    if (now - tc->idle_ms < tc->pool->decay_ms || !tc->tld->tid)
+        return false; /* thread 0 has no slot to detach */
+    return tc_detach_drain(tc);
+}
+
 void bp__tc_retire(bp_tcache *tc) {
     bp_pool *pool = tc->pool;
     bp__tc_give_back(tc);
@@ -388,10 +464,13 @@ void bp__tc_retire(bp_tcache *tc) {
     BP_DLIST_UNLINK(pool->tcs, tc, pnext, pprev);
 }
 
-/* Retires tc from its pool and frees it; the caller unlinks it from its tld. */
-static void tc_leave(bp_tcache *tc) {
+/* Retires tc from its pool and frees it; the caller unlinks it from its
+ * tld. The slot is cleared under the pool lock, which the purge thread
+ * holds while it detaches and restores it. */
+static void tc_leave(bp_tld *tld, bp_tcache *tc) {
     bp_pool *pool = tc->pool;
     bp__pool_lock(pool);
+    slot_clear(tld, tc);
     bp__tc_retire(tc);
     bp__pool_maybe_free(pool); /* unlocks */
     free(tc);
@@ -402,8 +481,7 @@ static void tc_leave(bp_tcache *tc) {
 static void tc_unlink_leave(bp_tld *tld, bp_tcache **link) {
     bp_tcache *tc = *link;
     *link = tc->tnext;
-    slot_clear(tld, tc);
-    tc_leave(tc);
+    tc_leave(tld, tc);
 }
 
 void bp__tld_sweep(void) {
@@ -438,8 +516,7 @@ static void tld_exit(void *arg) {
     while (tld->tcs) {
         bp_tcache *tc = tld->tcs;
         tld->tcs = tc->tnext;
-        slot_clear(tld, tc);
-        tc_leave(tc);
+        tc_leave(tld, tc);
     }
     tid_give(tld->tid);
     free(tld);
@@ -475,7 +552,9 @@ void bp__fork_child(void) {
     bp__resv_unlock();
     bp__tomb_unlock();
     bp_tld *self = bp__tld;
-    bp_tcache *gone = NULL; /* caches of threads that did not follow the fork */
+    if (self->live)
+        self->ktid = bp__os_thread_id(); /* the child's thread is another to the kernel */
+    bp_tcache *gone = NULL;              /* caches of threads that did not follow the fork */
     for (bp_pool *p = bp__registry_first(); p; p = p->gnext) {
         bp_tcache *next;
         for (bp_tcache *tc = p->tcs; tc; tc = next) {
