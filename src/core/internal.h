@@ -485,8 +485,23 @@ static inline uint8_t *bp__seg_buf(const bp_seg *seg, uint32_t idx) {
     return seg->base + (size_t)idx * seg->stride;
 }
 static inline bool bp__seg_is_oversize(const bp_seg *seg) { return seg->oversize; }
+/* Segment headers are coloured: each sits BP_COLOUR_STEP x (its first
+ * chunk's number mod BP_COLOURS) bytes into its mapping, so the headers and
+ * counts of many segments fall into different cache sets instead of all
+ * into the one a chunk-aligned address maps to. The colour is a function of
+ * the address: no load finds it. */
+#define BP_COLOURS 32u
+#define BP_COLOUR_STEP 64u
+static inline size_t bp__seg_colour(uintptr_t chunk) {
+    return ((chunk >> BP_CHUNK_SHIFT) % BP_COLOURS) * BP_COLOUR_STEP;
+}
+/* The start of seg's mapping (chunk-aligned). */
+static inline uint8_t *bp__seg_start(const bp_seg *seg) {
+    return (uint8_t *)((uintptr_t)seg & ~(uintptr_t)(BP_CHUNK - 1));
+}
 static inline bp_seg *bp__seg_of_rc(const _Atomic uint32_t *rc) {
-    return (bp_seg *)((uintptr_t)rc & ~(uintptr_t)(BP_CHUNK - 1));
+    uintptr_t chunk = (uintptr_t)rc & ~(uintptr_t)(BP_CHUNK - 1);
+    return (bp_seg *)(chunk + bp__seg_colour(chunk));
 }
 
 /* tier.c */

@@ -211,9 +211,10 @@ void bp__resv_publish(bp_seg *seg) { set_range(seg, seg); }
 void bp__resv_free(bp_seg *seg) {
     set_range(seg, &bp__seg_none);
     size_t n, first = extent_of(seg, &n);
-    size_t head = (size_t)(seg->base - (uint8_t *)seg);
-    if (bp__os_decommit(seg, n << BP_CHUNK_SHIFT) != 0) /* reads as zeros from now on */
-        memset(seg, 0, head); /* else the next segment here must still start from zeros */
+    uint8_t *m = bp__seg_start(seg);
+    size_t head = (size_t)(seg->base - m);
+    if (bp__os_decommit(m, n << BP_CHUNK_SHIFT) != 0) /* reads as zeros from now on */
+        memset(m, 0, head); /* else the next segment here must still start from zeros */
     bp__resv_lock();
     free_insert(first, n);
     bp__resv_unlock();

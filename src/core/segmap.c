@@ -34,8 +34,8 @@ static _Atomic(bp_seg *) *leaf_get(uintptr_t chunk) {
 }
 
 static void map_range(bp_seg *seg, bp_seg *val) {
-    uintptr_t first = (uintptr_t)seg >> BP_CHUNK_SHIFT;
-    uintptr_t last = ((uintptr_t)seg + seg->map_bytes - 1) >> BP_CHUNK_SHIFT;
+    uintptr_t first = (uintptr_t)bp__seg_start(seg) >> BP_CHUNK_SHIFT;
+    uintptr_t last = ((uintptr_t)bp__seg_start(seg) + seg->map_bytes - 1) >> BP_CHUNK_SHIFT;
     for (uintptr_t c = first; c <= last; c++) {
         _Atomic(bp_seg *) *leaf = ld_acq(&bp__segmap[c >> BP_MAP_LEAF_BITS]);
         st_rel(&leaf[c & (LEAF_N - 1)], val);
@@ -43,8 +43,8 @@ static void map_range(bp_seg *seg, bp_seg *val) {
 }
 
 int bp__segmap_add(bp_seg *seg) {
-    uintptr_t first = (uintptr_t)seg >> BP_CHUNK_SHIFT;
-    uintptr_t last = ((uintptr_t)seg + seg->map_bytes - 1) >> BP_CHUNK_SHIFT;
+    uintptr_t first = (uintptr_t)bp__seg_start(seg) >> BP_CHUNK_SHIFT;
+    uintptr_t last = ((uintptr_t)bp__seg_start(seg) + seg->map_bytes - 1) >> BP_CHUNK_SHIFT;
     if (last >> (BP_MAP_TOP_BITS + BP_MAP_LEAF_BITS))
         return ENOMEM; /* outside the mapped address range */
     for (uintptr_t c = first; c <= last; c += LEAF_N - (c & (LEAF_N - 1)))

@@ -29,8 +29,11 @@ static size_t align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
 static size_t header_bytes(uint32_t nslots, bool checked, bool objects) {
     size_t per = sizeof(_Atomic uint32_t) + sizeof(uint32_t) + (checked ? sizeof(uint32_t) : 0) +
                  (objects ? 1 : 0);
-    return sizeof(bp_seg) + (size_t)nslots * per;
+    return (BP_COLOURS - 1) * BP_COLOUR_STEP + sizeof(bp_seg) + (size_t)nslots * per;
 }
+
+/* The header of a segment mapped at m: at its colour. */
+static bp_seg *seg_at(void *m) { return (bp_seg *)((uint8_t *)m + bp__seg_colour((uintptr_t)m)); }
 
 /* ---- tombstones ------------------------------------------------------------ */
 
@@ -141,8 +144,10 @@ static bp_seg *seg_map(bp_pool *pool, size_t map_bytes, bool tier) {
     if (!within_budget(pool, map_bytes))
         return NULL;
     bool refused = false;
-    bp_seg *seg = tier ? bp__resv_alloc(map_bytes, &refused) : NULL;
-    if (seg) {
+    void *m = tier ? bp__resv_alloc(map_bytes, &refused) : NULL;
+    bp_seg *seg;
+    if (m) {
+        seg = seg_at(m);
         seg->map_bytes = map_bytes;
         seg->pool = pool;
         st_rlx(&seg->watch, NULL);
@@ -150,22 +155,23 @@ static bp_seg *seg_map(bp_pool *pool, size_t map_bytes, bool tier) {
     }
     size_t keep = 0;
     if (!refused)
-        seg = tomb_reuse(map_bytes, &keep, &refused);
-    if (!seg && !refused)
-        seg = bp__os_map(map_bytes, BP_CHUNK);
-    if (!seg) {
+        m = tomb_reuse(map_bytes, &keep, &refused);
+    if (!m && !refused)
+        m = bp__os_map(map_bytes, BP_CHUNK);
+    if (!m) {
         errno = ENOMEM;
         return NULL;
     }
+    seg = seg_at(m);
     seg->map_bytes = map_bytes;
     seg->pool = pool;
     st_rlx(&seg->watch, NULL);
     if (bp__segmap_add(seg) != 0) {
         if (keep) { /* a stale reader may still look here */
-            bp__os_retire(seg, map_bytes, keep);
-            tomb_add(seg, keep);
+            bp__os_retire(m, map_bytes, keep);
+            tomb_add(m, keep);
         } else {
-            bp__os_unmap(seg, map_bytes);
+            bp__os_unmap(m, map_bytes);
         }
         errno = ENOMEM;
         return NULL;
@@ -193,7 +199,7 @@ bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
     bp_seg *seg = seg_map(pool, map_bytes, true);
     if (!seg)
         return NULL;
-    seg->base = (uint8_t *)seg + first;
+    seg->base = bp__seg_start(seg) + first;
     seg->stride = stride;
     seg->size = pool->sizes[tier];
     seg->magic = n == 1 ? 0 : ((UINT64_C(1) << BP_IDX_SHIFT) + stride - 1) / stride;
@@ -219,7 +225,7 @@ bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len) {
     bp_seg *seg = seg_map(pool, map_bytes, false);
     if (!seg)
         return NULL;
-    seg->base = (uint8_t *)seg + first;
+    seg->base = bp__seg_start(seg) + first;
     seg->stride = len;
     seg->size = len;
     seg->magic = 0; /* every offset is slot 0 */
@@ -241,18 +247,19 @@ void bp__seg_free(bp_seg *seg) {
     pool->nsegs--;
     pool->os_returned += seg->map_bytes;
     size_t map_bytes = seg->map_bytes;
-    bp__watch_free(seg);      /* no buffer is live: no watch can fire */
+    bp__watch_free(seg); /* no buffer is live: no watch can fire */
+    uint8_t *m = bp__seg_start(seg);
     if (bp__resv_owns(seg)) { /* the extent stays mapped, reading as zeros */
-        track_unmap(seg, map_bytes);
+        track_unmap(m, map_bytes);
         bp__resv_free(seg);
     } else { /* mapped on its own: a tombstone */
         bp__segmap_remove(seg);
-        size_t keep = align_up((size_t)(seg->base - (uint8_t *)seg), bp__os_page());
+        size_t keep = align_up((size_t)(seg->base - m), bp__os_page());
         if (keep > map_bytes)
             keep = map_bytes;
-        track_unmap(seg, map_bytes);
-        bp__os_retire(seg, map_bytes, keep);
-        tomb_add(seg, keep);
+        track_unmap(m, map_bytes);
+        bp__os_retire(m, map_bytes, keep);
+        tomb_add(m, keep);
     }
     bp__depot_room(pool);
 }
