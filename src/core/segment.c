@@ -204,6 +204,7 @@ bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
     seg->size = pool->sizes[tier];
     seg->magic = n == 1 ? 0 : ((UINT64_C(1) << BP_IDX_SHIFT) + stride - 1) / stride;
     seg->nslots = n;
+    seg->span = stride == seg->size ? (uint64_t)n * stride : 0;
     seg->tier = tier;
     seg->bin_off = bp__bin_off(tier);
     seg->freestk = (uint32_t *)&seg->rc[n];
@@ -231,6 +232,7 @@ bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len) {
     seg->magic = 0; /* every offset is slot 0 */
     seg->oversize = true;
     seg->nslots = 1;
+    seg->span = len;
     seg->ncarved = 1;
     seg->tier = pool->ntiers; /* the always-full extra bin */
     seg->bin_off = bp__bin_off(seg->tier);
@@ -263,3 +265,6 @@ void bp__seg_free(bp_seg *seg) {
     }
     bp__depot_room(pool);
 }
+
+/* The fast paths read one line of the header. */
+_Static_assert(offsetof(bp_seg, tier) + sizeof(uint32_t) <= 64, "bp_seg's first line overflows");
