@@ -6,7 +6,7 @@ set xlabel 'buffer size (bytes)'
 set ylabel 'ns/op'
 set key outside right
 set grid
-plot for [i=2:13] 'bench/results/plot.dat' using 1:i with linespoints title columnheader(i)
+plot for [i=2:14] 'bench/results/plot.dat' using 1:i with linespoints title columnheader(i)
 set output 'bench/results/cross_thread.svg'
 unset logscale
 set logscale y

@@ -103,6 +103,11 @@ static void hist_arm(bp_tcache *tc) {
     tc->hlim = tc->hist + (tc->lim - base < room ? tc->lim - base : room);
 }
 
+/* The least room of a tier's bin: a quarter of its bound, one at least. */
+static uint32_t bin_floor(const bp_pool *pool, uint32_t tier) {
+    return (pool->depot[tier].bin_max + 3) / 4;
+}
+
 static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
     uint32_t n = pool->ntiers + 1; /* the extra bin is always full: oversize */
     size_t entries = 0;
@@ -119,9 +124,9 @@ static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
     bp_centry *e = (bp_centry *)&tc->bins[n];
     for (uint32_t t = 0; t < pool->ntiers; t++) {
         tc->bins[t].e = tc->bins[t].top = e;
-        /* An eighth of the room to start with: a bin that is used grows
+        /* The floor's room to start with: a bin that is used grows
          * (bp__tc_refill), one that only fills is not full of buffers first. */
-        tc->bins[t].end = e + (pool->depot[t].bin_max + 7) / 8;
+        tc->bins[t].end = e + bin_floor(pool, t);
         e += pool->depot[t].bin_max;
     }
     tc->hist = (_Atomic size_t *)e;
@@ -326,18 +331,23 @@ void bp__tc_flush_bin(bp_tcache *tc, uint32_t tier, uint32_t keep) {
  * per-CPU resizing do). A bin that overflows although its thread took
  * fewer buffers out of it than half its room since it last overflowed is a
  * sink (a thread that releases what others got, as a fan-out's consumers
- * do): its room halves, down to one buffer, and it keeps a quarter.
- * Otherwise half goes to the depot, as before. A get that finds the bin
- * empty doubles its room again, up to the tier's bin_max. Both are slow
- * paths: the fast paths only compare top with end, as ever. */
+ * do): its room halves, down to a quarter of the tier's bound, and it
+ * gives the depot everything. The floor keeps the lock amortised: with a
+ * room of one, every release of a hand-off took the pool lock (bench
+ * d/xthread 71 -> 300 ns per hand-off, c/xfanout-n 180 -> 370; with a
+ * floor of an eighth 170 and 240, a quarter 111 and 199, a half 91 and
+ * 218, at fanout_mem peaks of 23.0, 24.0 and 25.6 MiB). Otherwise half goes
+ * to the depot, as before. A get that finds the bin empty doubles its room
+ * again, up to the tier's bin_max. Both are slow paths: the fast paths only
+ * compare top with end, as ever. */
 void bp__tc_bin_full(bp_tcache *tc, uint32_t tier) {
     bp_bin *bin = &tc->bins[tier];
     uint64_t gets = ld_rlx(&bin->get) - bin->get_mark;
-    uint32_t room = bp__bin_max(bin);
+    uint32_t room = bp__bin_max(bin), floor = bin_floor(tc->pool, tier);
     bin->get_mark = ld_rlx(&bin->get);
-    if (gets < room / 2 && room > 1) {
-        bp__tc_flush_bin(tc, tier, room / 4);
-        bin->end = bin->e + room / 2;
+    if (gets < room / 2) {
+        bp__tc_flush_bin(tc, tier, 0);
+        bin->end = bin->e + (room / 2 > floor ? room / 2 : floor);
         return;
     }
     bp__tc_flush_bin(tc, tier, room / 2);
