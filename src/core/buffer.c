@@ -633,8 +633,7 @@ void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms) {
         counted = true;
         /* Room came back since the attempt began? Then try again at once. */
         while (ld_acq(&pool->room_gen) == gen && rc == 0)
-            rc = timeout_ms < 0 ? pthread_cond_wait(&pool->room, &pool->lock)
-                                : pthread_cond_timedwait(&pool->room, &pool->lock, &deadline);
+            rc = bp__pool_wait(pool, &pool->room, timeout_ms < 0 ? NULL : &deadline);
         bp__pool_unlock(pool);
     }
     bool refused = !p && bp__budget_failed;

@@ -70,6 +70,7 @@ static void seg_release(bp_pool *pool, bp_seg *seg) {
 }
 
 uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n) {
+    bp__pool_assert_locked(pool);
     bp_depot *d = &pool->depot[tier];
     uint32_t got = 0;
     while (got < n) {
@@ -130,6 +131,7 @@ static void give_one(bp_pool *pool, bp_depot *d, bp_seg *seg, uint32_t idx, uint
 }
 
 void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in, uint32_t n) {
+    bp__pool_assert_locked(pool);
     bp_depot *d = &pool->depot[tier];
     for (uint32_t i = 0; i < n; i++) {
         bp_seg *seg = bp__seg_of_rc(in[i].rc);
@@ -141,6 +143,7 @@ void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in, uint32_t 
 
 /* Buffers or memory came back: wake the threads waiting in bp_get_wait. */
 void bp__depot_room(bp_pool *pool) {
+    bp__pool_assert_locked(pool);
     st_rel(&pool->room_gen, ld_rlx(&pool->room_gen) + 1); /* one writer: the lock holder */
     if (pool->waiters)
         pthread_cond_broadcast(&pool->room);
@@ -149,6 +152,7 @@ void bp__depot_room(bp_pool *pool) {
 /* Unmaps the wholly free segments of a tier (every tier for UINT32_MAX)
  * above its reserve floor, after draining the hot slots. */
 size_t bp__depot_release_empty(bp_pool *pool, uint32_t tier) {
+    bp__pool_assert_locked(pool);
     size_t returned = 0;
     bp__depot_drain_hot(pool);
     for (bp_seg *seg = pool->empty_lru, *next; seg; seg = next) {
@@ -204,6 +208,7 @@ static void release_idle_pages(bp_pool *pool, uint64_t now) {
  * bp_pool_reserve floor: what reserve faulted in stays resident (decay
  * keeps it too), whichever free buffers of the tier it now is. */
 size_t bp__depot_trim(bp_pool *pool) {
+    bp__pool_assert_locked(pool);
     size_t returned = bp__depot_release_empty(pool, UINT32_MAX);
     size_t page = bp__os_page();
     for (uint32_t t = 0; t < pool->ntiers; t++) {
@@ -220,12 +225,14 @@ size_t bp__depot_trim(bp_pool *pool) {
 static void drain_idle_hot(bp_pool *pool, uint64_t last);
 
 void bp__depot_decay(bp_pool *pool) {
+    bp__pool_assert_locked(pool);
     if (bp__os_now_ms() >= ld_rlx(&pool->next_decay_ms))
         bp__depot_decay_now(pool);
 }
 
 /* The decay pass itself; the background thread runs it on its own clock. */
 void bp__depot_decay_now(bp_pool *pool) {
+    bp__pool_assert_locked(pool);
     uint64_t now = bp__os_now_ms();
     uint64_t last = pool->last_decay_ms;
     st_rlx(&pool->next_decay_ms, now + pool->decay_ms / 2 + 1);
@@ -262,6 +269,7 @@ static void drain_idle_hot(bp_pool *pool, uint64_t last) {
 /* Moves the hot slots' buffers into their segments (at most BP_HOT takes
  * per tier: puts racing the drain cannot keep it going). */
 void bp__depot_drain_hot(bp_pool *pool) {
+    bp__pool_assert_locked(pool);
     for (uint32_t t = 0; t < pool->ntiers; t++) {
         _Atomic uint32_t *rc;
         for (int i = 0; i < BP_HOT && (rc = bp__depot_hot_take(pool, t)) != NULL; i++) {

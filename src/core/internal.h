@@ -19,6 +19,7 @@
 #include "observe.h"
 #include "track.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -295,6 +296,7 @@ struct bp_pool {
 
     /* slow-path state, under lock */
     pthread_mutex_t lock;
+    _Atomic uintptr_t lock_owner; /* builds with assertions: the holder's pthread_self() */
     bp_seg *segs;
     bp_tcache *tcs;
     bool user_ref;                  /* false once bp_pool_destroy has run */
@@ -322,6 +324,40 @@ struct bp_pool {
     /* slow-path counters, atomic RMW */
     _Atomic uint64_t discarded, refused, over_live, over_bytes, budget_refused;
 };
+
+/* ---- the pool lock -------------------------------------------------------
+ * Inline, so that every layer takes it without calling up into pool.c.
+ * Builds with assertions (Debug: the sanitizer builds) record the holder,
+ * and functions documented "pool lock held" assert it; release builds
+ * compile both away. */
+#ifndef NDEBUG
+#define bp__lock_self() ((uintptr_t)pthread_self())
+#define bp__lock_note(pool, who)                                                                   \
+    atomic_store_explicit(&(pool)->lock_owner, (who), memory_order_relaxed)
+#define bp__pool_assert_locked(pool)                                                               \
+    assert(atomic_load_explicit(&(pool)->lock_owner, memory_order_relaxed) == bp__lock_self())
+#else
+#define bp__lock_self() ((uintptr_t)0)
+#define bp__lock_note(pool, who) ((void)(pool), (void)(who))
+#define bp__pool_assert_locked(pool) ((void)(pool))
+#endif
+static inline void bp__pool_lock(bp_pool *pool) {
+    pthread_mutex_lock(&pool->lock);
+    bp__lock_note(pool, bp__lock_self());
+}
+static inline void bp__pool_unlock(bp_pool *pool) {
+    bp__lock_note(pool, 0);
+    pthread_mutex_unlock(&pool->lock);
+}
+/* A wait on a condition tied to the pool lock: the lock is the caller's
+ * again when it returns. */
+static inline int bp__pool_wait(bp_pool *pool, pthread_cond_t *cv, const struct timespec *until) {
+    bp__lock_note(pool, 0);
+    int rc =
+        until ? pthread_cond_timedwait(cv, &pool->lock, until) : pthread_cond_wait(cv, &pool->lock);
+    bp__lock_note(pool, bp__lock_self());
+    return rc;
+}
 
 /* ---- address -> segment ---------------------------------------------------- */
 
@@ -554,8 +590,6 @@ BP_HIDDEN void bp__fork_child(void);
 /* A refused config: formats why into the calling thread's message
  * (bp_config_error) and returns err. */
 BP_HIDDEN int bp__config_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-BP_HIDDEN void bp__pool_lock(bp_pool *pool);
-BP_HIDDEN void bp__pool_unlock(bp_pool *pool);
 BP_HIDDEN void bp__pool_maybe_free(bp_pool *pool); /* lock held; may unlock+free */
 BP_HIDDEN void bp__registry_lock(void);
 BP_HIDDEN void bp__registry_unlock(void);

@@ -53,6 +53,7 @@ static bool grow(bp_pool *pool) {
 }
 
 void bp__leak_record(bp_pool *pool, void *p, size_t len, void *site) {
+    bp__pool_assert_locked(pool);
     if (pool->leak_n + 1 > pool->leak_cap / 2 && !grow(pool))
         return;
     bp_leak *l = malloc(sizeof(*l));
@@ -81,6 +82,7 @@ void bp__leak_record(bp_pool *pool, void *p, size_t len, void *site) {
 }
 
 void bp__leak_forget(bp_pool *pool, const void *p) {
+    bp__pool_assert_locked(pool);
     if (!pool->leak_cap)
         return;
     for (bp_leak **link = &pool->leak_tab[slot_of(pool, p)]; *link; link = &(*link)->next)

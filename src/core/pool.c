@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static bp_pool *registry;
 static _Atomic uint64_t next_id;
@@ -38,8 +37,6 @@ static void atfork_register(void) {
     pthread_atfork(bp__fork_prepare, bp__fork_parent, bp__fork_child);
 }
 void bp__atfork_once(void) { pthread_once(&atfork_once, atfork_register); }
-void bp__pool_lock(bp_pool *pool) { pthread_mutex_lock(&pool->lock); }
-void bp__pool_unlock(bp_pool *pool) { pthread_mutex_unlock(&pool->lock); }
 
 static void pool_release_memory(bp_pool *pool) {
     if (pool->objpool)
@@ -55,6 +52,7 @@ static void pool_release_memory(bp_pool *pool) {
 }
 
 void bp__pool_maybe_free(bp_pool *pool) {
+    bp__pool_assert_locked(pool);
     bool gone = !pool->user_ref && !pool->segs && !pool->tcs;
     bp__pool_unlock(pool);
     if (!gone)

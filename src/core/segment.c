@@ -192,6 +192,7 @@ static void seg_link(bp_pool *pool, bp_seg *seg) {
 }
 
 bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
+    bp__pool_assert_locked(pool);
     bool checked = ld_rlx(&pool->flags) & BPF_CHECKED, objects = pool->objpool != NULL;
     size_t stride, first, map_bytes;
     uint32_t n;
@@ -216,6 +217,7 @@ bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
 }
 
 bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len) {
+    bp__pool_assert_locked(pool);
     size_t page = bp__os_page();
     size_t first = align_up(header_bytes(1, true, false), page);
     if (len > SIZE_MAX - first - BP_CHUNK) {
@@ -243,6 +245,7 @@ bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len) {
 }
 
 void bp__seg_free(bp_seg *seg) {
+    bp__pool_assert_locked(seg->pool);
     bp_pool *pool = seg->pool;
     BP_DLIST_UNLINK(pool->segs, seg, next, prev);
     pool->mapped -= seg->map_bytes;

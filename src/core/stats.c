@@ -19,6 +19,7 @@
 #include <string.h>
 
 void bp__record_locked(bp_pool *pool, const size_t *lens, size_t n) {
+    bp__pool_assert_locked(pool);
     if (!pool->record)
         return;
     if (pool->recorder.push) {

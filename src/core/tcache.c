@@ -238,6 +238,7 @@ uint64_t bp__batch_interval(const bp_pool *pool) {
  * A reader on another thread may do it for the owner: what the owner has
  * overwritten meanwhile (more than the history holds) is skipped. */
 static void push_user(bp_tcache *tc, uint64_t seq) {
+    bp__pool_assert_locked(tc->pool);
     uint64_t from = tc->pub, h = tc->hmask + 1;
     if (seq - from > h)
         from = seq - h;
@@ -289,6 +290,7 @@ void bp__tc_batch(bp_tcache *tc, void *just_got, void *site) {
 /* The cache is leaving: its recent lengths go to the pool's ring (or the
  * user recorder), oldest first. Pool lock held. */
 void bp__tc_archive(bp_tcache *tc) {
+    bp__pool_assert_locked(tc->pool);
     bp_pool *pool = tc->pool;
     uint64_t seq = bp__tc_seq(tc);
     if (!pool->record)
@@ -388,6 +390,7 @@ void *bp__tc_refill(bp_tcache *tc, uint32_t tier) {
  * the calling thread when the owner can no longer touch them: a destroyed
  * pool's key is off (background.c), or the owner did not survive a fork. */
 void bp__tc_give_back(bp_tcache *tc) {
+    bp__pool_assert_locked(tc->pool);
     bp_pool *pool = tc->pool;
     for (uint32_t t = 0; t < pool->ntiers; t++) {
         bp__depot_give(pool, t, tc->bins[t].e, bp__bin_n(&tc->bins[t]));
@@ -451,6 +454,7 @@ BP_NO_TSAN static bool tc_detach_drain(bp_tcache *tc) {
 }
 
 bool bp__tc_drain_idle(bp_tcache *tc, uint64_t now) {
+    bp__pool_assert_locked(tc->pool);
     uint64_t ops = tc_ops(tc);
     if (ops != tc->idle_ops || !tc->idle_ms) {
         tc->idle_ops = ops;
@@ -463,6 +467,7 @@ bool bp__tc_drain_idle(bp_tcache *tc, uint64_t now) {
 }
 
 void bp__tc_retire(bp_tcache *tc) {
+    bp__pool_assert_locked(tc->pool);
     bp_pool *pool = tc->pool;
     bp__tc_give_back(tc);
     for (uint32_t t = 0; t < pool->ntiers; t++) {
