@@ -501,6 +501,18 @@ BP_HIDDEN void bp__os_deadline(struct timespec *ts, unsigned ms); /* now + ms, m
 BP_HIDDEN int bp__os_thread_id(void);              /* the kernel's id of the calling thread */
 BP_HIDDEN bool bp__os_thread_in_syscall(int ktid); /* blocked in a system call right now */
 
+/* registry.c: the live pools */
+BP_HIDDEN void bp__registry_add(bp_pool *pool); /* gives it its id */
+BP_HIDDEN void bp__registry_remove(bp_pool *pool);
+BP_HIDDEN void bp__registry_lock(void);
+BP_HIDDEN void bp__registry_unlock(void);
+BP_HIDDEN bp_pool *bp__registry_first(void);
+BP_HIDDEN bool bp__registry_has(const bp_pool *pool); /* is it a pool handle? (refusal paths) */
+
+/* refuse.c (bp__refuse_user: observe.h) */
+BP_HIDDEN int bp__refuse(bp_pool *pool, int err, const char *op, const void *p);
+BP_HIDDEN void bp__report(bp_pool *pool, int err, const char *op, const void *p); /* uncounted */
+
 /* resv.c */
 /* Chunk-aligned and committed, or NULL: not here, or *refused: the OS refused memory. */
 BP_HIDDEN void *bp__resv_alloc(size_t bytes, bool *refused);
@@ -582,19 +594,15 @@ BP_HIDDEN bp_tcache **bp__tc_array_new(void);        /* BP_TIDS x bp__tc_none, m
 BP_HIDDEN uint64_t bp__batch_interval(const bp_pool *pool);
 BP_HIDDEN void bp__tld_sweep(void);
 BP_HIDDEN void bp__tc_drop_current(bp_pool *pool);
-BP_HIDDEN void bp__fork_prepare(void);
-BP_HIDDEN void bp__fork_parent(void);
-BP_HIDDEN void bp__fork_child(void);
+BP_HIDDEN void bp__tid_lock(void); /* fork.c holds it across fork() */
+BP_HIDDEN void bp__tid_unlock(void);
+BP_HIDDEN void bp__tc_fork_child(void); /* registry and pools locked; unlocks them */
 
 /* pool.c */
 /* A refused config: formats why into the calling thread's message
  * (bp_config_error) and returns err. */
 BP_HIDDEN int bp__config_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 BP_HIDDEN void bp__pool_maybe_free(bp_pool *pool); /* lock held; may unlock+free */
-BP_HIDDEN void bp__registry_lock(void);
-BP_HIDDEN void bp__registry_unlock(void);
-BP_HIDDEN bp_pool *bp__registry_first(void);
-BP_HIDDEN bool bp__registry_has(const bp_pool *pool); /* is it a pool handle? (refusal paths) */
 
 /* background.c: one purge thread per process */
 BP_HIDDEN void bp__bg_start(unsigned decay_ms); /* a pool with this decay needs it */
@@ -612,17 +620,13 @@ BP_HIDDEN void bp__ring_push_batch(bp_ring *r, const void *elems, size_t n);
 BP_HIDDEN void bp__record_locked(bp_pool *pool, const size_t *lens, size_t n);
 BP_HIDDEN void bp__record(bp_pool *pool, size_t len);
 
-/* buffer.c */
-BP_HIDDEN int bp__refuse(bp_pool *pool, int err, const char *op, const void *p);
-
 /* abi.c: caller-allocated structs of any version's size (docs/abi.md). The
  * public *_sized calls check and convert, then call these with this
  * library's own layouts. */
 BP_HIDDEN bp_pool *bp__pool_new(const bp_config *cfg);
 BP_HIDDEN bp_objpool *bp__objpool_new(const bp_objpool_config *cfg);
 BP_HIDDEN int bp__objpool_stats(bp_objpool *op, bp_obj_stats *out);
-BP_HIDDEN void bp__report(bp_pool *pool, int err, const char *op, const void *p); /* uncounted */
-BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx);                   /* rc already 0 */
+BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx);        /* rc already 0 */
 BP_HIDDEN void bp__buffer_gone(bp_seg *seg, uint32_t idx, uint32_t v); /* count reached 0 from v */
 BP_HIDDEN void bp__buffer_home(bp_seg *seg, uint32_t idx); /* unflagged count went 1 -> 0 */
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pool.c - pool life cycle: creation from a config, destruction that lets
- * live buffers outlive the handle, reserve (prewarm) and trim, and the
- * process-wide registry fork() needs to find every pool's lock.
+ * live buffers outlive the handle, reserve (prewarm) and trim. The list of
+ * live pools is registry.c's; fork() is fork.c's.
  *
  * A destroyed pool is freed by whichever thread drops its last hold: the
  * user's handle, a segment (live or cached buffers), or a thread cache.
@@ -14,29 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static bp_pool *registry;
-static _Atomic uint64_t next_id;
-
-void bp__registry_lock(void) { pthread_mutex_lock(&registry_mu); }
-void bp__registry_unlock(void) { pthread_mutex_unlock(&registry_mu); }
-bp_pool *bp__registry_first(void) { return registry; }
-
-bool bp__registry_has(const bp_pool *pool) {
-    bp__registry_lock();
-    const bp_pool *p = registry;
-    while (p && p != pool)
-        p = p->gnext;
-    bp__registry_unlock();
-    return p != NULL;
-}
-
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static void atfork_register(void) {
-    pthread_atfork(bp__fork_prepare, bp__fork_parent, bp__fork_child);
-}
-void bp__atfork_once(void) { pthread_once(&atfork_once, atfork_register); }
 
 static void pool_release_memory(bp_pool *pool) {
     if (pool->objpool)
@@ -58,9 +35,7 @@ void bp__pool_maybe_free(bp_pool *pool) {
     if (!gone)
         return;
     /* Nothing can reach the pool any more: no handle, buffer or cache. */
-    bp__registry_lock();
-    BP_DLIST_UNLINK(registry, pool, gnext, gprev);
-    bp__registry_unlock();
+    bp__registry_remove(pool);
     pool_release_memory(pool);
 }
 
@@ -247,16 +222,10 @@ bp_pool *bp__pool_new(const bp_config *cfg) {
     pthread_mutex_init(&pool->lock, NULL);
     bp__os_cond_init(&pool->room);
     bp__vg_pool_new(pool);
-    pool->id = atomic_fetch_add(&next_id, 1) + 1;
     bp__tc_serve(pool, !(ld_rlx(&pool->flags) & BPF_CHECKED));
     pool->user_ref = true;
     st_rlx(&pool->next_decay_ms, bp__os_now_ms() + pool->decay_ms);
-    bp__registry_lock();
-    pool->gnext = registry;
-    if (registry)
-        registry->gprev = pool;
-    registry = pool;
-    bp__registry_unlock();
+    bp__registry_add(pool);
     if (pool->background)
         bp__bg_start(pool->decay_ms);
     return pool;

@@ -537,35 +537,14 @@ static void tld_exit(void *arg) {
     free(tld);
 }
 
-/* fork(): every lock of the core is held across it, in the one order they
- * nest in (the pool registry, each pool, the tombstones, the reserved range,
- * thread numbers, the background thread's), and the child takes back what
- * the caches of the threads that did not follow it held. (The export
- * registry, above the core, holds its own lock across fork: expvar.c.) */
-void bp__fork_prepare(void) {
-    bp__registry_lock();
-    for (bp_pool *p = bp__registry_first(); p; p = p->gnext)
-        bp__pool_lock(p);
-    bp__tomb_lock();
-    bp__resv_lock();
-    pthread_mutex_lock(&tid_mu);
-    bp__bg_fork_prepare();
-}
+/* Thread numbers are taken under their own lock, held across fork(). */
+void bp__tid_lock(void) { pthread_mutex_lock(&tid_mu); }
+void bp__tid_unlock(void) { pthread_mutex_unlock(&tid_mu); }
 
-void bp__fork_parent(void) {
-    bp__bg_fork_parent();
-    pthread_mutex_unlock(&tid_mu);
-    bp__resv_unlock();
-    bp__tomb_unlock();
-    for (bp_pool *p = bp__registry_first(); p; p = p->gnext)
-        bp__pool_unlock(p);
-    bp__registry_unlock();
-}
-
-void bp__fork_child(void) {
-    pthread_mutex_unlock(&tid_mu);
-    bp__resv_unlock();
-    bp__tomb_unlock();
+/* In a fork() child, with the registry and every pool still locked by the
+ * atfork handlers (fork.c): the caches of the threads that did not follow
+ * the fork leave their pools, and each pool and the registry are unlocked. */
+void bp__tc_fork_child(void) {
     bp_tld *self = bp__tld;
     if (self->live)
         self->ktid = bp__os_thread_id(); /* the child's thread is another to the kernel */
@@ -604,5 +583,4 @@ void bp__fork_child(void) {
         tid_give(t->tid);
         free(t);
     }
-    bp__bg_fork_child(); /* last: the child's own purge thread, every lock free again */
 }
