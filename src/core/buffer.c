@@ -55,7 +55,8 @@ BP_COLD static void *got_none(bp_pool *pool) {
 
 BP_COLD static void *get_oversize(bp_pool *pool, size_t len, void *site) {
     bp__pool_lock(pool);
-    bp_seg *seg = bp__seg_new_oversize(pool, len);
+    size_t bytes = bp__seg_oversize_bytes(len);
+    bp_seg *seg = bytes && bp__depot_budget(pool, bytes) ? bp__seg_new_oversize(pool, len) : NULL;
     bp__pool_unlock(pool);
     if (!seg)
         return got_none(pool);
@@ -191,6 +192,7 @@ void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
         atomic_fetch_sub_explicit(&pool->over_bytes, seg->size, memory_order_relaxed);
         bp__pool_lock(pool);
         bp__seg_free(seg);
+        bp__depot_room(pool);
         bp__pool_maybe_free(pool);
         return;
     }

@@ -14,6 +14,8 @@
  */
 #include "internal.h"
 
+#include <errno.h>
+
 static void partial_add(bp_depot *d, bp_seg *seg) {
     if (seg->in_partial)
         return;
@@ -67,6 +69,29 @@ static void seg_release(bp_pool *pool, bp_seg *seg) {
     empty_remove(pool, seg);
     d->carved -= seg->ncarved;
     bp__seg_free(seg);
+    bp__depot_room(pool);
+}
+
+BP_TLS bool bp__budget_failed;
+
+/* The budget check, before any segment is mapped: would mapping map_bytes
+ * more keep the pool within its budget? At the cap,
+ * idle memory goes first; a refusal puts the pool under pressure (caches
+ * bypassed for a while, so every free buffer is any thread's to take). */
+bool bp__depot_budget(bp_pool *pool, size_t map_bytes) {
+    bp__pool_assert_locked(pool);
+    if (!pool->max_bytes)
+        return true;
+    if (pool->mapped + map_bytes > pool->max_bytes)
+        bp__depot_release_empty(pool, UINT32_MAX);
+    if (pool->mapped + map_bytes <= pool->max_bytes)
+        return true;
+    st_rlx(&pool->pressure_until_ms, bp__os_now_ms() + BP_PRESSURE_MS);
+    atomic_fetch_or(&pool->flags, BPF_PRESSURE);
+    bp__tc_serve(pool, false);
+    bp__budget_failed = true;
+    errno = ENOMEM;
+    return false;
 }
 
 uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n) {
@@ -76,7 +101,10 @@ uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n
     while (got < n) {
         bp_seg *seg = d->partial;
         if (!seg) {
-            seg = bp__seg_new_tier(pool, tier);
+            bool checked = ld_rlx(&pool->flags) & BPF_CHECKED;
+            seg = bp__depot_budget(pool, bp__seg_tier_bytes(pool->sizes[tier], checked))
+                      ? bp__seg_new_tier(pool, tier)
+                      : NULL;
             if (!seg && d->partial)
                 continue; /* the budget drained the hot slots: buffers are back */
             if (!seg)

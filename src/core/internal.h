@@ -269,6 +269,7 @@ struct bp_pool {
                                 or bp__tcv_none while every call must take the slow path
                                 (checked, destroyed, or at its memory budget) */
     bp_tcache **tcs_by_tid;  /* BP_TIDS entries, bp__tc_none where a thread has no cache */
+    bp_tcache **tcv_off;     /* bp__tcv_none: what tcv points at while caches are bypassed */
     uint64_t id;
     _Atomic uint32_t flags;
     size_t max_len; /* largest tier */
@@ -349,6 +350,13 @@ static inline void bp__pool_unlock(bp_pool *pool) {
     bp__lock_note(pool, 0);
     pthread_mutex_unlock(&pool->lock);
 }
+/* Thread caches on or off for the pool's fast paths (off: every get finds
+ * an empty bin, every put a full one). Inline: the budget (depot) and pool
+ * life turn them off without calling up into tcache.c. */
+static inline void bp__tc_serve(bp_pool *pool, bool on) {
+    st_rlx(&pool->tcv, on ? pool->tcs_by_tid : pool->tcv_off);
+}
+
 /* A wait on a condition tied to the pool lock: the lock is the caller's
  * again when it returns. */
 static inline int bp__pool_wait(bp_pool *pool, pthread_cond_t *cv, const struct timespec *until) {
@@ -532,8 +540,13 @@ BP_HIDDEN bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier);
 BP_HIDDEN bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len);
 BP_HIDDEN void bp__seg_free(bp_seg *seg);
 BP_HIDDEN size_t bp__seg_tier_bytes(size_t size, bool checked); /* one segment's mapping */
-extern BP_TLS bool bp__budget_failed BP_HIDDEN; /* the last mapping was refused by the budget */
-BP_HIDDEN void bp__tomb_lock(void);             /* fork */
+BP_HIDDEN size_t bp__seg_oversize_bytes(size_t len);            /* 0: too long to map */
+/* The bytes of a segment's table of return watches (watch.c makes it). */
+static inline size_t bp__seg_watch_bytes(const bp_seg *seg) {
+    size_t page = bp__os_page();
+    return ((size_t)seg->nslots * sizeof(struct bp_watcher *) + page - 1) & ~(page - 1);
+}
+BP_HIDDEN void bp__tomb_lock(void); /* fork */
 BP_HIDDEN void bp__tomb_unlock(void);
 static inline uint8_t *bp__seg_buf(const bp_seg *seg, uint32_t idx) {
     return seg->base + (size_t)idx * seg->stride;
@@ -569,7 +582,9 @@ BP_HIDDEN void bp__depot_decay(bp_pool *pool); /* when due */
 BP_HIDDEN void bp__depot_decay_now(bp_pool *pool);
 BP_HIDDEN void bp__depot_drain_hot(bp_pool *pool);
 BP_HIDDEN size_t bp__depot_release_empty(bp_pool *pool, uint32_t tier); /* UINT32_MAX: all */
-BP_HIDDEN void bp__depot_room(bp_pool *pool);                           /* wakes bp_get_wait */
+extern BP_TLS bool bp__budget_failed BP_HIDDEN; /* the last mapping was refused by the budget */
+BP_HIDDEN bool bp__depot_budget(bp_pool *pool, size_t map_bytes); /* room to map this? */
+BP_HIDDEN void bp__depot_room(bp_pool *pool);                     /* wakes bp_get_wait */
 BP_HIDDEN void bp__depot_tick(bp_tcache *tc); /* no lock held: now and then, decay if due */
 /* depot.c, without the lock: the hot slots of tiers with small or no bins */
 BP_HIDDEN _Atomic uint32_t *bp__depot_hot_take(bp_pool *pool, uint32_t tier);
@@ -589,8 +604,7 @@ BP_HIDDEN void bp__tc_archive(bp_tcache *tc); /* pool lock held */
 BP_HIDDEN void bp__tc_batch(bp_tcache *tc, void *just_got, void *site);
 BP_HIDDEN void bp__tc_publish(bp_tcache *tc); /* staged lengths -> user recorder (pool lock) */
 BP_HIDDEN uint64_t bp__tc_seq(bp_tcache *tc); /* lengths tc has recorded; any thread */
-BP_HIDDEN void bp__tc_serve(bp_pool *pool, bool on); /* thread caches on or off (bp__tcv_none) */
-BP_HIDDEN bp_tcache **bp__tc_array_new(void);        /* BP_TIDS x bp__tc_none, malloc'd */
+BP_HIDDEN bp_tcache **bp__tc_array_new(void); /* BP_TIDS x bp__tc_none, malloc'd */
 BP_HIDDEN uint64_t bp__batch_interval(const bp_pool *pool);
 BP_HIDDEN void bp__tld_sweep(void);
 BP_HIDDEN void bp__tc_drop_current(bp_pool *pool);
@@ -633,7 +647,6 @@ BP_HIDDEN void bp__buffer_home(bp_seg *seg, uint32_t idx); /* unflagged count we
 /* watch.c: a drop took a watched count down to 1 (and cleared the flag) */
 BP_HIDDEN void bp__watch_fire(bp_seg *seg, uint32_t idx);
 BP_HIDDEN void bp__watch_forget(bp_seg *seg, uint32_t idx); /* a watched buffer was freed */
-BP_HIDDEN void bp__watch_free(bp_seg *seg);                 /* the segment goes */
 
 /* leaks.c (pool lock held) */
 BP_HIDDEN void bp__leak_record(bp_pool *pool, void *p, size_t len, void *site);

@@ -207,6 +207,7 @@ bp_pool *bp__pool_new(const bp_config *cfg) {
     config_failed = false;
     bp__env_check_names();
     pool->tcs_by_tid = bp__tc_array_new();
+    pool->tcv_off = bp__tcv_none;
     int err = pool->tcs_by_tid ? apply_config(pool, cfg) : ENOMEM;
     if (err) {
         free(pool->tcs_by_tid);

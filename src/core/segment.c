@@ -110,6 +110,13 @@ static void tier_geometry(size_t size, bool checked, bool objects, size_t *strid
     *map_bytes = total;
 }
 
+/* An oversize segment's mapping for len bytes; 0 when no mapping can be. */
+size_t bp__seg_oversize_bytes(size_t len) {
+    size_t page = bp__os_page();
+    size_t first = align_up(header_bytes(1, true, false), page);
+    return len > SIZE_MAX - first - BP_CHUNK ? 0 : align_up(first + len, page);
+}
+
 size_t bp__seg_tier_bytes(size_t size, bool checked) {
     size_t stride, first, map_bytes;
     uint32_t n;
@@ -117,32 +124,10 @@ size_t bp__seg_tier_bytes(size_t size, bool checked) {
     return map_bytes;
 }
 
-BP_TLS bool bp__budget_failed;
-
-/* Would mapping map_bytes more keep the pool within its budget? At the cap,
- * idle memory goes first; a refusal puts the pool under pressure (caches
- * bypassed for a while, so every free buffer is any thread's to take). */
-static bool within_budget(bp_pool *pool, size_t map_bytes) {
-    if (!pool->max_bytes)
-        return true;
-    if (pool->mapped + map_bytes > pool->max_bytes)
-        bp__depot_release_empty(pool, UINT32_MAX);
-    if (pool->mapped + map_bytes <= pool->max_bytes)
-        return true;
-    st_rlx(&pool->pressure_until_ms, bp__os_now_ms() + BP_PRESSURE_MS);
-    atomic_fetch_or(&pool->flags, BPF_PRESSURE);
-    bp__tc_serve(pool, false);
-    bp__budget_failed = true;
-    errno = ENOMEM;
-    return false;
-}
-
 /* Tier segments come from the reserved range (resv.c) while it has room;
  * oversize buffers and what the range cannot serve are mapped on their own
  * and found through the radix map. */
 static bp_seg *seg_map(bp_pool *pool, size_t map_bytes, bool tier) {
-    if (!within_budget(pool, map_bytes))
-        return NULL;
     bool refused = false;
     void *m = tier ? bp__resv_alloc(map_bytes, &refused) : NULL;
     bp_seg *seg;
@@ -218,13 +203,12 @@ bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
 
 bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len) {
     bp__pool_assert_locked(pool);
-    size_t page = bp__os_page();
-    size_t first = align_up(header_bytes(1, true, false), page);
-    if (len > SIZE_MAX - first - BP_CHUNK) {
+    size_t first = align_up(header_bytes(1, true, false), bp__os_page());
+    size_t map_bytes = bp__seg_oversize_bytes(len);
+    if (!map_bytes) {
         errno = ENOMEM;
         return NULL;
     }
-    size_t map_bytes = align_up(first + len, page);
     bp_seg *seg = seg_map(pool, map_bytes, false);
     if (!seg)
         return NULL;
@@ -252,7 +236,9 @@ void bp__seg_free(bp_seg *seg) {
     pool->nsegs--;
     pool->os_returned += seg->map_bytes;
     size_t map_bytes = seg->map_bytes;
-    bp__watch_free(seg); /* no buffer is live: no watch can fire */
+    _Atomic(struct bp_watcher *) *watch = ld_rlx(&seg->watch); /* no buffer is live: none fires */
+    if (watch)
+        bp__os_unmap(watch, bp__seg_watch_bytes(seg));
     uint8_t *m = bp__seg_start(seg);
     if (bp__resv_owns(seg)) { /* the extent stays mapped, reading as zeros */
         track_unmap(m, map_bytes);
@@ -266,7 +252,6 @@ void bp__seg_free(bp_seg *seg) {
         bp__os_retire(m, map_bytes, keep);
         tomb_add(m, keep);
     }
-    bp__depot_room(pool);
 }
 
 /* The fast paths read one line of the header. */

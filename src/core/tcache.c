@@ -68,10 +68,6 @@ bp_tcache **bp__tc_array_new(void) {
     return a;
 }
 
-void bp__tc_serve(bp_pool *pool, bool on) {
-    st_rlx(&pool->tcv, on ? pool->tcs_by_tid : bp__tcv_none);
-}
-
 static pthread_key_t tld_key;
 static pthread_once_t tld_once = PTHREAD_ONCE_INIT;
 

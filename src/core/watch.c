@@ -35,10 +35,6 @@ static _Atomic uint32_t *watched_count(void *p, const char *op, bp_seg **segp, u
  * pointer lives in the segment header, which leak checkers do not scan
  * (the table of a live pool at exit is no leak), and untouched pages of a
  * large table cost nothing. */
-static size_t table_bytes(const bp_seg *seg) {
-    size_t page = bp__os_page();
-    return ((size_t)seg->nslots * sizeof(bp_watcher *) + page - 1) & ~(page - 1);
-}
 
 /* The segment's table, made on first use. The caller holds a reference, so
  * the segment (and the table, freed with it) outlives this call. */
@@ -46,20 +42,14 @@ static _Atomic(bp_watcher *) *watch_table(bp_seg *seg) {
     _Atomic(bp_watcher *) *t = ld_acq(&seg->watch);
     if (t)
         return t;
-    _Atomic(bp_watcher *) *mine = bp__os_map(table_bytes(seg), bp__os_page()); /* zeros */
+    _Atomic(bp_watcher *) *mine = bp__os_map(bp__seg_watch_bytes(seg), bp__os_page()); /* zeros */
     if (!mine)
         return NULL;
     if (atomic_compare_exchange_strong_explicit(&seg->watch, &t, mine, memory_order_acq_rel,
                                                 memory_order_acquire))
         return mine;
-    bp__os_unmap(mine, table_bytes(seg)); /* another thread made it first */
+    bp__os_unmap(mine, bp__seg_watch_bytes(seg)); /* another thread made it first */
     return t;
-}
-
-void bp__watch_free(bp_seg *seg) {
-    _Atomic(bp_watcher *) *t = ld_rlx(&seg->watch);
-    if (t)
-        bp__os_unmap(t, table_bytes(seg));
 }
 
 /* A table entry: the watcher, with OWNED set when only bp_unwatch_owned
