@@ -516,6 +516,7 @@ BP_HIDDEN void bp__registry_lock(void);
 BP_HIDDEN void bp__registry_unlock(void);
 BP_HIDDEN bp_pool *bp__registry_first(void);
 BP_HIDDEN bool bp__registry_has(const bp_pool *pool); /* is it a pool handle? (refusal paths) */
+BP_HIDDEN void bp__pool_maybe_free(bp_pool *pool);    /* lock held; unlocks; frees it if unheld */
 
 /* refuse.c (bp__refuse_user: observe.h) */
 BP_HIDDEN int bp__refuse(bp_pool *pool, int err, const char *op, const void *p);
@@ -616,16 +617,12 @@ BP_HIDDEN void bp__tc_fork_child(void); /* registry and pools locked; unlocks th
 /* A refused config: formats why into the calling thread's message
  * (bp_config_error) and returns err. */
 BP_HIDDEN int bp__config_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-BP_HIDDEN void bp__pool_maybe_free(bp_pool *pool); /* lock held; may unlock+free */
 
 /* background.c: one purge thread per process */
 BP_HIDDEN void bp__bg_start(unsigned decay_ms); /* a pool with this decay needs it */
 BP_HIDDEN void bp__bg_fork_prepare(void);
 BP_HIDDEN void bp__bg_fork_parent(void);
 BP_HIDDEN void bp__bg_fork_child(void);
-
-/* objpool.c */
-BP_HIDDEN void bp__objpool_free(struct bp_objpool *op);
 
 /* ring.c: a batch from a writer that is the only one (pool lock held) */
 BP_HIDDEN void bp__ring_push_batch(bp_ring *r, const void *elems, size_t n);
@@ -648,7 +645,16 @@ BP_HIDDEN void bp__buffer_home(bp_seg *seg, uint32_t idx); /* unflagged count we
 BP_HIDDEN void bp__watch_fire(bp_seg *seg, uint32_t idx);
 BP_HIDDEN void bp__watch_forget(bp_seg *seg, uint32_t idx); /* a watched buffer was freed */
 
-/* leaks.c (pool lock held) */
+/* leaks.c (pool lock held): one record per sampled outstanding buffer */
+typedef struct bp_leak {
+    struct bp_leak *next;
+    const void *p;
+    size_t len;
+    uint64_t born_ms; /* when it was got: the dashboard's ages */
+    int nframes;
+    void *frames[BP_LEAK_FRAMES];
+} bp_leak;
+
 BP_HIDDEN void bp__leak_record(bp_pool *pool, void *p, size_t len, void *site);
 BP_HIDDEN void bp__leak_forget(bp_pool *pool, const void *p);
 BP_HIDDEN void bp__leak_free_all(bp_pool *pool);

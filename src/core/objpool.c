@@ -39,7 +39,7 @@ bp_objpool *bp__objpool_new(const bp_objpool_config *cfg) {
     pc.nsizes = 1;
     pc.tcache_bytes = cfg->tcache_bytes;
     pc.flags = BP_NO_RECENT | BP_NO_BACKGROUND;
-    op->pool = bp_pool_new(&pc);
+    op->pool = bp__pool_new(&pc);
     if (!op->pool) {
         free(op);
         return NULL;
@@ -52,8 +52,6 @@ bp_objpool *bp__objpool_new(const bp_objpool_config *cfg) {
     op->pool->objpool = op; /* before any segment exists: segments get the inited bytes */
     return op;
 }
-
-void bp__objpool_free(struct bp_objpool *op) { free(op); }
 
 void *bp_objpool_get(bp_objpool *op) {
     if (!op) {
@@ -93,8 +91,7 @@ int bp_objpool_put(bp_objpool *op, void *obj) {
 
 int bp__objpool_stats(bp_objpool *op, bp_obj_stats *out) {
     bp_stats st;
-    if (bp_pool_stats(op->pool, &st) != 0)
-        return EINVAL;
+    bp__pool_stats(op->pool, &st);
     out->get = st.total_get;
     out->put = st.total_put;
     out->hits = st.hits;

@@ -15,30 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void pool_release_memory(bp_pool *pool) {
-    if (pool->objpool)
-        bp__objpool_free(pool->objpool);
-    pthread_cond_destroy(&pool->room);
-    free((void *)pool->ctab);
-    free(pool->tcs_by_tid);
-    bp_ring_free(pool->ring);
-    bp__leak_free_all(pool);
-    bp__vg_pool_free(pool);
-    pthread_mutex_destroy(&pool->lock);
-    free(pool);
-}
-
-void bp__pool_maybe_free(bp_pool *pool) {
-    bp__pool_assert_locked(pool);
-    bool gone = !pool->user_ref && !pool->segs && !pool->tcs;
-    bp__pool_unlock(pool);
-    if (!gone)
-        return;
-    /* Nothing can reach the pool any more: no handle, buffer or cache. */
-    bp__registry_remove(pool);
-    pool_release_memory(pool);
-}
-
 /* BYTEPOOL_CHECKED: a boolean, or "strict" (checked + BP_STRICT_LEN). */
 static unsigned env_checked_flags(void) {
     static const char *const words[] = {"0",    "false", "no", "off",   "1",
