@@ -591,6 +591,24 @@ BP_HIDDEN void bp__depot_tick(bp_tcache *tc); /* no lock held: now and then, dec
 BP_HIDDEN _Atomic uint32_t *bp__depot_hot_take(bp_pool *pool, uint32_t tier);
 BP_HIDDEN bool bp__depot_hot_give(bp_pool *pool, uint32_t tier, _Atomic uint32_t *rc);
 
+/* thread.c: the calling thread's number and data (bp__tld, bp__tid above) */
+extern bp_tld bp__tld_empty BP_HIDDEN; /* what bp__tld points at before, and after exit */
+BP_HIDDEN uint32_t bp__tid_take(void); /* 0 when all are taken */
+BP_HIDDEN void bp__tid_give(uint32_t tid);
+BP_HIDDEN void bp__tid_lock(void); /* fork.c holds it across fork() */
+BP_HIDDEN void bp__tid_unlock(void);
+BP_HIDDEN bp_tcache **bp__tc_array_new(void); /* BP_TIDS x bp__tc_none, malloc'd */
+
+/* history.c: the recent requested lengths */
+BP_HIDDEN void bp__hist_arm(bp_tcache *tc); /* the owner: where bp__tc_batch runs next */
+BP_HIDDEN uint64_t bp__batch_interval(const bp_pool *pool);
+BP_HIDDEN void bp__tc_archive(bp_tcache *tc); /* pool lock held */
+BP_HIDDEN void bp__tc_batch(bp_tcache *tc, void *just_got, void *site);
+BP_HIDDEN void bp__tc_publish(bp_tcache *tc); /* staged lengths -> user recorder (pool lock) */
+BP_HIDDEN uint64_t bp__tc_seq(bp_tcache *tc); /* lengths tc has recorded; any thread */
+BP_HIDDEN void bp__record_locked(bp_pool *pool, const size_t *lens, size_t n);
+BP_HIDDEN void bp__record(bp_pool *pool, size_t len);
+
 /* tcache.c */
 BP_HIDDEN bp_tcache *bp__tc_slow(bp_pool *pool);
 BP_HIDDEN bp_tcache *bp__tc_find(const bp_pool *pool); /* no creation */
@@ -600,17 +618,9 @@ BP_HIDDEN void bp__tc_flush_all(bp_tcache *tc);
 BP_HIDDEN void bp__tc_give_back(bp_tcache *tc);                /* pool lock held */
 BP_HIDDEN bool bp__tc_drain_idle(bp_tcache *tc, uint64_t now); /* purge thread, pool lock */
 BP_HIDDEN void *bp__tc_refill(bp_tcache *tc, uint32_t tier);
-BP_HIDDEN void bp__tc_retire(bp_tcache *tc);  /* pool lock held */
-BP_HIDDEN void bp__tc_archive(bp_tcache *tc); /* pool lock held */
-BP_HIDDEN void bp__tc_batch(bp_tcache *tc, void *just_got, void *site);
-BP_HIDDEN void bp__tc_publish(bp_tcache *tc); /* staged lengths -> user recorder (pool lock) */
-BP_HIDDEN uint64_t bp__tc_seq(bp_tcache *tc); /* lengths tc has recorded; any thread */
-BP_HIDDEN bp_tcache **bp__tc_array_new(void); /* BP_TIDS x bp__tc_none, malloc'd */
-BP_HIDDEN uint64_t bp__batch_interval(const bp_pool *pool);
+BP_HIDDEN void bp__tc_retire(bp_tcache *tc); /* pool lock held */
 BP_HIDDEN void bp__tld_sweep(void);
 BP_HIDDEN void bp__tc_drop_current(bp_pool *pool);
-BP_HIDDEN void bp__tid_lock(void); /* fork.c holds it across fork() */
-BP_HIDDEN void bp__tid_unlock(void);
 BP_HIDDEN void bp__tc_fork_child(void); /* registry and pools locked; unlocks them */
 
 /* pool.c */
@@ -627,23 +637,25 @@ BP_HIDDEN void bp__bg_fork_child(void);
 /* ring.c: a batch from a writer that is the only one (pool lock held) */
 BP_HIDDEN void bp__ring_push_batch(bp_ring *r, const void *elems, size_t n);
 
-/* stats.c */
-BP_HIDDEN void bp__record_locked(bp_pool *pool, const size_t *lens, size_t n);
-BP_HIDDEN void bp__record(bp_pool *pool, size_t len);
-
 /* abi.c: caller-allocated structs of any version's size (docs/abi.md). The
  * public *_sized calls check and convert, then call these with this
  * library's own layouts. */
 BP_HIDDEN bp_pool *bp__pool_new(const bp_config *cfg);
 BP_HIDDEN bp_objpool *bp__objpool_new(const bp_objpool_config *cfg);
 BP_HIDDEN int bp__objpool_stats(bp_objpool *op, bp_obj_stats *out);
+
+/* home.c: a count reached 0 */
 BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx);        /* rc already 0 */
 BP_HIDDEN void bp__buffer_gone(bp_seg *seg, uint32_t idx, uint32_t v); /* count reached 0 from v */
 BP_HIDDEN void bp__buffer_home(bp_seg *seg, uint32_t idx); /* unflagged count went 1 -> 0 */
+BP_HIDDEN bool bp__gone_contains(const void *p);           /* an oversize buffer released lately */
+/* A watched buffer was freed: its claim in the segment's table goes. */
+static inline void bp__watch_forget(bp_seg *seg, uint32_t idx) {
+    st_rlx(&ld_acq(&seg->watch)[idx], NULL);
+}
 
 /* watch.c: a drop took a watched count down to 1 (and cleared the flag) */
 BP_HIDDEN void bp__watch_fire(bp_seg *seg, uint32_t idx);
-BP_HIDDEN void bp__watch_forget(bp_seg *seg, uint32_t idx); /* a watched buffer was freed */
 
 /* leaks.c (pool lock held): one record per sampled outstanding buffer */
 typedef struct bp_leak {

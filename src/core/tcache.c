@@ -22,51 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bp_tld empty_tld;
-BP_TLS bp_tld *bp__tld = &empty_tld;
-BP_TLS uint32_t bp__tid;
 _Atomic uint64_t bp__dead_epoch;
-bp_tc_none_u bp__tc_none_u;
-bp_tcache *bp__tcv_none[BP_TIDS];
-
-/* Thread numbers in use (1..BP_TIDS-1); 0 is never handed out. */
-static pthread_mutex_t tid_mu = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t tid_used[BP_TIDS / 64] = {1};
-
-static uint32_t tid_take(void) {
-    uint32_t got = 0;
-    pthread_mutex_lock(&tid_mu);
-    for (uint32_t w = 0; w < BP_TIDS / 64 && !got; w++)
-        if (~tid_used[w]) {
-            uint32_t b = (uint32_t)__builtin_ctzll(~tid_used[w]);
-            tid_used[w] |= UINT64_C(1) << b;
-            got = w * 64 + b;
-        }
-    pthread_mutex_unlock(&tid_mu);
-    return got;
-}
-
-static void tid_give(uint32_t tid) {
-    if (!tid)
-        return;
-    pthread_mutex_lock(&tid_mu);
-    tid_used[tid / 64] &= ~(UINT64_C(1) << (tid % 64));
-    pthread_mutex_unlock(&tid_mu);
-}
-
-static pthread_once_t none_once = PTHREAD_ONCE_INIT;
-static void none_init(void) {
-    for (size_t i = 0; i < BP_TIDS; i++)
-        bp__tcv_none[i] = &bp__tc_none;
-}
-
-bp_tcache **bp__tc_array_new(void) {
-    pthread_once(&none_once, none_init);
-    bp_tcache **a = malloc(BP_TIDS * sizeof(*a));
-    if (a)
-        memcpy(a, bp__tcv_none, BP_TIDS * sizeof(*a));
-    return a;
-}
 
 static pthread_key_t tld_key;
 static pthread_once_t tld_once = PTHREAD_ONCE_INIT;
@@ -85,18 +41,12 @@ static bp_tld *tld_get(void) {
         return NULL;
     tld->live = true;
     tld->epoch = ld_acq(&bp__dead_epoch);
-    tld->tid = tid_take();
+    tld->tid = bp__tid_take();
     tld->ktid = bp__os_thread_id();
     pthread_setspecific(tld_key, tld);
     bp__tld = tld;
     bp__tid = tld->tid;
     return tld;
-}
-
-/* The next entry at which bp__tc_batch must run: lim, or the ring's end. */
-static void hist_arm(bp_tcache *tc) {
-    uint64_t base = ld_rlx(&tc->hbase), room = tc->hmask + 1;
-    tc->hlim = tc->hist + (tc->lim - base < room ? tc->lim - base : room);
 }
 
 /* The least room of a tier's bin: a quarter of its bound, one at least. */
@@ -131,36 +81,13 @@ static bp_tcache *tc_new(bp_pool *pool, bp_tld *tld) {
     tc->hmask = pool->hist_len - 1;
     tc->lim = bp__batch_interval(pool);
     tc->hcur = tc->hist;
-    hist_arm(tc);
+    bp__hist_arm(tc);
     return tc;
 }
 
 static void slot_clear(bp_tld *tld, const bp_tcache *tc) {
     if (tld->tid && tc->pool->tcs_by_tid[tld->tid] == tc)
         tc->pool->tcs_by_tid[tld->tid] = &bp__tc_none;
-}
-
-/* Lengths recorded so far. The owner moves hcur back to the ring's start
- * and hbase on by the ring's size together, inside an odd hgen (a seqlock):
- * a reader retries until it read both between two such moves. */
-uint64_t bp__tc_seq(bp_tcache *tc) {
-    for (;;) {
-        uint64_t g = ld_acq(&tc->hgen);
-        _Atomic size_t *c = ld_acq(&tc->hcur); /* acquire: the last load stays last */
-        uint64_t base = ld_acq(&tc->hbase);
-        if (!(g & 1) && ld_rlx(&tc->hgen) == g)
-            return base + (uint64_t)(c - tc->hist);
-    }
-}
-
-/* The owner's: the ring wraps when hcur reached its end. The odd hgen is
- * an acquire RMW, so the stores after it stay after it; a reader that sees
- * one of them (release) sees hgen changed. */
-static void hist_wrap(bp_tcache *tc) {
-    atomic_fetch_add_explicit(&tc->hgen, 1, memory_order_acq_rel);
-    st_rel(&tc->hbase, ld_rlx(&tc->hbase) + tc->hmask + 1);
-    st_rel(&tc->hcur, tc->hist);
-    st_rel(&tc->hgen, ld_rlx(&tc->hgen) + 1);
 }
 
 /* A pool at its budget bypasses thread caches for a while, so a buffer one
@@ -220,89 +147,6 @@ bp_tcache *bp__tc_find(const bp_pool *pool) {
     while (tc && tc->pool != pool)
         tc = tc->tnext;
     return tc;
-}
-
-/* Gets between two calls of bp__tc_batch: a batch, 1 when every get is
- * sampled for leak reports, never when nothing needs it. */
-uint64_t bp__batch_interval(const bp_pool *pool) {
-    if (pool->leaks == BP_LEAKS_ALL)
-        return 1;
-    return pool->record || pool->leaks == BP_LEAKS_SAMPLE ? BP_TICK : UINT64_MAX;
-}
-
-/* Pushes the lengths [tc->pub, seq) to the user recorder (pool lock held).
- * A reader on another thread may do it for the owner: what the owner has
- * overwritten meanwhile (more than the history holds) is skipped. */
-static void push_user(bp_tcache *tc, uint64_t seq) {
-    bp__pool_assert_locked(tc->pool);
-    uint64_t from = tc->pub, h = tc->hmask + 1;
-    if (seq - from > h)
-        from = seq - h;
-    for (uint64_t i = from; i < seq; i++)
-        tc->pool->recorder.push(tc->pool->recorder.ctx, ld_rlx(&tc->hist[i & tc->hmask]));
-    tc->pub = seq;
-}
-
-void bp__tc_publish(bp_tcache *tc) { push_user(tc, bp__tc_seq(tc)); }
-
-/* Runs every BP_TICK gets. A finished batch of BP_BATCH lengths gets its
- * place in the pool's order with one shared counter: no lock, no copy (a
- * batch of 128, not 32, because that counter's cache line moves between
- * cores: two threads' 4 KiB get+put went from 94 to 111 Mops/s, medians of
- * 6 alternating runs of `bench --worker bytepool`, cell e/2t). A user
- * recorder gets the lengths pushed, with the pool lock, as promised. */
-void bp__tc_batch(bp_tcache *tc, void *just_got, void *site) {
-    bp_pool *pool = tc->pool;
-    uint64_t seq = ld_rlx(&tc->hbase) + (uint64_t)(ld_rlx(&tc->hcur) - tc->hist);
-    if (ld_rlx(&tc->hcur) == tc->hist + tc->hmask + 1)
-        hist_wrap(tc);
-    bool due = seq == tc->lim;
-    if (due)
-        tc->lim = seq + bp__batch_interval(pool);
-    hist_arm(tc);
-    if (!due)
-        return; /* only the ring's end */
-    if (pool->record && pool->recorder.push && seq % BP_TICK == 0) {
-        bp__pool_lock(pool);
-        push_user(tc, seq);
-        bp__pool_unlock(pool);
-    } else if (pool->record && !pool->recorder.push && seq % BP_BATCH == 0) {
-        /* The batch's place in the pool's order: the monotonic clock, not a
-         * shared counter (whose cache line two threads' batches would pass
-         * back and forth: 2 threads scaled 1.5x, not 1.8x). Released before
-         * the stamp; a reader that sees this order for a slot reused since
-         * sees the thread's sequence past it too, and drops the run. */
-        uint64_t batch = seq / BP_BATCH - 1, slot = batch & (tc->hmask / BP_BATCH);
-        st_rel(&tc->order[slot], bp__os_now_ns());
-        st_rel(&tc->stamp[slot], BP_STAMP(0, batch));
-    }
-    if (pool->leaks != BP_LEAKS_OFF && just_got) {
-        bp__pool_lock(pool);
-        bp__leak_record(pool, just_got, (size_t)ld_rlx(&tc->hist[(seq - 1) & tc->hmask]), site);
-        bp__pool_unlock(pool);
-    }
-}
-
-/* The cache is leaving: its recent lengths go to the pool's ring (or the
- * user recorder), oldest first. Pool lock held. */
-void bp__tc_archive(bp_tcache *tc) {
-    bp__pool_assert_locked(tc->pool);
-    bp_pool *pool = tc->pool;
-    uint64_t seq = bp__tc_seq(tc);
-    if (!pool->record)
-        return;
-    if (pool->recorder.push) {
-        push_user(tc, seq);
-        return;
-    }
-    uint64_t from = seq > pool->window ? seq - pool->window : 0;
-    size_t buf[256];
-    while (from < seq) {
-        size_t n = 0;
-        while (from < seq && n < 256)
-            buf[n++] = ld_rlx(&tc->hist[from++ & tc->hmask]);
-        bp__record_locked(pool, buf, n);
-    }
 }
 
 /* Every free buffer of the calling thread's cache goes to the depot. */
@@ -522,20 +366,16 @@ void bp__tc_drop_current(bp_pool *pool) {
 
 static void tld_exit(void *arg) {
     bp_tld *tld = arg;
-    bp__tld = &empty_tld; /* calls from later destructors start afresh */
+    bp__tld = &bp__tld_empty; /* calls from later destructors start afresh */
     bp__tid = 0;
     while (tld->tcs) {
         bp_tcache *tc = tld->tcs;
         tld->tcs = tc->tnext;
         tc_leave(tld, tc);
     }
-    tid_give(tld->tid);
+    bp__tid_give(tld->tid);
     free(tld);
 }
-
-/* Thread numbers are taken under their own lock, held across fork(). */
-void bp__tid_lock(void) { pthread_mutex_lock(&tid_mu); }
-void bp__tid_unlock(void) { pthread_mutex_unlock(&tid_mu); }
 
 /* In a fork() child, with the registry and every pool still locked by the
  * atfork handlers (fork.c): the caches of the threads that did not follow
@@ -576,7 +416,7 @@ void bp__tc_fork_child(void) {
     while (tlds) {
         bp_tld *t = tlds;
         tlds = (bp_tld *)t->tcs;
-        tid_give(t->tid);
+        bp__tid_give(t->tid);
         free(t);
     }
 }

@@ -174,5 +174,3 @@ void bp__watch_fire(bp_seg *seg, uint32_t idx) {
     if (w)
         w->fn(w, bp__seg_buf(seg, idx));
 }
-
-void bp__watch_forget(bp_seg *seg, uint32_t idx) { st_rlx(&ld_acq(&seg->watch)[idx], NULL); }
