@@ -16,6 +16,7 @@
 #define BP_INTERNAL_H
 
 #include "bytepool.h"
+#include "hidden.h"
 #include "observe.h"
 #include "track.h"
 
@@ -490,7 +491,8 @@ static inline bool bp__stage(bp_tcache *tc, size_t len) {
             bp__tc_batch((tc), (p), (site));                                                       \
     } while (0)
 
-/* ---- internal functions (hidden) ------------------------------------------ */
+/* ---- internal functions (hidden), lowest file first (tests/check_layers.sh)
+ * ------------------------------------------ */
 
 /* os.c */
 BP_HIDDEN void *bp__os_map(size_t size, size_t align);
@@ -509,18 +511,36 @@ BP_HIDDEN void bp__os_deadline(struct timespec *ts, unsigned ms); /* now + ms, m
 BP_HIDDEN int bp__os_thread_id(void);              /* the kernel's id of the calling thread */
 BP_HIDDEN bool bp__os_thread_in_syscall(int ktid); /* blocked in a system call right now */
 
-/* registry.c: the live pools */
-BP_HIDDEN void bp__registry_add(bp_pool *pool); /* gives it its id */
-BP_HIDDEN void bp__registry_remove(bp_pool *pool);
-BP_HIDDEN void bp__registry_lock(void);
-BP_HIDDEN void bp__registry_unlock(void);
-BP_HIDDEN bp_pool *bp__registry_first(void);
-BP_HIDDEN bool bp__registry_has(const bp_pool *pool); /* is it a pool handle? (refusal paths) */
-BP_HIDDEN void bp__pool_maybe_free(bp_pool *pool);    /* lock held; unlocks; frees it if unheld */
+/* env.c: strict parsing; an invalid value is ignored with one line on stderr */
+typedef enum bp_env {
+    BP_ENV_CHECKED,
+    BP_ENV_TCACHE_BYTES,
+    BP_ENV_IDLE_BYTES,
+    BP_ENV_DECAY_MS,
+    BP_ENV_LEAKS,
+    BP_ENV_MAX_BYTES,
+    BP_ENV_BACKGROUND,
+    BP_ENV_RESERVE_BYTES,
+    BP_ENV_COUNT
+} bp_env;
+BP_HIDDEN int bp__parse_bool(const char *s);                /* 1, 0, or -1: not a boolean */
+BP_HIDDEN int bp__parse_size(const char *s, uint64_t *out); /* digits + K/M/G; 0 or -1 */
+BP_HIDDEN int bp__env_bool(bp_env v, int dflt);
+BP_HIDDEN uint64_t bp__env_size(bp_env v, uint64_t dflt, uint64_t min, uint64_t max);
+BP_HIDDEN int bp__env_word(bp_env v, const char *const *words, int n, int dflt); /* index */
+BP_HIDDEN void bp__env_check_names(void); /* once: a line on stderr per unknown BYTEPOOL_* */
 
-/* refuse.c (bp__refuse_user: observe.h) */
-BP_HIDDEN int bp__refuse(bp_pool *pool, int err, const char *op, const void *p);
-BP_HIDDEN void bp__report(bp_pool *pool, int err, const char *op, const void *p); /* uncounted */
+/* ring.c: a batch from a writer that is the only one (pool lock held) */
+BP_HIDDEN void bp__ring_push_batch(bp_ring *r, const void *elems, size_t n);
+
+/* tier.c */
+BP_HIDDEN int bp__tiers_build(bp_pool *pool, const size_t *sizes, size_t n);
+
+/* checked.c */
+BP_HIDDEN void bp__checked_on_get(bp_seg *seg, uint32_t idx, size_t len);
+BP_HIDDEN void bp__checked_on_free(bp_seg *seg, uint32_t idx, const char *op);
+BP_HIDDEN size_t bp__checked_gap(size_t size, size_t page); /* guard bytes after a buffer */
+BP_HIDDEN _Noreturn void bp__abort(const char *fmt, ...);
 
 /* resv.c */
 /* Chunk-aligned and committed, or NULL: not here, or *refused: the OS refused memory. */
@@ -535,6 +555,41 @@ BP_HIDDEN void bp__resv_unlock(void);
 /* segmap.c */
 BP_HIDDEN int bp__segmap_add(bp_seg *seg);
 BP_HIDDEN void bp__segmap_remove(bp_seg *seg);
+
+/* leaks.c (pool lock held): one record per sampled outstanding buffer */
+typedef struct bp_leak {
+    struct bp_leak *next;
+    const void *p;
+    size_t len;
+    uint64_t born_ms; /* when it was got: the dashboard's ages */
+    int nframes;
+    void *frames[BP_LEAK_FRAMES];
+} bp_leak;
+
+BP_HIDDEN void bp__leak_record(bp_pool *pool, void *p, size_t len, void *site);
+BP_HIDDEN void bp__leak_forget(bp_pool *pool, const void *p);
+BP_HIDDEN void bp__leak_free_all(bp_pool *pool);
+
+/* registry.c: the live pools */
+BP_HIDDEN void bp__registry_add(bp_pool *pool); /* gives it its id */
+BP_HIDDEN void bp__registry_remove(bp_pool *pool);
+BP_HIDDEN void bp__registry_lock(void);
+BP_HIDDEN void bp__registry_unlock(void);
+BP_HIDDEN bp_pool *bp__registry_first(void);
+BP_HIDDEN bool bp__registry_has(const bp_pool *pool); /* is it a pool handle? (refusal paths) */
+BP_HIDDEN void bp__pool_maybe_free(bp_pool *pool);    /* lock held; unlocks; frees it if unheld */
+
+/* refuse.c (bp__refuse_user: observe.h) */
+BP_HIDDEN int bp__refuse(bp_pool *pool, int err, const char *op, const void *p);
+BP_HIDDEN void bp__report(bp_pool *pool, int err, const char *op, const void *p); /* uncounted */
+
+/* thread.c: the calling thread's number and data (bp__tld, bp__tid above) */
+extern bp_tld bp__tld_empty BP_HIDDEN; /* what bp__tld points at before, and after exit */
+BP_HIDDEN uint32_t bp__tid_take(void); /* 0 when all are taken */
+BP_HIDDEN void bp__tid_give(uint32_t tid);
+BP_HIDDEN void bp__tid_lock(void); /* fork.c holds it across fork() */
+BP_HIDDEN void bp__tid_unlock(void);
+BP_HIDDEN bp_tcache **bp__tc_array_new(void); /* BP_TIDS x bp__tc_none, malloc'd */
 
 /* segment.c */
 BP_HIDDEN bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier);
@@ -572,9 +627,6 @@ static inline bp_seg *bp__seg_of_rc(const _Atomic uint32_t *rc) {
     return (bp_seg *)(chunk + bp__seg_colour(chunk));
 }
 
-/* tier.c */
-BP_HIDDEN int bp__tiers_build(bp_pool *pool, const size_t *sizes, size_t n);
-
 /* depot.c (all under pool->lock) */
 BP_HIDDEN uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n);
 BP_HIDDEN void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in, uint32_t n);
@@ -587,17 +639,10 @@ extern BP_TLS bool bp__budget_failed BP_HIDDEN; /* the last mapping was refused 
 BP_HIDDEN bool bp__depot_budget(bp_pool *pool, size_t map_bytes); /* room to map this? */
 BP_HIDDEN void bp__depot_room(bp_pool *pool);                     /* wakes bp_get_wait */
 BP_HIDDEN void bp__depot_tick(bp_tcache *tc); /* no lock held: now and then, decay if due */
+
 /* depot.c, without the lock: the hot slots of tiers with small or no bins */
 BP_HIDDEN _Atomic uint32_t *bp__depot_hot_take(bp_pool *pool, uint32_t tier);
 BP_HIDDEN bool bp__depot_hot_give(bp_pool *pool, uint32_t tier, _Atomic uint32_t *rc);
-
-/* thread.c: the calling thread's number and data (bp__tld, bp__tid above) */
-extern bp_tld bp__tld_empty BP_HIDDEN; /* what bp__tld points at before, and after exit */
-BP_HIDDEN uint32_t bp__tid_take(void); /* 0 when all are taken */
-BP_HIDDEN void bp__tid_give(uint32_t tid);
-BP_HIDDEN void bp__tid_lock(void); /* fork.c holds it across fork() */
-BP_HIDDEN void bp__tid_unlock(void);
-BP_HIDDEN bp_tcache **bp__tc_array_new(void); /* BP_TIDS x bp__tc_none, malloc'd */
 
 /* history.c: the recent requested lengths */
 BP_HIDDEN void bp__hist_arm(bp_tcache *tc); /* the owner: where bp__tc_batch runs next */
@@ -623,27 +668,6 @@ BP_HIDDEN void bp__tld_sweep(void);
 BP_HIDDEN void bp__tc_drop_current(bp_pool *pool);
 BP_HIDDEN void bp__tc_fork_child(void); /* registry and pools locked; unlocks them */
 
-/* pool.c */
-/* A refused config: formats why into the calling thread's message
- * (bp_config_error) and returns err. */
-BP_HIDDEN int bp__config_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* background.c: one purge thread per process */
-BP_HIDDEN void bp__bg_start(unsigned decay_ms); /* a pool with this decay needs it */
-BP_HIDDEN void bp__bg_fork_prepare(void);
-BP_HIDDEN void bp__bg_fork_parent(void);
-BP_HIDDEN void bp__bg_fork_child(void);
-
-/* ring.c: a batch from a writer that is the only one (pool lock held) */
-BP_HIDDEN void bp__ring_push_batch(bp_ring *r, const void *elems, size_t n);
-
-/* abi.c: caller-allocated structs of any version's size (docs/abi.md). The
- * public *_sized calls check and convert, then call these with this
- * library's own layouts. */
-BP_HIDDEN bp_pool *bp__pool_new(const bp_config *cfg);
-BP_HIDDEN bp_objpool *bp__objpool_new(const bp_objpool_config *cfg);
-BP_HIDDEN int bp__objpool_stats(bp_objpool *op, bp_obj_stats *out);
-
 /* home.c: a count reached 0 */
 BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx);        /* rc already 0 */
 BP_HIDDEN void bp__buffer_gone(bp_seg *seg, uint32_t idx, uint32_t v); /* count reached 0 from v */
@@ -657,43 +681,24 @@ static inline void bp__watch_forget(bp_seg *seg, uint32_t idx) {
 /* watch.c: a drop took a watched count down to 1 (and cleared the flag) */
 BP_HIDDEN void bp__watch_fire(bp_seg *seg, uint32_t idx);
 
-/* leaks.c (pool lock held): one record per sampled outstanding buffer */
-typedef struct bp_leak {
-    struct bp_leak *next;
-    const void *p;
-    size_t len;
-    uint64_t born_ms; /* when it was got: the dashboard's ages */
-    int nframes;
-    void *frames[BP_LEAK_FRAMES];
-} bp_leak;
+/* background.c: one purge thread per process */
+BP_HIDDEN void bp__bg_start(unsigned decay_ms); /* a pool with this decay needs it */
+BP_HIDDEN void bp__bg_fork_prepare(void);
+BP_HIDDEN void bp__bg_fork_parent(void);
+BP_HIDDEN void bp__bg_fork_child(void);
 
-BP_HIDDEN void bp__leak_record(bp_pool *pool, void *p, size_t len, void *site);
-BP_HIDDEN void bp__leak_forget(bp_pool *pool, const void *p);
-BP_HIDDEN void bp__leak_free_all(bp_pool *pool);
+/* pool.c */
+/* A refused config: formats why into the calling thread's message
+ * (bp_config_error) and returns err. */
+BP_HIDDEN int bp__config_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* checked.c */
-BP_HIDDEN void bp__checked_on_get(bp_seg *seg, uint32_t idx, size_t len);
-BP_HIDDEN void bp__checked_on_free(bp_seg *seg, uint32_t idx, const char *op);
-BP_HIDDEN size_t bp__checked_gap(size_t size, size_t page); /* guard bytes after a buffer */
-BP_HIDDEN _Noreturn void bp__abort(const char *fmt, ...);
+/* pool.c, for abi.c (docs/abi.md): the public *_sized calls check and
+ * convert caller-allocated structs of any version's size, then call this
+ * with the library's own layout. */
+BP_HIDDEN bp_pool *bp__pool_new(const bp_config *cfg);
 
-/* env.c: strict parsing; an invalid value is ignored with one line on stderr */
-typedef enum bp_env {
-    BP_ENV_CHECKED,
-    BP_ENV_TCACHE_BYTES,
-    BP_ENV_IDLE_BYTES,
-    BP_ENV_DECAY_MS,
-    BP_ENV_LEAKS,
-    BP_ENV_MAX_BYTES,
-    BP_ENV_BACKGROUND,
-    BP_ENV_RESERVE_BYTES,
-    BP_ENV_COUNT
-} bp_env;
-BP_HIDDEN int bp__parse_bool(const char *s);                /* 1, 0, or -1: not a boolean */
-BP_HIDDEN int bp__parse_size(const char *s, uint64_t *out); /* digits + K/M/G; 0 or -1 */
-BP_HIDDEN int bp__env_bool(bp_env v, int dflt);
-BP_HIDDEN uint64_t bp__env_size(bp_env v, uint64_t dflt, uint64_t min, uint64_t max);
-BP_HIDDEN int bp__env_word(bp_env v, const char *const *words, int n, int dflt); /* index */
-BP_HIDDEN void bp__env_check_names(void); /* once: a line on stderr per unknown BYTEPOOL_* */
+/* objpool.c, for abi.c as bp__pool_new is */
+BP_HIDDEN bp_objpool *bp__objpool_new(const bp_objpool_config *cfg);
+BP_HIDDEN int bp__objpool_stats(bp_objpool *op, bp_obj_stats *out);
 
 #endif /* BP_INTERNAL_H */

@@ -12,12 +12,11 @@
 #define BP_OBSERVE_H
 
 #include "bytepool.h"
+#include "hidden.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define BP_HIDDEN __attribute__((visibility("hidden")))
 
 /* A snapshot of the statistics (as bp_pool_stats, this library's layout). */
 BP_HIDDEN void bp__pool_stats(bp_pool *pool, bp_stats *out);
