@@ -16,6 +16,7 @@
  *                  ENOMEM  the operating system refused memory, or the
  *                          pool's max_bytes budget is used up;
  *                  ETIMEDOUT bp_get_wait waited as long as it was told;
+ *                  EBUSY   bp_grow of a buffer others hold references to;
  *                  E2BIG   a struct from a newer header asks for fields
  *                          this library does not have (see ABI below).
  *    A refused call changes nothing: the buffer and the pool stay as they
@@ -321,6 +322,20 @@ BP_API void *bp_get(bp_pool *pool, size_t len);
  * the budget is counted once in budget_refused and reported once to
  * on_error, as op "bp_get_wait" with the errno returned. Thread-safe. */
 BP_API void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms);
+
+/* A buffer of pool with at least len bytes holding p's contents, as realloc
+ * does for malloc: p itself when len <= bp_cap(p); otherwise a buffer from
+ * the tier that serves len (oversize above the largest), holding a copy of
+ * p's whole capacity, and p's reference is dropped. p NULL is bp_get. Only
+ * the sole holder may grow a buffer: a buffer with other references (a
+ * return watch's included) is refused with EBUSY, since their pointers
+ * would dangle. p must be the buffer's start (bp_base), not an interior
+ * pointer: EINVAL, as op BP_OP_GROW_INTERIOR. Returns NULL with errno
+ * EINVAL (NULL pool, len 0, p not a buffer of pool), EALREADY (p is free),
+ * EBUSY or ENOMEM (no new buffer: p is untouched and still the caller's).
+ * Thread-safe as bp_put: the caller owns p. */
+#define BP_OP_GROW_INTERIOR "bp_grow: not the buffer's start"
+BP_API void *bp_grow(bp_pool *pool, void *p, size_t len);
 
 /* END POINTERS: p + bp_cap(p) is NOT inside the buffer. In normal builds it
  * may be the first byte of the next buffer of the segment, and every call

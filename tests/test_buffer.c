@@ -209,6 +209,63 @@ static void bulk_put_refuses_each_bad_pointer_and_puts_the_rest(void **state) {
     assert_int_equal(bp_pool_destroy(other), 0);
 }
 
+/* bp_grow: as realloc. Within the capacity the same buffer; beyond it a
+ * bigger tier's (or an oversize) buffer holding the old capacity's bytes,
+ * the old buffer back in the pool; NULL grows like a get. */
+static void grow_keeps_the_contents_and_frees_the_old_buffer(void **state) {
+    (void)state;
+    bp_pool *pool = bp_pool_new(NULL);
+    unsigned char *p = bp_get(pool, 100);
+    size_t cap = bp_cap(p);
+    for (size_t i = 0; i < cap; i++)
+        p[i] = (unsigned char)(i * 7);
+    assert_ptr_equal(bp_grow(pool, p, cap), p); /* fits: no move */
+    unsigned char *q = bp_grow(pool, p, 5000);
+    assert_non_null(q);
+    assert_ptr_not_equal(q, p);
+    assert_true(bp_cap(q) >= 5000);
+    assert_int_equal(bp_refcount(q), 1);
+    for (size_t i = 0; i < cap; i++)
+        assert_int_equal(q[i], (unsigned char)(i * 7));
+    assert_int_equal(bp_refcount(p), 0); /* the old one went home */
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.outstanding, 1);
+    size_t big = bp_pool_sizes(pool, NULL, 0); /* past the largest tier: oversize */
+    size_t sizes[64];
+    bp_pool_sizes(pool, sizes, big);
+    unsigned char *r = bp_grow(pool, q, sizes[big - 1] + 1);
+    assert_non_null(r);
+    for (size_t i = 0; i < cap; i++)
+        assert_int_equal(r[i], (unsigned char)(i * 7));
+    bp_pool_stats(pool, &st);
+    assert_int_equal(st.outstanding, 1);
+    assert_int_equal(bp_put(pool, r), 0);
+    void *n = bp_grow(pool, NULL, 300);
+    assert_non_null(n);
+    assert_true(bp_cap(n) >= 300);
+    assert_int_equal(bp_put(pool, n), 0);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
+/* At the budget a grow fails with ENOMEM and the old buffer stays the
+ * caller's, unchanged. */
+static void a_grow_that_finds_no_room_leaves_the_buffer(void **state) {
+    (void)state;
+    bp_config cfg = {0};
+    cfg.max_bytes = 4u << 20;
+    bp_pool *pool = bp_pool_new(&cfg);
+    unsigned char *p = bp_get(pool, 1000);
+    memset(p, 0x5a, bp_cap(p));
+    assert_null(bp_grow(pool, p, 64u << 20));
+    assert_int_equal(errno, ENOMEM);
+    assert_int_equal(bp_refcount(p), 1);
+    assert_int_equal(p[0], 0x5a);
+    assert_int_equal(p[bp_cap(p) - 1], 0x5a);
+    assert_int_equal(bp_put(pool, p), 0);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(base_finds_the_start_and_end_pointers_are_the_neighbour),
@@ -220,6 +277,8 @@ int main(void) {
         cmocka_unit_test(many_gets_span_many_segments),
         cmocka_unit_test(bulk_get_is_all_or_nothing),
         cmocka_unit_test(bulk_put_refuses_each_bad_pointer_and_puts_the_rest),
+        cmocka_unit_test(grow_keeps_the_contents_and_frees_the_old_buffer),
+        cmocka_unit_test(a_grow_that_finds_no_room_leaves_the_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

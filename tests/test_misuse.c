@@ -350,8 +350,61 @@ static void bad_configs_are_named(void **state) {
     bp_set_error_handler(old, NULL);
 }
 
+/* bp_grow refuses, and changes nothing: a shared or watched buffer
+ * (EBUSY), an interior pointer (EINVAL as BP_OP_GROW_INTERIOR), another
+ * pool's buffer and bad arguments (EINVAL), a free buffer (EALREADY). */
+static void w_fn(bp_watcher *w, void *buf) {
+    (void)w;
+    (void)buf;
+}
+
+static void grow_refusals_change_nothing(void **state) {
+    (void)state;
+    seen s = {0};
+    bp_pool *pool = pool_with_callback(&s);
+    bp_pool *other = bp_pool_new(NULL);
+    unsigned char *p = bp_get(pool, 100);
+    memset(p, 3, bp_cap(p));
+    bp_retain(p);
+    assert_null(bp_grow(pool, p, 10000));
+    assert_int_equal(errno, EBUSY);
+    assert_int_equal(s.err, EBUSY);
+    assert_string_equal(s.op, "bp_grow");
+    assert_int_equal(bp_refcount(p), 2);
+    assert_string_equal(bp_error_name(EBUSY, "bp_grow"),
+                        "others hold references to the buffer: moving it would leave their "
+                        "pointers dangling");
+    bp_watcher w = {w_fn};
+    assert_int_equal(bp_watch(p, &w), 0); /* the watcher's reference is the second */
+    assert_null(bp_grow(pool, p, 10000));
+    assert_int_equal(errno, EBUSY);
+    assert_int_equal(bp_unwatch(p), 0);
+    assert_int_equal(bp_release(p), 0);
+    assert_null(bp_grow(pool, p + 1, 10000));
+    assert_int_equal(errno, EINVAL);
+    assert_string_equal(s.op, BP_OP_GROW_INTERIOR);
+    void *o = bp_get(other, 100);
+    assert_null(bp_grow(pool, o, 10000));
+    assert_int_equal(errno, EINVAL);
+    assert_null(bp_grow(pool, p, 0));
+    assert_int_equal(errno, EINVAL);
+    assert_null(bp_grow(NULL, p, 10000));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(bp_refcount(p), 1);
+    assert_int_equal(p[bp_cap(p) - 1], 3);
+    uint64_t before = refused(pool);
+    assert_int_equal(bp_put(pool, p), 0);
+    assert_null(bp_grow(pool, p, 10000));
+    assert_int_equal(errno, EALREADY);
+    assert_int_equal(refused(pool), before + 1);
+    bp_put(other, o);
+    bp_pool_destroy(other);
+    bp_pool_destroy(pool);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(grow_refusals_change_nothing),
         cmocka_unit_test(every_refused_call_is_counted_and_reported),
         cmocka_unit_test(a_pool_handle_that_is_no_pool_is_not_written),
         cmocka_unit_test(a_double_release_is_named_double_release),

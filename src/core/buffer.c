@@ -329,6 +329,37 @@ int bp_put_bulk(bp_pool *pool, void **ps, size_t n) {
     return first;
 }
 
+/* ---- grow ----------------------------------------------------------------- */
+
+void *bp_grow(bp_pool *pool, void *p, size_t len) {
+    void *site = __builtin_return_address(0);
+    if (!p)
+        return get_at(pool, len, site);
+    if (!pool || len == 0)
+        return bp__refuse_user(pool, EINVAL, "bp_grow", p), NULL;
+    bp_seg *seg;
+    uint32_t idx;
+    _Atomic uint32_t *rc = locate(pool, false, p, "bp_grow", &seg, &idx);
+    if (!rc)
+        return NULL;
+    if (p != bp__seg_buf(seg, idx))
+        return bp__refuse(pool, EINVAL, BP_OP_GROW_INTERIOR, p), NULL;
+    uint32_t v = ld_acq(rc);
+    if ((v & BP_RC_COUNT) == 0)
+        return bp__refuse(pool, EALREADY, "bp_grow", p), NULL;
+    if ((v & BP_RC_COUNT) != 1 || (v & (BP_RC_WATCHED | BP_RC_PINNED)))
+        return bp__refuse(pool, EBUSY, "bp_grow", p), NULL;
+    size_t cap = bp_cap(p);
+    if (len <= cap)
+        return p;
+    void *q = get_at(pool, len, site);
+    if (!q)
+        return NULL; /* errno says why; p is still the caller's */
+    memcpy(q, p, cap);
+    bp_put(pool, p);
+    return q;
+}
+
 /* ---- references ----------------------------------------------------------- */
 
 /* Every case of bp_retain (n == 1) and bp_retain_n. */

@@ -53,6 +53,8 @@ void bp__report(bp_pool *pool, int err, const char *op, const void *p) {
 const char *bp_error_name(int err, const char *op) {
     if (err == EINVAL && op && !strcmp(op, BP_OP_RELEASE_N_COUNT))
         return "n exceeds the buffer's reference count (nothing was released)";
+    if (err == EINVAL && op && !strcmp(op, BP_OP_GROW_INTERIOR))
+        return "an interior pointer: grow the buffer's start (bp_base), which moves with it";
     bool drop = op && (!strncmp(op, "bp_put", 6) || !strncmp(op, "bp_release", 10) ||
                        !strcmp(op, "bp_objpool_put"));
     switch (err) {
@@ -63,6 +65,11 @@ const char *bp_error_name(int err, const char *op) {
                    ? "not a pointer into a live buffer of the pool (foreign, stale, a "
                      "one-past-the-end pointer, or another pool's)"
                    : "invalid argument";
+    case EBUSY:
+        return op && !strncmp(op, "bp_grow", 7)
+                   ? "others hold references to the buffer: moving it would leave their "
+                     "pointers dangling"
+                   : "the buffer has a watch already";
     case EALREADY:
         return drop ? "double release (the buffer is already free), or a pointer one past the "
                       "end of a buffer (p + bp_cap(p)) that lands on the next buffer, a free one"
