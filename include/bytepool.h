@@ -167,6 +167,12 @@ typedef struct bp_pool bp_pool;
 #define BP_NO_BACKGROUND                                                                           \
     0x8u /* no background purge: idle memory goes back to the OS only                              \
             during later calls on the pool (and on bp_pool_trim) */
+#define BP_WIPE                                                                                    \
+    0x10u /* the final release of every buffer clears its whole capacity                         \
+             (explicit_bzero, which the compiler cannot remove) before the                         \
+             buffer can be handed out again, on every path; for pools that                         \
+             hold keys, passwords, tokens. Thread caches are bypassed, as in                       \
+             checked mode (env BYTEPOOL_WIPE=1) */
 
 /* Leak reports: which buffers record where they were allocated. */
 typedef enum bp_leaks {
@@ -215,7 +221,8 @@ typedef struct bp_config {
                                     it blocked in a system call; a thread busy
                                     in other code keeps them until it is */
     unsigned flags;              /* BP_CHECKED, BP_NO_RECENT, BP_STRICT_LEN,
-                                    BP_NO_BACKGROUND; env BYTEPOOL_CHECKED=1 adds
+                                    BP_NO_BACKGROUND, BP_WIPE (env BYTEPOOL_WIPE=1
+                                    adds it); env BYTEPOOL_CHECKED=1 adds
                                     BP_CHECKED, =strict adds both checks */
     size_t recent_window;        /* recent lengths kept; 0: BP_RECENT_DEFAULT */
     bp_error_fn on_error;        /* refused-call callback, may be NULL */
@@ -322,6 +329,15 @@ BP_API void *bp_get(bp_pool *pool, size_t len);
  * the budget is counted once in budget_refused and reported once to
  * on_error, as op "bp_get_wait" with the errno returned. Thread-safe. */
 BP_API void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms);
+
+/* bp_get, with every byte of the capacity zero (as calloc). Free of cost
+ * when the buffer's memory is known to be fresh from the OS (a slot never
+ * handed out since its segment was mapped, or a free buffer whose pages went
+ * back to the OS: tracked per segment, never guessed); a memset otherwise.
+ * Tiers of a page and up take the pool lock to find a fresh buffer (no
+ * thread cache); smaller ones are a bp_get and a memset. Errors as bp_get
+ * (op "bp_get_zeroed"). Thread-safe. */
+BP_API void *bp_get_zeroed(bp_pool *pool, size_t len);
 
 /* A buffer of pool with at least len bytes holding p's contents, as realloc
  * does for malloc: p itself when len <= bp_cap(p); otherwise a buffer from

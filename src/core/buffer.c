@@ -52,10 +52,13 @@ BP_COLD static void *get_oversize(bp_pool *pool, size_t len, void *site) {
 }
 
 /* Checked and destroyed pools: straight to the depot, under the lock. */
-BP_COLD static void *get_uncached(bp_pool *pool, uint32_t t, size_t len, void *site) {
+/* A get from the depot under the lock; with fresh, one whose bytes are
+ * known to be zero if the tier has one (*fresh says whether it was). */
+BP_COLD static void *get_locked(bp_pool *pool, uint32_t t, size_t len, void *site, bool *fresh) {
     bp_centry e;
     bp__pool_lock(pool);
-    uint32_t got = bp__depot_take(pool, t, &e, 1);
+    uint32_t got =
+        fresh ? bp__depot_take_fresh(pool, t, &e, fresh) : bp__depot_take(pool, t, &e, 1);
     bp_seg *seg = got ? bp__seg_of_rc(e.rc) : NULL;
     if (got) {
         pool->retired[t].get++;
@@ -87,7 +90,7 @@ BP_COLD static void *get_slow(bp_pool *pool, size_t len, void *site) {
     if (!tc)
         tc = bp__tc_slow(pool);
     if (!tc)
-        return get_uncached(pool, t, len, site);
+        return get_locked(pool, t, len, site, NULL);
     bp_bin *bin = &tc->bins[t];
     void *p;
     if (bin->top != bin->e) { /* the slot was cold, the bin was not */
@@ -327,6 +330,35 @@ int bp_put_bulk(bp_pool *pool, void **ps, size_t n) {
             first = r;
     }
     return first;
+}
+
+/* ---- zeroed ---------------------------------------------------------------- */
+
+void *bp_get_zeroed(bp_pool *pool, size_t len) {
+    void *site = __builtin_return_address(0);
+    bp__budget_failed = false;
+    if (!pool || len == 0)
+        return bp__refuse_user(pool, EINVAL, "bp_get_zeroed", NULL), NULL;
+    /* Checked pools poison and object pools initialise: never fresh. */
+    bool plain = !(ld_rlx(&pool->flags) & BPF_CHECKED) && !pool->objpool;
+    if (len > pool->max_len) { /* its own mapping: zeros */
+        void *p = get_oversize(pool, len, site);
+        if (p && !plain)
+            memset(p, 0, bp_cap(p));
+        return p;
+    }
+    uint32_t t = bp__tier_of(pool, len);
+    if (!plain || pool->sizes[t] < bp__os_page()) { /* a memset is cheaper than the lock */
+        void *p = get_at(pool, len, site);
+        if (p)
+            memset(p, 0, bp_cap(p));
+        return p;
+    }
+    bool fresh = false;
+    void *p = get_locked(pool, t, len, site, &fresh);
+    if (p && !fresh)
+        memset(p, 0, bp_cap(p));
+    return p;
 }
 
 /* ---- grow ----------------------------------------------------------------- */

@@ -136,6 +136,43 @@ uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n
     return got;
 }
 
+/* One buffer of tier whose bytes are known to be zero, if the tier has one:
+ * a slot never handed out since its segment was mapped (every mapping
+ * starts as zeros: fresh, regrown or decommitted), or a free one whose
+ * pages went back to the OS (freestk[0..ncold)); *fresh says so. Else any
+ * buffer, as bp__depot_take gives. Returns 0 or 1. */
+uint32_t bp__depot_take_fresh(bp_pool *pool, uint32_t tier, bp_centry *out, bool *fresh) {
+    bp__pool_assert_locked(pool);
+    bp_depot *d = &pool->depot[tier];
+    for (bp_seg *seg = d->partial; seg; seg = seg->pnext) {
+        uint32_t idx;
+        if (seg->ncarved < seg->nslots) {
+            idx = seg->ncarved++;
+            d->carved++;
+        } else if (seg->ncold) { /* the newest cold one swaps places with the top */
+            if (seg_empty(seg))
+                empty_remove(pool, seg);
+            uint32_t at = --seg->ncold;
+            idx = seg->freestk[at];
+            seg->freestk[at] = seg->freestk[--seg->nfree];
+            if (seg->nlow > seg->nfree)
+                seg->nlow = seg->nfree;
+        } else {
+            continue;
+        }
+        if (!seg->nfree && seg->ncarved == seg->nslots)
+            partial_remove(d, seg);
+        out->p = bp__seg_buf(seg, idx);
+        out->rc = &seg->rc[idx];
+        *fresh = true;
+        return 1;
+    }
+    uint64_t carved = d->carved; /* a new segment: its first slot is carved */
+    uint32_t got = bp__depot_take(pool, tier, out, 1);
+    *fresh = got && d->carved == carved + 1;
+    return got;
+}
+
 /* Returns a slot to its segment; the segment may become empty, idle since
  * `since` (0: now). */
 static void give_one(bp_pool *pool, bp_depot *d, bp_seg *seg, uint32_t idx, uint64_t since) {

@@ -9,6 +9,8 @@
  */
 #include "internal.h"
 
+#include <string.h>
+
 /* Oversize buffers are unmapped on their last release, so a second release
  * finds no segment. The last few released ranges are remembered (a refusal
  * path only: never consulted while a call succeeds) so that it is still
@@ -36,6 +38,8 @@ bool bp__gone_contains(const void *p) {
 /* The count of slot idx has just reached 0: the buffer goes home. */
 void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
     bp_pool *pool = seg->pool;
+    if (ld_rlx(&pool->flags) & BPF_WIPE) /* BP_WIPE pools take no fast path: all come here */
+        explicit_bzero(bp__seg_buf(seg, idx), seg->size);
     if (bp__seg_is_oversize(seg)) {
         gone_remember(seg->base, seg->size);
         track_take(pool, seg->base, seg->size);

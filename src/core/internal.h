@@ -238,7 +238,8 @@ struct bp_tld {
 #define BPF_DEAD 0x1u
 #define BPF_CHECKED 0x2u
 #define BPF_PRESSURE 0x4u /* at the memory budget: caches bypassed, every buffer shared */
-#define BPF_SLOW (BPF_DEAD | BPF_CHECKED | BPF_PRESSURE)
+#define BPF_WIPE 0x10u    /* BP_WIPE: every final release clears the buffer (home.c) */
+#define BPF_SLOW (BPF_DEAD | BPF_CHECKED | BPF_PRESSURE | BPF_WIPE)
 #define BPF_STRICT 0x8u    /* BP_STRICT_LEN */
 #define BP_PRESSURE_MS 100 /* caches stay bypassed this long after a budget refusal */
 
@@ -521,6 +522,7 @@ typedef enum bp_env {
     BP_ENV_MAX_BYTES,
     BP_ENV_BACKGROUND,
     BP_ENV_RESERVE_BYTES,
+    BP_ENV_WIPE,
     BP_ENV_COUNT
 } bp_env;
 BP_HIDDEN int bp__parse_bool(const char *s);                /* 1, 0, or -1: not a boolean */
@@ -629,6 +631,7 @@ static inline bp_seg *bp__seg_of_rc(const _Atomic uint32_t *rc) {
 
 /* depot.c (all under pool->lock) */
 BP_HIDDEN uint32_t bp__depot_take(bp_pool *pool, uint32_t tier, bp_centry *out, uint32_t n);
+BP_HIDDEN uint32_t bp__depot_take_fresh(bp_pool *pool, uint32_t tier, bp_centry *out, bool *fresh);
 BP_HIDDEN void bp__depot_give(bp_pool *pool, uint32_t tier, const bp_centry *in, uint32_t n);
 BP_HIDDEN size_t bp__depot_trim(bp_pool *pool);
 BP_HIDDEN void bp__depot_decay(bp_pool *pool); /* when due */

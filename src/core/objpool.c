@@ -44,8 +44,8 @@ bp_objpool *bp__objpool_new(const bp_objpool_config *cfg) {
         free(op);
         return NULL;
     }
-    atomic_fetch_and(&op->pool->flags,
-                     ~(uint32_t)(BPF_CHECKED | BPF_STRICT)); /* poison would undo init */
+    atomic_fetch_and(&op->pool->flags, /* poison or a wipe would undo init */
+                     ~(uint32_t)(BPF_CHECKED | BPF_STRICT | BPF_WIPE));
     op->init = cfg->init;
     op->reset = cfg->reset;
     op->arg = cfg->arg;

@@ -23,7 +23,7 @@ static unsigned env_checked_flags(void) {
     return w == 8 ? BPF_CHECKED | BPF_STRICT : w >= 4 ? BPF_CHECKED : 0;
 }
 
-#define BP_CONFIG_FLAGS (BP_CHECKED | BP_NO_RECENT | BP_STRICT_LEN | BP_NO_BACKGROUND)
+#define BP_CONFIG_FLAGS (BP_CHECKED | BP_NO_RECENT | BP_STRICT_LEN | BP_NO_BACKGROUND | BP_WIPE)
 
 static BP_TLS char config_why[160];
 static BP_TLS bool config_failed;
@@ -129,6 +129,8 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
         flags |= BPF_CHECKED;
     if (cfg->flags & BP_STRICT_LEN)
         flags |= BPF_STRICT;
+    if ((cfg->flags & BP_WIPE) || bp__env_bool(BP_ENV_WIPE, 0))
+        flags |= BPF_WIPE;
     st_rlx(&pool->flags, flags);
     if ((err = check_budget(pool, cfg->max_bytes != 0)) != 0)
         return err;
@@ -199,7 +201,7 @@ bp_pool *bp__pool_new(const bp_config *cfg) {
     pthread_mutex_init(&pool->lock, NULL);
     bp__os_cond_init(&pool->room);
     bp__vg_pool_new(pool);
-    bp__tc_serve(pool, !(ld_rlx(&pool->flags) & BPF_CHECKED));
+    bp__tc_serve(pool, !(ld_rlx(&pool->flags) & (BPF_CHECKED | BPF_WIPE)));
     pool->user_ref = true;
     st_rlx(&pool->next_decay_ms, bp__os_now_ms() + pool->decay_ms);
     bp__registry_add(pool);

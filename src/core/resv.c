@@ -212,9 +212,10 @@ void bp__resv_free(bp_seg *seg) {
     set_range(seg, &bp__seg_none);
     size_t n, first = extent_of(seg, &n);
     uint8_t *m = bp__seg_start(seg);
-    size_t head = (size_t)(seg->base - m);
+    size_t bytes = seg->map_bytes;
     if (bp__os_decommit(m, n << BP_CHUNK_SHIFT) != 0) /* reads as zeros from now on */
-        memset(m, 0, head); /* else the next segment here must still start from zeros */
+        memset(m, 0, bytes); /* else the next segment here must still start from zeros:
+                                its header, and its never-used buffers (bp_get_zeroed) */
     bp__resv_lock();
     free_insert(first, n);
     bp__resv_unlock();
