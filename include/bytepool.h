@@ -179,7 +179,12 @@ typedef enum bp_leaks {
     BP_LEAKS_DEFAULT = 0, /* the environment's BYTEPOOL_LEAKS, else off */
     BP_LEAKS_OFF = 1,
     BP_LEAKS_SAMPLE = 2, /* about 1 get in 32 per thread records its backtrace */
-    BP_LEAKS_ALL = 3     /* every get does (slow: for debugging) */
+    BP_LEAKS_ALL = 3,    /* every get does (slow: for debugging) */
+    BP_LEAKS_FAIL = 4    /* as ALL, and at process exit, when a pool of this mode
+                            has buffers out (or was destroyed with some), its report
+                            goes to stderr and the process exits with status
+                            BYTEPOOL_LEAK_EXITCODE (default 23, as LeakSanitizer's):
+                            a test suite fails on a leaked buffer */
 } bp_leaks;
 
 /* Called for every refused call: err is the errno value returned, op the

@@ -186,6 +186,69 @@ static void a_stuck_report_does_not_stall_the_pool(void **state) {
     assert_int_equal(bp_pool_destroy(pool), 0);
 }
 
+/* BP_LEAKS_FAIL: a child that leaks one buffer and exits normally exits
+ * with 23 (or BYTEPOOL_LEAK_EXITCODE), its report naming the site with
+ * module+offset; one that leaks nothing exits 0; one that destroys a pool
+ * with a buffer out fails too. */
+static void leaks_and_exits(void *arg) {
+    (void)arg;
+    bp_pool *pool = leak_pool(BP_LEAKS_FAIL);
+    void *kept = alloc_site_alpha(pool, 300);
+    void *freed = alloc_site_beta(pool, 300);
+    bp_put(pool, freed);
+    (void)kept;
+    exit(0); /* the at-exit check runs */
+}
+
+static void leaks_nothing(void *arg) {
+    (void)arg;
+    bp_pool *pool = leak_pool(BP_LEAKS_FAIL);
+    bp_put(pool, alloc_site_alpha(pool, 300));
+    exit(0);
+}
+
+static void destroys_with_a_leak(void *arg) {
+    (void)arg;
+    bp_pool *pool = leak_pool(BP_LEAKS_FAIL);
+    alloc_site_beta(pool, 300);
+    bp_pool_destroy(pool);
+    exit(0);
+}
+
+static void env_fail_with_code(void *arg) {
+    (void)arg;
+    setenv("BYTEPOOL_LEAKS", "fail", 1);
+    setenv("BYTEPOOL_LEAK_EXITCODE", "42", 1);
+    bp_pool *pool = bp_pool_new(NULL);
+    alloc_site_alpha(pool, 10);
+    exit(0);
+}
+
+static void leak_fail_sets_the_exit_status(void **state) {
+    (void)state;
+    char msg[8192];
+    int st = run_in_child(leaks_and_exits, NULL, msg, sizeof msg);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 23);
+    assert_non_null(strstr(msg, "1 buffer(s)"));
+    assert_non_null(strstr(msg, "leaks=fail"));
+    assert_non_null(strstr(msg, "alloc_site_alpha+0x"));
+    assert_null(strstr(msg, "alloc_site_beta"));
+    assert_non_null(strstr(msg, "test_leaks+0x")); /* module+offset, as addr2line takes */
+    assert_non_null(strstr(msg, "exit status 23"));
+    st = run_in_child(leaks_nothing, NULL, msg, sizeof msg);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_null(strstr(msg, "bytepool"));
+    st = run_in_child(destroys_with_a_leak, NULL, msg, sizeof msg);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 23);
+    assert_non_null(strstr(msg, "alloc_site_beta+0x"));
+    st = run_in_child(env_fail_with_code, NULL, msg, sizeof msg);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 42);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_stuck_report_does_not_stall_the_pool),
@@ -194,6 +257,7 @@ int main(void) {
         cmocka_unit_test(off_records_nothing_and_oversize_is_sampled),
         cmocka_unit_test(destroy_reports_to_stderr),
         cmocka_unit_test(bad_leaks_setting_is_refused),
+        cmocka_unit_test(leak_fail_sets_the_exit_status),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

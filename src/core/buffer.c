@@ -69,7 +69,7 @@ BP_COLD static void *get_locked(bp_pool *pool, uint32_t t, size_t len, void *sit
         if (seg->reqlen)
             bp__checked_on_get(seg, idx, len);
         st_rel(e.rc, 1);
-        if (pool->leaks == BP_LEAKS_ALL) /* uncached pools: no stage to sample on */
+        if (bp__leaks_all(pool)) /* uncached pools: no stage to sample on */
             bp__leak_record(pool, e.p, len, site);
     }
     bp__pool_unlock(pool);

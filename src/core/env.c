@@ -27,6 +27,7 @@ static const char *const env_names[BP_ENV_COUNT] = {
     [BP_ENV_BACKGROUND] = "BYTEPOOL_BACKGROUND",
     [BP_ENV_RESERVE_BYTES] = "BYTEPOOL_RESERVE_BYTES",
     [BP_ENV_WIPE] = "BYTEPOOL_WIPE",
+    [BP_ENV_LEAK_EXITCODE] = "BYTEPOOL_LEAK_EXITCODE",
 };
 
 static _Atomic uint32_t warned; /* one bit per variable */

@@ -51,7 +51,7 @@ static void hist_wrap(bp_tcache *tc) {
 /* Gets between two calls of bp__tc_batch: a batch, 1 when every get is
  * sampled for leak reports, never when nothing needs it. */
 uint64_t bp__batch_interval(const bp_pool *pool) {
-    if (pool->leaks == BP_LEAKS_ALL)
+    if (bp__leaks_all(pool))
         return 1;
     return pool->record || pool->leaks == BP_LEAKS_SAMPLE ? BP_TICK : UINT64_MAX;
 }

@@ -523,6 +523,7 @@ typedef enum bp_env {
     BP_ENV_BACKGROUND,
     BP_ENV_RESERVE_BYTES,
     BP_ENV_WIPE,
+    BP_ENV_LEAK_EXITCODE,
     BP_ENV_COUNT
 } bp_env;
 BP_HIDDEN int bp__parse_bool(const char *s);                /* 1, 0, or -1: not a boolean */
@@ -557,6 +558,11 @@ BP_HIDDEN void bp__resv_unlock(void);
 /* segmap.c */
 BP_HIDDEN int bp__segmap_add(bp_seg *seg);
 BP_HIDDEN void bp__segmap_remove(bp_seg *seg);
+
+/* Every get records its site: BP_LEAKS_ALL and BP_LEAKS_FAIL. */
+static inline bool bp__leaks_all(const bp_pool *pool) {
+    return pool->leaks == BP_LEAKS_ALL || pool->leaks == BP_LEAKS_FAIL;
+}
 
 /* leaks.c (pool lock held): one record per sampled outstanding buffer */
 typedef struct bp_leak {
@@ -670,6 +676,10 @@ BP_HIDDEN void bp__tc_retire(bp_tcache *tc); /* pool lock held */
 BP_HIDDEN void bp__tld_sweep(void);
 BP_HIDDEN void bp__tc_drop_current(bp_pool *pool);
 BP_HIDDEN void bp__tc_fork_child(void); /* registry and pools locked; unlocks them */
+
+/* leak_report.c: BP_LEAKS_FAIL */
+BP_HIDDEN void bp__leak_fail_arm(void);  /* once: the at-exit check */
+BP_HIDDEN void bp__leak_fail_note(void); /* a fail-mode pool was destroyed with buffers out */
 
 /* home.c: a count reached 0 */
 BP_HIDDEN void bp__buffer_free_slow(bp_seg *seg, uint32_t idx);        /* rc already 0 */

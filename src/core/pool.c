@@ -115,13 +115,14 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     pool->hist_len = 64;
     while (pool->hist_len < pool->window + BP_BATCH)
         pool->hist_len *= 2;
-    if ((unsigned)cfg->leaks > BP_LEAKS_ALL)
+    if ((unsigned)cfg->leaks > BP_LEAKS_FAIL)
         return bp__config_error(EINVAL, "leaks %d is not a bp_leaks value", (int)cfg->leaks);
-    static const char *const leak_words[] = {"off", "sample", "all"};
-    static const bp_leaks leak_kinds[] = {BP_LEAKS_OFF, BP_LEAKS_SAMPLE, BP_LEAKS_ALL};
+    static const char *const leak_words[] = {"off", "sample", "all", "fail"};
+    static const bp_leaks leak_kinds[] = {BP_LEAKS_OFF, BP_LEAKS_SAMPLE, BP_LEAKS_ALL,
+                                          BP_LEAKS_FAIL};
     pool->leaks = cfg->leaks != BP_LEAKS_DEFAULT
                       ? cfg->leaks
-                      : leak_kinds[bp__env_word(BP_ENV_LEAKS, leak_words, 3, 0)];
+                      : leak_kinds[bp__env_word(BP_ENV_LEAKS, leak_words, 4, 0)];
     pool->on_error = cfg->on_error;
     pool->error_ctx = cfg->error_ctx;
     uint32_t flags = env_checked_flags();
@@ -205,6 +206,8 @@ bp_pool *bp__pool_new(const bp_config *cfg) {
     pool->user_ref = true;
     st_rlx(&pool->next_decay_ms, bp__os_now_ms() + pool->decay_ms);
     bp__registry_add(pool);
+    if (pool->leaks == BP_LEAKS_FAIL)
+        bp__leak_fail_arm();
     if (pool->background)
         bp__bg_start(pool->decay_ms);
     return pool;
@@ -251,6 +254,8 @@ size_t bp_pool_destroy(bp_pool *pool) {
     pool->dead_ms = bp__os_now_ms();
     pool->user_ref = false;
     size_t leaks = (size_t)outstanding_locked(pool);
+    if (leaks && pool->leaks == BP_LEAKS_FAIL)
+        bp__leak_fail_note(); /* the report went out above; the exit status says it too */
     bp__depot_trim(pool);
     atomic_fetch_add(&bp__dead_epoch, 1); /* other threads sweep their caches */
     bp__pool_maybe_free(pool);
