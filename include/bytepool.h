@@ -254,7 +254,23 @@ typedef struct bp_config {
                                     released on one thread serves a get on another.
                                     Free buffers left in the cache of a thread that
                                     no longer calls the pool still count */
+    /* Added in 0.4: pool memory for the kernel and devices. Called with
+     * event BP_SEGMENT_MAPPED once after a segment (a tier's, or an oversize
+     * buffer's) is mapped, before any of its buffers is handed out, and with
+     * BP_SEGMENT_UNMAPPING once before it goes back to the OS, after its last
+     * buffer came home; [base, base + len) holds every buffer of that
+     * segment. Register the range with an RDMA NIC (ibv_reg_mr), DPDK's
+     * external memory, a GPU or io_uring there. It runs on whichever thread
+     * maps or unmaps (a get, a final release, bp_pool_trim, the purge
+     * thread, bp_pool_destroy) with the pool's lock held: it must not call
+     * the pool. Pages the pool gives back inside a live segment (decay,
+     * trim) stay mapped: a registration stays valid. May be NULL. */
+    void (*on_segment)(void *ctx, void *base, size_t len, int event);
+    void *segment_ctx; /* on_segment's ctx */
 } bp_config;
+
+#define BP_SEGMENT_MAPPED 1
+#define BP_SEGMENT_UNMAPPING 2
 
 /* Environment variables are parsed strictly: booleans 1/0, true/false,
  * yes/no, on/off; sizes are digits with an optional K, M or G suffix, in

@@ -247,11 +247,98 @@ static void hot_slot_traffic_still_runs_the_decay(void **state) {
     bp_pool_destroy(pool);
 }
 
+/* on_segment: every segment mapped is reported once with a range holding
+ * its buffers, and once before it goes, whoever unmaps it (a final
+ * release of an oversize buffer, trim, the purge thread, destroy). */
+typedef struct seg_log {
+    pthread_mutex_t mu;
+    int n;
+    struct {
+        void *base;
+        size_t len;
+        int mapped, unmapping;
+    } seg[256];
+    int bad; /* an event for a range never reported mapped, or twice */
+} seg_log;
+
+static void on_seg(void *ctx, void *base, size_t len, int event) {
+    seg_log *l = ctx;
+    pthread_mutex_lock(&l->mu);
+    int i = 0;
+    while (i < l->n && !(l->seg[i].base == base && !l->seg[i].unmapping))
+        i++;
+    if (event == BP_SEGMENT_MAPPED) {
+        if (i < l->n || l->n == 256)
+            l->bad++;
+        else {
+            l->seg[l->n].base = base;
+            l->seg[l->n].len = len;
+            l->seg[l->n].mapped = 1;
+            l->seg[l->n++].unmapping = 0;
+        }
+    } else if (event == BP_SEGMENT_UNMAPPING && i < l->n && l->seg[i].len == len) {
+        l->seg[i].unmapping = 1;
+    } else {
+        l->bad++;
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+static bool covered(seg_log *l, const void *p, size_t cap) {
+    pthread_mutex_lock(&l->mu);
+    bool in = false;
+    for (int i = 0; i < l->n && !in; i++)
+        in = !l->seg[i].unmapping && (const char *)p >= (char *)l->seg[i].base &&
+             (const char *)p + cap <= (char *)l->seg[i].base + l->seg[i].len;
+    pthread_mutex_unlock(&l->mu);
+    return in;
+}
+
+static int still_mapped(seg_log *l) {
+    pthread_mutex_lock(&l->mu);
+    int k = 0;
+    for (int i = 0; i < l->n; i++)
+        k += !l->seg[i].unmapping;
+    pthread_mutex_unlock(&l->mu);
+    return k;
+}
+
+static void on_segment_reports_every_mapping_once(void **state) {
+    (void)state;
+    seg_log l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    bp_config cfg = {0};
+    cfg.on_segment = on_seg;
+    cfg.segment_ctx = &l;
+    cfg.decay_ms = 20;
+    bp_pool *pool = bp_pool_new(&cfg);
+    size_t lens[] = {10, 3000, 70000, 1u << 20, 5u << 20};
+    void *v[5];
+    for (int k = 0; k < 5; k++) {
+        v[k] = bp_get(pool, lens[k]);
+        assert_true(covered(&l, v[k], bp_cap(v[k])));
+    }
+    bp_stats st;
+    bp_pool_stats(pool, &st);
+    assert_int_equal(still_mapped(&l), (int)st.segments);
+    bp_put(pool, v[4]); /* oversize: unmapped at its final release */
+    assert_int_equal(still_mapped(&l), (int)st.segments - 1);
+    for (int k = 0; k < 4; k++)
+        bp_put(pool, v[k]);
+    bp_pool_trim(pool);
+    for (int i = 0; i < 200 && still_mapped(&l) > 0; i++)
+        usleep(20 * 1000); /* what the thread cache kept goes with the purge thread */
+    assert_int_equal(bp_pool_destroy(pool), 0);
+    assert_int_equal(still_mapped(&l), 0);
+    assert_int_equal(l.bad, 0);
+    assert_true(l.n >= 5);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(destroy_returns_live_count_and_defers_freeing),
         cmocka_unit_test(destroy_of_an_idle_pool_unmaps_everything),
         cmocka_unit_test(a_big_tier_keeps_one_buffer_per_thread),
+        cmocka_unit_test(on_segment_reports_every_mapping_once),
         cmocka_unit_test(big_tiers_reuse_through_hot_slots),
         cmocka_unit_test(reserve_prewarms_a_tier),
         cmocka_unit_test(trim_gives_memory_back),

@@ -292,6 +292,8 @@ struct bp_pool {
     bool background; /* the background thread purges this pool */
     bp_error_fn on_error;
     void *error_ctx;
+    void (*on_segment)(void *ctx, void *base, size_t len, int event); /* (lock held) */
+    void *segment_ctx;
     bp_leaks leaks;            /* OFF, SAMPLE or ALL */
     struct bp_leak **leak_tab; /* sampled live buffers, by address (lock) */
     size_t leak_cap, leak_n;

@@ -125,6 +125,8 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
                       : leak_kinds[bp__env_word(BP_ENV_LEAKS, leak_words, 4, 0)];
     pool->on_error = cfg->on_error;
     pool->error_ctx = cfg->error_ctx;
+    pool->on_segment = cfg->on_segment;
+    pool->segment_ctx = cfg->segment_ctx;
     uint32_t flags = env_checked_flags();
     if (cfg->flags & BP_CHECKED)
         flags |= BPF_CHECKED;

@@ -176,6 +176,13 @@ static void seg_link(bp_pool *pool, bp_seg *seg) {
     pool->nsegs++;
 }
 
+/* The program's on_segment: the range of every buffer of seg. */
+static void seg_event(const bp_seg *seg, int event) {
+    bp_pool *pool = seg->pool;
+    if (pool->on_segment)
+        pool->on_segment(pool->segment_ctx, seg->base, (size_t)seg->nslots * seg->stride, event);
+}
+
 bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
     bp__pool_assert_locked(pool);
     bool checked = ld_rlx(&pool->flags) & BPF_CHECKED, objects = pool->objpool != NULL;
@@ -198,6 +205,7 @@ bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
     seg->inited = objects ? (uint8_t *)(seg->freestk + n + (checked ? n : 0)) : NULL;
     track_fresh(seg->base, (size_t)n * stride);
     seg_link(pool, seg);
+    seg_event(seg, BP_SEGMENT_MAPPED);
     return seg;
 }
 
@@ -225,12 +233,14 @@ bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len) {
     seg->freestk = (uint32_t *)&seg->rc[1];
     seg->reqlen = seg->freestk + 1;
     seg_link(pool, seg);
+    seg_event(seg, BP_SEGMENT_MAPPED);
     return seg;
 }
 
 void bp__seg_free(bp_seg *seg) {
     bp__pool_assert_locked(seg->pool);
     bp_pool *pool = seg->pool;
+    seg_event(seg, BP_SEGMENT_UNMAPPING);
     BP_DLIST_UNLINK(pool->segs, seg, next, prev);
     pool->mapped -= seg->map_bytes;
     pool->nsegs--;
