@@ -15,7 +15,7 @@ JOBS     ?= $(shell nproc)
 # What the tests need (make demo needs only a C compiler, make and cmake).
 DEB_PKGS := cmake ninja-build gcc g++ clang libclang-rt-14-dev make valgrind libcmocka-dev pkg-config \
             jq binutils curl prometheus libmicrohttpd-dev chromium python3-pil liburing-dev man-db build-essential debhelper \
-            gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+            gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user golang-go
 GEN      := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
 # Configures build dir $(1) with options $(2) unless it holds build files:

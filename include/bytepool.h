@@ -618,6 +618,20 @@ BP_API char *bp_pool_stats_json(bp_pool *pool);
  * the number of outstanding buffers; 0 for a NULL argument. Thread-safe. */
 BP_API size_t bp_pool_report_leaks(bp_pool *pool, FILE *out);
 
+/* "Who holds my memory": the pool's outstanding buffers with a known
+ * allocation site (sampled under its leaks setting: BP_LEAKS_ALL or FAIL
+ * for every one) as a heap profile in pprof's format (profile.proto,
+ * gzipped; sample types inuse_objects/count and inuse_space/bytes, frames
+ * named with dladdr: link programs with -rdynamic for their own names), for
+ * `go tool pprof -top FILE` or `pprof -http`. Writes to out, which the
+ * caller owns. Returns 0, EINVAL (NULL argument), ENOMEM or EIO (a write
+ * failed). Thread-safe. */
+BP_API int bp_pool_profile(bp_pool *pool, FILE *out);
+
+/* The same samples as folded stacks for flame graphs: one line per site,
+ * "root;...;leaf bytes". Returns as bp_pool_profile. Thread-safe. */
+BP_API int bp_pool_profile_folded(bp_pool *pool, FILE *out);
+
 /* Process-wide handler for refused calls that name no pool: bp_retain or
  * bp_release of a pointer the library does not own, bp_put or
  * bp_objpool_put with a NULL pool, bp_get with a NULL pool, and bp_pool_new
@@ -685,6 +699,12 @@ BP_API int bp_expvar_publish_metrics(const char *name, char *(*fn)(void *ctx),
 /* The whole /debug/vars document: {"cmdline":[...], then every published
  * variable}. malloc'd, the caller frees; NULL with errno ENOMEM. */
 BP_API char *bp_expvar_json(void);
+
+/* bp_pool_profile (folded 0) or bp_pool_profile_folded (folded 1) over
+ * every pool published with bp_expvar_publish, in one profile: what the
+ * HTTP endpoint serves at /debug/pprof/heap. Returns as bp_pool_profile
+ * (EINVAL: out NULL). Thread-safe. */
+BP_API int bp_expvar_profile(FILE *out, int folded);
 
 /* The pool's statistics in the Prometheus text exposition format (0.0.4):
  * families bytepool_<metric> with HELP and TYPE, label pool="name" (escaped)

@@ -6,6 +6,9 @@
  * Serves, from a thread of its own:
  *   /debug/vars  the expvar document (bp_expvar_json)
  *   /metrics     Prometheus text for every published pool (bp_prometheus_all)
+ *   /debug/pprof/heap  a pprof heap profile of every published pool's sampled
+ *                outstanding buffers (bp_expvar_profile); ?folded=1: stacks
+ *                for flame graphs
  *   /            a self-contained dashboard (inline HTML, CSS and JS, no CDN)
  *                that polls /debug/vars once a second
  * Only pools published with bp_expvar_publish() appear.

@@ -37,6 +37,11 @@ if [ -n "$probe" ]; then
   "$probe" idle "$port" 1100 || fail "unreachable behind idle connections"
   "$probe" manyfds || fail "endpoint in a process with many descriptors"
 fi
+# who holds the memory: the pprof profile is gzip, the folded stacks name the live site
+curl -fsS -D "$out/ph" "$base/debug/pprof/heap" > "$out/heap.pb.gz"
+gzip -t "$out/heap.pb.gz" || fail "/debug/pprof/heap is not gzip"
+grep -qi '^content-type: application/octet-stream' "$out/ph" || fail "/debug/pprof/heap type"
+curl -fsS "$base/debug/pprof/heap?folded=1" | grep -q ' 500$' || fail "folded stacks: 5 x 100 B live"
 curl -fsS "$base/" | grep -q '<title>bytepool</title>' || fail "dashboard page"
 curl -fsS "$base/" | grep -qi 'src="http' && fail "dashboard loads remote scripts"
 

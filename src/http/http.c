@@ -17,6 +17,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -120,6 +121,21 @@ static enum MHD_Result route(void *cls, struct MHD_Connection *c, const char *ur
     } else if (!strcmp(url, "/metrics")) {
         body = bp_prometheus_all();
         type = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (!strcmp(url, "/debug/pprof/heap")) { /* ?folded=1: flame graph lines */
+        const char *f = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "folded");
+        bool folded = f && strcmp(f, "0");
+        size_t len = 0;
+        char *buf = NULL;
+        FILE *m = open_memstream(&buf, &len);
+        int err = m ? bp_expvar_profile(m, folded) : ENOMEM;
+        if (m)
+            fclose(m);
+        if (err) {
+            free(buf);
+            return reply(c, 500, "text/plain", no_memory, strlen(no_memory), false);
+        }
+        return reply(c, 200, folded ? "text/plain; charset=utf-8" : "application/octet-stream", buf,
+                     len, true);
     } else if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
         return reply(c, 200, "text/html; charset=utf-8", (char *)bp__dashboard_html,
                      bp__dashboard_len, false);
