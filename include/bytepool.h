@@ -360,6 +360,21 @@ BP_API void *bp_get_wait(bp_pool *pool, size_t len, int timeout_ms);
  * (op "bp_get_zeroed"). Thread-safe. */
 BP_API void *bp_get_zeroed(bp_pool *pool, size_t len);
 
+/* Makes mem (len bytes the caller owns: a mapped file, a decoder's frame,
+ * another allocator's block; any alignment and length) a refcounted buffer
+ * with count 1, and returns mem. bp_retain, bp_retain_n, bp_release,
+ * bp_release_n, bp_refcount, bp_cap and bp_base work on it and on any
+ * pointer inside it as on a pool buffer (bp_put does not: it has no pool).
+ * When the last reference goes, free_fn(mem, ctx) runs once, on the thread
+ * of that release, and the range is no buffer any more. Wrapped buffers
+ * take slower paths than pool buffers (a table under one lock); pool
+ * buffers pay nothing for them. Returns NULL with errno EINVAL (mem or
+ * free_fn NULL, len 0, a range that wraps around, or one that touches
+ * pool memory: op BP_OP_WRAP_POOL), EEXIST (it overlaps a wrapped range;
+ * ranges may share a page) or ENOMEM. Thread-safe. */
+#define BP_OP_WRAP_POOL "bp_wrap: pool memory"
+BP_API void *bp_wrap(void *mem, size_t len, void (*free_fn)(void *mem, void *ctx), void *ctx);
+
 /* A buffer of pool with at least len bytes holding p's contents, as realloc
  * does for malloc: p itself when len <= bp_cap(p); otherwise a buffer from
  * the tier that serves len (oversize above the largest), holding a copy of

@@ -297,6 +297,8 @@ BP_COLD static int put_far(bp_pool *pool, void *p, bool owner, const char *op) {
     if (bp__near(p, &seg)) /* the fast path had it: flagged, another pool, raced or bad */
         return drop_slow(owner ? pool : NULL, !owner, p, op);
     seg = bp__seg_far(p);
+    if (!seg && !owner && (r = bp__wrap_release(p, 1)) != ENOENT) /* a wrapped buffer */
+        return r ? bp__refuse(NULL, r, op, p) : 0;
     if (seg && (!owner || seg->pool == pool) &&
         (r = drop_fast(owner ? pool : seg->pool, seg, p, owner)) >= 0)
         return r == 0 ? 0 : drop_full(p, op);
@@ -397,6 +399,9 @@ void *bp_grow(bp_pool *pool, void *p, size_t len) {
 /* Every case of bp_retain (n == 1) and bp_retain_n. */
 BP_COLD static void *retain_slow(void *p, size_t n) {
     const char *op = n == 1 ? "bp_retain" : "bp_retain_n";
+    int w;
+    if (p && !bp__seg_of(p) && (w = bp__wrap_retain(p, n)) != ENOENT) /* a wrapped buffer */
+        return w ? (bp__refuse(NULL, w, op, p), NULL) : p;
     bp_seg *seg;
     uint32_t idx;
     _Atomic uint32_t *rc = locate(NULL, true, p, op, &seg, &idx);
@@ -444,6 +449,9 @@ void *bp_retain_n(void *p, size_t n) { return retain_fast(p, n); }
 BP_COLD static int release_n_slow(void *p, size_t n) {
     bp_seg *seg;
     uint32_t idx;
+    int w;
+    if (p && !bp__seg_of(p) && (w = bp__wrap_release(p, n)) != ENOENT) /* a wrapped buffer */
+        return w ? bp__refuse(NULL, w, w == EINVAL ? BP_OP_RELEASE_N_COUNT : "bp_release_n", p) : 0;
     _Atomic uint32_t *rc = locate(NULL, true, p, "bp_release_n", &seg, &idx);
     if (!rc)
         return errno;
@@ -499,6 +507,9 @@ size_t bp_refcount(const void *p) {
     bp_seg *seg = bp__seg_of(p);
     size_t in;
     uint32_t idx;
+    uintptr_t lo, hi;
+    if (!seg && p)
+        return bp__wrap_query(p, &lo, &hi);
     if (!seg || (idx = bp__slot_of(seg, p, &in)) == UINT32_MAX)
         return 0;
     return ld_acq(&seg->rc[idx]) & BP_RC_COUNT;
@@ -508,6 +519,9 @@ size_t bp_cap(const void *p) {
     bp_seg *seg = bp__seg_of(p);
     size_t in;
     uint32_t idx;
+    uintptr_t lo, hi;
+    if (!seg && p)
+        return bp__wrap_query(p, &lo, &hi) ? hi - (uintptr_t)p : 0;
     if (!seg || (idx = bp__slot_of(seg, p, &in)) == UINT32_MAX)
         return 0;
     return ld_acq(&seg->rc[idx]) & BP_RC_COUNT ? seg->size - in : 0;
@@ -517,6 +531,9 @@ void *bp_base(const void *p) {
     bp_seg *seg = bp__seg_of(p);
     size_t in;
     uint32_t idx;
+    uintptr_t lo, hi;
+    if (!seg && p && bp__wrap_query(p, &lo, &hi))
+        return (void *)lo;
     if (!seg || (idx = bp__slot_of(seg, p, &in)) == UINT32_MAX ||
         !(ld_acq(&seg->rc[idx]) & BP_RC_COUNT)) {
         errno = EINVAL;

@@ -2,10 +2,10 @@
 /*
  * fork.c - fork(): every lock of the core is held across it, in the one
  * order they nest in (the pool registry, each pool, the tombstones, the
- * reserved range, thread numbers, the purge thread's), so the child finds
- * none held by a thread it does not have; the child then takes back what
- * the caches of the threads that did not follow it held, and starts its own
- * purge thread. (The export registry, above the core, holds its own lock
+ * reserved range, thread numbers, wrapped ranges, the purge thread's), so
+ * the child finds none held by a thread it does not have; the child then
+ * takes back what the caches of the threads that did not follow it held,
+ * and starts its own purge thread. (The export registry, above the core, holds its own lock
  * across fork: expvar.c.) The handlers sit at the top of the ladder: they
  * reach every layer's lock.
  */
@@ -18,11 +18,13 @@ static void fork_prepare(void) {
     bp__tomb_lock();
     bp__resv_lock();
     bp__tid_lock();
+    bp__wrap_lock();
     bp__bg_fork_prepare();
 }
 
 static void fork_parent(void) {
     bp__bg_fork_parent();
+    bp__wrap_unlock();
     bp__tid_unlock();
     bp__resv_unlock();
     bp__tomb_unlock();
@@ -32,6 +34,7 @@ static void fork_parent(void) {
 }
 
 static void fork_child(void) {
+    bp__wrap_unlock();
     bp__tid_unlock();
     bp__resv_unlock();
     bp__tomb_unlock();

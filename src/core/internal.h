@@ -693,6 +693,14 @@ static inline void bp__watch_forget(bp_seg *seg, uint32_t idx) {
     st_rlx(&ld_acq(&seg->watch)[idx], NULL);
 }
 
+/* wrap.c: buffers over memory the library does not own (bp_wrap). The
+ * calls return ENOENT for an address no wrapped range holds. */
+BP_HIDDEN int bp__wrap_retain(const void *p, size_t n);
+BP_HIDDEN int bp__wrap_release(const void *p, size_t n); /* EINVAL: n over the count */
+BP_HIDDEN size_t bp__wrap_query(const void *p, uintptr_t *lo, uintptr_t *hi); /* count, 0 */
+BP_HIDDEN void bp__wrap_lock(void); /* fork */
+BP_HIDDEN void bp__wrap_unlock(void);
+
 /* watch.c: a drop took a watched count down to 1 (and cleared the flag) */
 BP_HIDDEN void bp__watch_fire(bp_seg *seg, uint32_t idx);
 
