@@ -23,7 +23,7 @@ CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
 # build.ninja, and the next make must configure again, not fail on it.
 configure_dir = test -f $(1)/build.ninja || test -f $(1)/Makefile || cmake -S . -B $(1) $(GEN) $(2)
 
-.PHONY: bench-net deb test-arm64 all deps configure test test-normal test-asan test-tsan test-fuzz fuzz fuzz-build valgrind stress bench bench-full bench-deps demo install clean
+.PHONY: bench-net bench-io deb test-arm64 all deps configure test test-normal test-asan test-tsan test-fuzz fuzz fuzz-build valgrind stress bench bench-full bench-deps demo install clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -159,6 +159,12 @@ bench-full: deps bench-deps configure
 # with dpkg-buildpackage from a copy of the tree, checked, left in build/deb.
 deb:
 	tests/check_deb.sh $(CURDIR) $(BUILD)/deb
+
+# Fixed (registered) pool buffers against plain ones, 64 KiB io_uring
+# writes to a file (O_DIRECT where the filesystem allows), same run.
+bench-io: deps all
+	cmake --build $(BUILD) -j $(JOBS) --target uring_fixed
+	$(BUILD)/bench/uring_fixed --writes 20000 --rounds 5
 
 # uring_echo with pool buffers against private rings (not in make test).
 bench-net: deps all

@@ -145,6 +145,44 @@ BP_API int bp_uring_bufs_stats(bp_uring_bufs *b, bp_uring_stats *out);
  * may still use the group. NULL returns 0. */
 BP_API size_t bp_uring_bufs_destroy(bp_uring_bufs *b);
 
+/* ---- pool memory as fixed buffers ------------------------------------------
+ * A pool's segments registered as io_uring fixed buffers, kept right as
+ * segments come and go: create the set, then make the pool with
+ * bp_config.on_segment = bp_uring_fixed_on_segment and segment_ctx = the
+ * set. For a buffer (or any part of one), bp_uring_fixed_index gives the
+ * buf_index of io_uring_prep_read_fixed / io_uring_prep_write_fixed (the
+ * address passed stays the buffer's own). Registered memory is pinned and
+ * counted against RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK. */
+typedef struct bp_uring_fixed bp_uring_fixed;
+
+/* Registers a sparse table of slots fixed buffers (0: 1024; at most 16384)
+ * on ring, which must have none yet. Returns the set, or NULL with errno
+ * EINVAL, ENOMEM, or what the kernel said (EBUSY: the ring has buffers
+ * registered). The ring's thread calls it; the ring outlives the set. */
+BP_API bp_uring_fixed *bp_uring_fixed_new(struct io_uring *ring, unsigned slots);
+
+/* The pool's on_segment callback (bp_config), ctx the set: a mapped
+ * segment takes a free slot, an unmapped one gives its slot back. A
+ * segment that finds no slot or that the kernel refuses (RLIMIT_MEMLOCK)
+ * is counted (bp_uring_fixed_refused) and its buffers have no index. Runs
+ * on whichever thread maps or unmaps, with the pool's lock held. */
+BP_API void bp_uring_fixed_on_segment(void *ctx, void *base, size_t len, int event);
+
+/* The buf_index of the registered buffer holding [p, p + len), and in
+ * *offset (may be NULL) p's distance from that registered buffer's start;
+ * -1 with errno ENOENT (not registered: use a plain read or write) or
+ * EINVAL (NULL argument). Thread-safe. */
+BP_API int bp_uring_fixed_index(bp_uring_fixed *f, const void *p, size_t len, size_t *offset);
+
+/* Segments that got no slot since the set was made. Thread-safe. */
+BP_API unsigned long bp_uring_fixed_refused(bp_uring_fixed *f);
+
+/* Unregisters every fixed buffer of the ring and frees the set. Destroy the
+ * pool first (or make sure no segment is mapped or unmapped any more), and
+ * let no fixed request be in flight. Returns 0 or what the kernel said;
+ * NULL returns 0. */
+BP_API int bp_uring_fixed_destroy(bp_uring_fixed *f);
+
 #ifdef __cplusplus
 }
 #endif

@@ -501,6 +501,63 @@ static void bad_arguments(void **state) {
     assert_int_equal(bp_uring_bufs_destroy(NULL), 0);
 }
 
+/* Pool memory as fixed buffers: a buffer's segment is registered when it is
+ * mapped, write_fixed and read_fixed move its bytes through a file, and the
+ * slot goes when the segment is unmapped. */
+static struct io_uring_cqe *one_cqe(fixture *f) {
+    struct io_uring_cqe *cqe;
+    assert_true(io_uring_submit(&f->ring) >= 0);
+    assert_int_equal(io_uring_wait_cqe(&f->ring, &cqe), 0);
+    return cqe;
+}
+
+static void fixed_buffers_follow_the_pools_segments(void **state) {
+    fixture *f = *state;
+    NEED_URING(f);
+    bp_uring_fixed *fx = bp_uring_fixed_new(&f->ring, 64);
+    if (!fx) {
+        fprintf(stderr, "no registered buffers (%s): skipped\n", strerror(errno));
+        skip();
+    }
+    bp_config cfg = {0};
+    cfg.on_segment = bp_uring_fixed_on_segment;
+    cfg.segment_ctx = fx;
+    bp_pool *pool = bp_pool_new(&cfg);
+    unsigned char *p = bp_get(pool, 65536), *q = bp_get(pool, 65536);
+    for (size_t i = 0; i < 65536; i++)
+        p[i] = (unsigned char)(i * 13);
+    size_t off = 99;
+    int ip = bp_uring_fixed_index(fx, p, 65536, &off),
+        iq = bp_uring_fixed_index(fx, q, 65536, NULL);
+    assert_true(ip >= 0 && iq >= 0);
+    assert_true(off < (1u << 22));
+    assert_int_equal(bp_uring_fixed_index(fx, p + 100, 10, &off), ip); /* a part of it too */
+    char path[] = "/tmp/bp_fixed_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    io_uring_prep_write_fixed(io_uring_get_sqe(&f->ring), fd, p, 65536, 0, ip);
+    struct io_uring_cqe *cqe = one_cqe(f);
+    assert_int_equal(cqe->res, 65536);
+    io_uring_cqe_seen(&f->ring, cqe);
+    io_uring_prep_read_fixed(io_uring_get_sqe(&f->ring), fd, q, 65536, 0, iq);
+    cqe = one_cqe(f);
+    assert_int_equal(cqe->res, 65536);
+    io_uring_cqe_seen(&f->ring, cqe);
+    assert_memory_equal(p, q, 65536);
+    close(fd);
+    assert_int_equal(bp_uring_fixed_index(fx, p, 1u << 30, NULL), -1); /* past its segment */
+    assert_int_equal(errno, ENOENT);
+    bp_put(pool, p);
+    bp_put(pool, q);
+    bp_pool_trim(pool); /* the segment goes, and its slot with it */
+    assert_int_equal(bp_uring_fixed_index(fx, p, 1, NULL), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(bp_uring_fixed_refused(fx), 0);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+    assert_int_equal(bp_uring_fixed_destroy(fx), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(completion_is_a_reference, setup, teardown),
@@ -515,6 +572,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(another_groups_completion_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(a_crafted_length_is_cut_to_the_buffer, setup, teardown),
         cmocka_unit_test_setup_teardown(the_rings_watch_is_its_own, setup, teardown),
+        cmocka_unit_test_setup_teardown(fixed_buffers_follow_the_pools_segments, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
