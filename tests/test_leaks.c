@@ -261,6 +261,35 @@ static void leak_fail_sets_the_exit_status(void **state) {
     assert_int_equal(WEXITSTATUS(st), 42);
 }
 
+/* The profile calls: refusals, the gzip magic, folded stacks naming the
+ * site and its bytes (go tool pprof reads the profile: check_pprof.sh). */
+static void profile_calls_and_refusals(void **state) {
+    (void)state;
+    bp_pool *pool = leak_pool(BP_LEAKS_ALL);
+    void *a = alloc_site_alpha(pool, 1234);
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    assert_int_equal(bp_pool_profile(pool, f), 0);
+    fclose(f);
+    assert_true(size > 18);
+    assert_int_equal((unsigned char)text[0], 0x1f); /* gzip */
+    assert_int_equal((unsigned char)text[1], 0x8b);
+    free(text);
+    f = open_memstream(&text, &size);
+    assert_int_equal(bp_pool_profile_folded(pool, f), 0);
+    fclose(f);
+    assert_non_null(strstr(text, ";alloc_site_alpha 1234\n"));
+    free(text);
+    assert_int_equal(bp_pool_profile(NULL, stderr), EINVAL);
+    assert_int_equal(bp_pool_profile(pool, NULL), EINVAL);
+    assert_int_equal(bp_pool_profile_folded(NULL, stderr), EINVAL);
+    assert_int_equal(bp_pool_profile_folded(pool, NULL), EINVAL);
+    assert_int_equal(bp_expvar_profile(NULL, 0), EINVAL);
+    bp_put(pool, a);
+    assert_int_equal(bp_pool_destroy(pool), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_stuck_report_does_not_stall_the_pool),
@@ -270,6 +299,7 @@ int main(void) {
         cmocka_unit_test(destroy_reports_to_stderr),
         cmocka_unit_test(bad_leaks_setting_is_refused),
         cmocka_unit_test(leak_fail_sets_the_exit_status),
+        cmocka_unit_test(profile_calls_and_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -514,6 +514,14 @@ static struct io_uring_cqe *one_cqe(fixture *f) {
 static void fixed_buffers_follow_the_pools_segments(void **state) {
     fixture *f = *state;
     NEED_URING(f);
+    assert_null(bp_uring_fixed_new(NULL, 64));
+    assert_int_equal(errno, EINVAL);
+    assert_null(bp_uring_fixed_new(&f->ring, 20000)); /* above the kernel's 16384 */
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(bp_uring_fixed_index(NULL, f, 1, NULL), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(bp_uring_fixed_refused(NULL), 0);
+    assert_int_equal(bp_uring_fixed_destroy(NULL), 0);
     bp_uring_fixed *fx = bp_uring_fixed_new(&f->ring, 64);
     if (!fx) {
         fprintf(stderr, "no registered buffers (%s): skipped\n", strerror(errno));
