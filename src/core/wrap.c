@@ -51,15 +51,17 @@ static wrapped *holding(uintptr_t a) {
     return i && a < tab[i - 1].hi ? &tab[i - 1] : NULL;
 }
 
-/* Does [lo, hi) touch memory of a pool? Every chunk it spans is asked. */
+/* Does [lo, hi) touch memory of a pool? Segments and the reserved range
+ * are whole chunks, so one address per chunk it spans is asked. */
 static bool pool_memory(uintptr_t lo, uintptr_t hi) {
-    for (uintptr_t a = lo; a < hi; a = (a | (BP_CHUNK - 1)) + 1) {
+    for (uintptr_t a = lo;;) {
         if (bp__resv_owns((const void *)a) || bp__seg_of((const void *)a))
             return true;
-        if ((a | (BP_CHUNK - 1)) + 1 == 0)
-            break; /* the top of the address space */
+        uintptr_t next = (a | (BP_CHUNK - 1)) + 1;
+        if (next == 0 || next >= hi) /* the last chunk, or the top of the address space */
+            return false;
+        a = next;
     }
-    return bp__resv_owns((const void *)(hi - 1)) || bp__seg_of((const void *)(hi - 1));
 }
 
 void *bp_wrap(void *mem, size_t len, void (*free_fn)(void *mem, void *ctx), void *ctx) {

@@ -168,6 +168,8 @@ typedef struct mapping {
     uint64_t file;
 } mapping;
 
+/* The index of the entry of arr whose first keylen bytes are key, or the
+ * next free one (the caller fills it: *n counts it already). */
 static size_t find_or_add(void *arr, size_t *n, size_t size, const void *key, size_t keylen) {
     char *a = arr;
     for (size_t i = 0; i < *n; i++)
@@ -208,19 +210,17 @@ static void encode(bp_sbuf *out, const sites *s, bool *oom) {
                 frame_info fi;
                 frame_of(addr, &fi);
                 uint64_t file = str_id(&t, fi.module);
-                size_t mb = nmaps;
+                size_t fresh = nmaps;
                 size_t mi = find_or_add(maps, &nmaps, sizeof *maps, &fi.base, sizeof fi.base);
-                if (mi == mb)
+                if (mi == fresh)
                     maps[mi] = (mapping){fi.base, (uintptr_t)addr, (uintptr_t)addr + 1, file};
                 if ((uintptr_t)addr < maps[mi].lo)
                     maps[mi].lo = (uintptr_t)addr;
                 if ((uintptr_t)addr >= maps[mi].hi)
                     maps[mi].hi = (uintptr_t)addr + 1;
                 uint64_t name = str_id(&t, fi.name);
-                size_t fb = nfuncs;
                 size_t fj = find_or_add(funcs, &nfuncs, sizeof *funcs, &name, sizeof name);
                 funcs[fj] = name;
-                (void)fb;
                 locs[li] = (loc){addr, mi + 1, fj + 1};
             }
             varint(&packed, li + 1);
