@@ -168,7 +168,7 @@ typedef struct bp_pool bp_pool;
     0x8u /* no background purge: idle memory goes back to the OS only                              \
             during later calls on the pool (and on bp_pool_trim) */
 #define BP_WIPE                                                                                    \
-    0x10u /* the final release of every buffer clears its whole capacity                         \
+    0x10u /* the final release of every buffer clears its whole capacity                           \
              (explicit_bzero, which the compiler cannot remove) before the                         \
              buffer can be handed out again, on every path; for pools that                         \
              hold keys, passwords, tokens. Thread caches are bypassed, as in                       \

@@ -32,23 +32,6 @@
  * owner is blocked in a system call): invisible to ThreadSanitizer, which
  * cannot see that order. */
 #define BP_NO_TSAN __attribute__((no_sanitize("thread")))
-/* ThreadSanitizer builds tell it that order: a push onto a bin releases the
- * bin, the purge thread's drain acquires it. Nothing in other builds. */
-#if defined(__SANITIZE_THREAD__)
-#define BP_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define BP_TSAN 1
-#endif
-#endif
-#ifdef BP_TSAN
-#include <sanitizer/tsan_interface.h>
-#define bp__tsan_release(p) __tsan_release(p)
-#define bp__tsan_acquire(p) __tsan_acquire(p)
-#else
-#define bp__tsan_release(p) ((void)(p))
-#define bp__tsan_acquire(p) ((void)(p))
-#endif
 #define BP_LIKELY(x) __builtin_expect(!!(x), 1)
 #define BP_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define BP_TLS __thread __attribute__((tls_model("initial-exec")))
@@ -68,6 +51,17 @@
 #if __has_feature(thread_sanitizer)
 #define BP_TSAN 1
 #endif
+#endif
+/* ThreadSanitizer builds are told the drain's order: a push onto a bin
+ * releases the bin, the purge thread's drain acquires it. Nothing in other
+ * builds. */
+#ifdef BP_TSAN
+#include <sanitizer/tsan_interface.h>
+#define bp__tsan_release(p) __tsan_release(p)
+#define bp__tsan_acquire(p) __tsan_acquire(p)
+#else
+#define bp__tsan_release(p) ((void)(p))
+#define bp__tsan_acquire(p) ((void)(p))
 #endif
 #if defined(__x86_64__) && !defined(BP_TSAN)
 #define bump(p) __asm__("incq %0" : "+m"(*(uint64_t *)(p)))
@@ -698,7 +692,7 @@ static inline void bp__watch_forget(bp_seg *seg, uint32_t idx) {
 BP_HIDDEN int bp__wrap_retain(const void *p, size_t n);
 BP_HIDDEN int bp__wrap_release(const void *p, size_t n); /* EINVAL: n over the count */
 BP_HIDDEN size_t bp__wrap_query(const void *p, uintptr_t *lo, uintptr_t *hi); /* count, 0 */
-BP_HIDDEN void bp__wrap_lock(void); /* fork */
+BP_HIDDEN void bp__wrap_lock(void);                                           /* fork */
 BP_HIDDEN void bp__wrap_unlock(void);
 
 /* watch.c: a drop took a watched count down to 1 (and cleared the flag) */
