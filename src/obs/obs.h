@@ -17,8 +17,9 @@ typedef struct bp_sbuf {
 } bp_sbuf;
 BP_HIDDEN void bp__sb_printf(bp_sbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-BP_HIDDEN void bp__sb_json_str(bp_sbuf *b, const char *str); /* quoted, escaped, valid UTF-8 */
-BP_HIDDEN size_t bp__utf8_len(const unsigned char *c);       /* one sequence; 0: ill-formed */
+BP_HIDDEN void bp__sb_bytes(bp_sbuf *b, const void *p, size_t n); /* binary, as they are */
+BP_HIDDEN void bp__sb_json_str(bp_sbuf *b, const char *str);      /* quoted, escaped, valid UTF-8 */
+BP_HIDDEN size_t bp__utf8_len(const unsigned char *c);            /* one sequence; 0: ill-formed */
 BP_HIDDEN bool bp__utf8_valid(const char *s);
 BP_HIDDEN char *bp__sb_finish(bp_sbuf *b); /* NULL + ENOMEM on failure */
 

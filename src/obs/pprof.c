@@ -21,27 +21,6 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- a byte buffer (bp_sbuf, binary) ------------------------------------ */
-
-static void put(bp_sbuf *b, const void *p, size_t n) {
-    if (b->oom)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-}
-
 static void varint(bp_sbuf *b, uint64_t v) {
     unsigned char c[10];
     size_t n = 0;
@@ -49,7 +28,7 @@ static void varint(bp_sbuf *b, uint64_t v) {
         c[n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
         v >>= 7;
     } while (v);
-    put(b, c, n);
+    bp__sb_bytes(b, c, n);
 }
 
 static void field_int(bp_sbuf *b, unsigned f, uint64_t v) { /* wire type 0 */
@@ -60,7 +39,7 @@ static void field_int(bp_sbuf *b, unsigned f, uint64_t v) { /* wire type 0 */
 static void field_bytes(bp_sbuf *b, unsigned f, const void *p, size_t n) { /* wire type 2 */
     varint(b, (uint64_t)f << 3 | 2);
     varint(b, n);
-    put(b, p, n);
+    bp__sb_bytes(b, p, n);
 }
 
 /* A nested message, built in m, appended as field f (m is emptied). */
@@ -349,24 +328,22 @@ static int profile_of(const sites *s, FILE *out, bool folded) {
     return err;
 }
 
-int bp_pool_profile(bp_pool *pool, FILE *out) {
+static int profile_pool(bp_pool *pool, FILE *out, bool folded, const char *op) {
     if (!pool || !out)
-        return bp__refuse_user(pool, EINVAL, "bp_pool_profile", NULL);
+        return bp__refuse_user(pool, EINVAL, op, NULL);
     sites s = {0};
     add_pool(&s, pool);
-    int err = profile_of(&s, out, false);
+    int err = profile_of(&s, out, folded);
     free(s.v);
     return err;
 }
 
+int bp_pool_profile(bp_pool *pool, FILE *out) {
+    return profile_pool(pool, out, false, "bp_pool_profile");
+}
+
 int bp_pool_profile_folded(bp_pool *pool, FILE *out) {
-    if (!pool || !out)
-        return bp__refuse_user(pool, EINVAL, "bp_pool_profile_folded", NULL);
-    sites s = {0};
-    add_pool(&s, pool);
-    int err = profile_of(&s, out, true);
-    free(s.v);
-    return err;
+    return profile_pool(pool, out, true, "bp_pool_profile_folded");
 }
 
 int bp_expvar_profile(FILE *out, int folded) {

@@ -10,6 +10,31 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* Room for at least need more bytes; false (and oom) when there is none. */
+static bool grow(bp_sbuf *b, size_t need) {
+    if (b->oom)
+        return false;
+    if (b->s && need <= b->cap - b->len)
+        return true;
+    size_t cap = (b->cap + need + 1) * 2;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+        b->oom = true;
+        return false;
+    }
+    b->s = s;
+    b->cap = cap;
+    return true;
+}
+
+void bp__sb_bytes(bp_sbuf *b, const void *p, size_t n) {
+    if (!grow(b, n))
+        return;
+    memcpy(b->s + b->len, p, n);
+    b->len += n;
+}
 
 void bp__sb_printf(bp_sbuf *b, const char *fmt, ...) {
     if (b->oom)
@@ -27,14 +52,8 @@ void bp__sb_printf(bp_sbuf *b, const char *fmt, ...) {
             b->len += (size_t)n;
             return;
         }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = true;
+        if (!grow(b, (size_t)n + 1))
             return;
-        }
-        b->s = s;
-        b->cap = cap;
     }
 }
 
