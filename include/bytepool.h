@@ -173,6 +173,11 @@ typedef struct bp_pool bp_pool;
              buffer can be handed out again, on every path; for pools that                         \
              hold keys, passwords, tokens. Thread caches are bypassed, as in                       \
              checked mode (env BYTEPOOL_WIPE=1) */
+#define BP_ADOPTED                                                                                 \
+    0x20u /* added in 0.5: the pool only holds segments of memory mapped by the                    \
+             program (bp_segment_adopt), which it reads and never writes: no                      \
+             gets (EPERM), no checks, no wipes, no recent lengths; a final release                 \
+             calls backing->on_free. libbytepool_shm's peers are such pools */
 
 /* Leak reports: which buffers record where they were allocated. */
 typedef enum bp_leaks {
@@ -198,6 +203,40 @@ typedef void (*bp_error_fn)(void *ctx, int err, const char *op, const void *ptr)
 /* Pool configuration. All-zero means defaults; a field left 0 takes its
  * default. Environment variables override the defaults (not a non-zero
  * field): see the README's table. */
+/* Added in 0.5: one tier segment's buffers, as bp_backing.map and
+ * bp_segment_adopt describe them: nslots buffers of `size` bytes, `stride`
+ * bytes apart, the first at the start of the mapped range. */
+typedef struct bp_segment_desc {
+    size_t size;     /* each buffer's capacity (the tier size) */
+    size_t stride;   /* distance between buffers: >= size, a multiple of 64 */
+    uint32_t nslots; /* buffers in the segment */
+    uint32_t tier;   /* index of the tier in the pool (ascending sizes) */
+} bp_segment_desc;
+
+/* Added in 0.5: memory the program maps for a pool's buffers (shared
+ * memory, a device's memory), the base of libbytepool_shm. The struct is
+ * read at bp_pool_new and copied; it never grows (a backing with more calls
+ * would be a new struct named by a new bp_config field). */
+typedef struct bp_backing {
+    /* A tier segment is being made: map len bytes (whole pages) at exactly
+     * addr (MAP_FIXED over the library's own reservation), readable and
+     * writable, for the buffers *d describes. Runs with the pool's lock held,
+     * on the thread whose get needed the segment: it must not call the pool.
+     * Returns 0, or an errno value: the get then fails with ENOMEM. Segments
+     * of a backed pool stay mapped while the pool lives (pages of free
+     * buffers still go back to the OS: MADV_REMOVE); NULL in BP_ADOPTED
+     * pools. */
+    int (*map)(void *ctx, void *addr, size_t len, const bp_segment_desc *d);
+    /* The segment at addr is going (pool destroyed, every buffer free);
+     * afterwards the library maps private memory there itself. Pool lock
+     * held. May be NULL. Not called in a fork() child. */
+    void (*unmap)(void *ctx, void *addr, size_t len);
+    /* BP_ADOPTED pools: the count of the adopted buffer at buf just reached
+     * 0 (a release on any thread, no lock held). Required there. */
+    void (*on_free)(void *ctx, void *buf);
+    void *ctx;
+} bp_backing;
+
 typedef struct bp_config {
     const size_t *sizes;         /* tier sizes, any order; NULL: bp_sizes_pow2() */
     size_t nsizes;               /* number of entries in sizes */
@@ -267,6 +306,11 @@ typedef struct bp_config {
      * trim) stay mapped: a registration stays valid. May be NULL. */
     void (*on_segment)(void *ctx, void *base, size_t len, int event);
     void *segment_ctx; /* on_segment's ctx */
+    /* Added in 0.5: where the buffers live (see bp_backing); NULL: memory
+     * the library maps. A backed pool, or a BP_ADOPTED one, is detached in
+     * a fork() child: gets fail with EPERM, a final release does nothing,
+     * and no page of it goes back to the OS from the child. */
+    const bp_backing *backing;
 } bp_config;
 
 #define BP_SEGMENT_MAPPED 1
@@ -374,6 +418,29 @@ BP_API void *bp_get_zeroed(bp_pool *pool, size_t len);
  * ranges may share a page) or ENOMEM. Thread-safe. */
 #define BP_OP_WRAP_POOL "bp_wrap: pool memory"
 BP_API void *bp_wrap(void *mem, size_t len, void (*free_fn)(void *mem, void *ctx), void *ctx);
+
+/* Added in 0.5. Makes a segment in a BP_ADOPTED pool for the buffers *d
+ * describes, whose memory the program maps: map(ctx, addr, len) must map
+ * len bytes (whole pages) readable at exactly addr (MAP_FIXED) and return 0
+ * or an errno value. The segment sits in the library's address map, so
+ * bp_retain, bp_release, bp_release_n, bp_refcount, bp_cap, bp_base and
+ * interior pointers work on its buffers; every count starts at 0 (free)
+ * and a buffer comes alive with bp_claim. Returns the first buffer's
+ * address; NULL with errno EINVAL (bad pool or desc: size 0, stride under
+ * size or not a multiple of 64, nslots 0, over 4 MiB of buffers unless
+ * nslots is 1), EPERM (not a BP_ADOPTED pool, or a fork() child), ENOMEM,
+ * or map's error. Adopted segments stay until bp_pool_destroy, which unmaps
+ * those whose buffers are all free (the others when their last goes).
+ * Thread-safe. */
+BP_API void *bp_segment_adopt(bp_pool *pool, const bp_segment_desc *d,
+                              int (*map)(void *ctx, void *addr, size_t len), void *ctx);
+
+/* Added in 0.5. Brings the free buffer containing p, in a segment of a
+ * BP_ADOPTED pool, to count 1 (its caller holds that reference): the one
+ * way such a buffer comes alive. 0; EBUSY when its count is not 0; EINVAL
+ * for anything else (not inside such a buffer); EPERM in a fork() child.
+ * Thread-safe: of racing claims exactly one gets 0. */
+BP_API int bp_claim(const void *p);
 
 /* A buffer of pool with at least len bytes holding p's contents, as realloc
  * does for malloc: p itself when len <= bp_cap(p); otherwise a buffer from
@@ -696,12 +763,16 @@ typedef struct bp_metric {
     int counter;      /* nonzero: a counter (the family gets _total); 0: a gauge */
     uint64_t value;
 } bp_metric;
-#define BP_METRICS_MAX 32 /* numbers one variable may give */
+#define BP_METRICS_MAX 32 /* numbers every variable may give (0.5: cap is at least this) */
+#define BP_METRICS_ROOM 1024 /* added in 0.5: the cap this library passes */
 
 /* bp_expvar_publish_func whose variable also has numbers in
- * bp_prometheus_all (and so /metrics): metrics(ctx, out, BP_METRICS_MAX)
+ * bp_prometheus_all (and so /metrics): metrics(ctx, out, cap), cap at
+ * least BP_METRICS_MAX (this library passes BP_METRICS_ROOM),
  * fills out[] and returns how many it filled. Each becomes a series
- * bytepool_<name>{var="<variable name>"}; a family several variables give
+ * bytepool_<name>{var="<variable name>"}; since 0.5 a name may end in one
+ * label, "held{peer=\"3\"}" (label [a-z_]+, value [A-Za-z0-9_.-]*), which
+ * joins var: bytepool_held{var="...",peer="3"}. A family several variables give
  * is written once, with the help and type of the first. A number whose
  * name is invalid, is a pool family's, or whose type differs from the
  * family's is left out. metrics runs as fn does: on the reading thread,

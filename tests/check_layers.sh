@@ -29,7 +29,7 @@ grep -ln '#include "\.\./obs/' "$src"/src/core/* && { echo "FAIL: the core inclu
 # up fails, unless it is one of the edges still listed in BACK below (what is
 # left of the restructuring; the list may only shrink).
 LADDER="os env ring tier checked resv segmap leaks registry refuse thread segment depot history
-tcache stats leak_report home wrap watch buffer ref background fork pool objpool abi"
+tcache stats leak_report home wrap watch buffer ref adopt background fork pool objpool abi"
 BACK=""
 rank() { i=0; for f in $LADDER; do [ "$f" = "$1" ] && { echo $i; return; }; i=$((i + 1)); done; echo -1; }
 for o in $core; do

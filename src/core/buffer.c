@@ -83,6 +83,8 @@ BP_COLD static void *get_slow(bp_pool *pool, size_t len, void *site) {
     bp__budget_failed = false; /* bp_get_wait reads it after every failed get */
     if (!pool || len == 0)
         return bp__refuse_user(pool, EINVAL, "bp_get", NULL), NULL;
+    if (ld_rlx(&pool->flags) & (BPF_ADOPTED | BPF_DETACHED)) /* not ours to hand out */
+        return bp__refuse_user(pool, EPERM, "bp_get", NULL), NULL;
     if (len > pool->max_len)
         return get_oversize(pool, len, site);
     uint32_t t = bp__tier_of(pool, len);
@@ -341,6 +343,8 @@ void *bp_get_zeroed(bp_pool *pool, size_t len) {
     bp__budget_failed = false;
     if (!pool || len == 0)
         return bp__refuse_user(pool, EINVAL, "bp_get_zeroed", NULL), NULL;
+    if (ld_rlx(&pool->flags) & (BPF_ADOPTED | BPF_DETACHED))
+        return bp__refuse_user(pool, EPERM, "bp_get_zeroed", NULL), NULL;
     /* Checked pools poison and object pools initialise: never fresh. */
     bool plain = !(ld_rlx(&pool->flags) & BPF_CHECKED) && !pool->objpool;
     if (len > pool->max_len) { /* its own mapping: zeros */

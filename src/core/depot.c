@@ -60,6 +60,8 @@ static void empty_remove(bp_pool *pool, bp_seg *seg) {
  * unless the pool is being destroyed. */
 static bool may_release(const bp_pool *pool, const bp_seg *seg) {
     const bp_depot *d = &pool->depot[seg->tier];
+    if (seg->backed) /* the program's memory: mapped for the pool's life (bp_backing) */
+        return !pool->user_ref;
     return !pool->user_ref || d->carved - seg->ncarved >= d->reserved;
 }
 
@@ -234,8 +236,12 @@ size_t bp__depot_release_empty(bp_pool *pool, uint32_t tier) {
  * and more each: the caller checks); returns the bytes. */
 static size_t decommit_free(bp_pool *pool, bp_seg *seg, uint32_t upto) {
     size_t returned = 0;
+    /* A fork() child's view of which shared buffers are free is stale. */
+    if (seg->backed && (ld_rlx(&pool->flags) & BPF_DETACHED))
+        return 0;
     for (uint32_t i = seg->ncold; i < upto; i++) {
-        if (bp__os_decommit(bp__seg_buf(seg, seg->freestk[i]), seg->stride) != 0)
+        uint8_t *p = bp__seg_buf(seg, seg->freestk[i]);
+        if ((seg->backed ? bp__os_remove(p, seg->stride) : bp__os_decommit(p, seg->stride)) != 0)
             break;
         returned += seg->stride;
         seg->ncold = i + 1;

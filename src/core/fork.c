@@ -33,7 +33,19 @@ static void fork_parent(void) {
     bp__registry_unlock();
 }
 
+/* Pools over memory the program maps share it with the parent: the
+ * child's copy hands nothing out and gives nothing back (BPF_DETACHED). */
+static void detach_backed(void) {
+    for (bp_pool *p = bp__registry_first(); p; p = p->gnext) {
+        if (!bp__pool_backed(p))
+            continue;
+        atomic_fetch_or(&p->flags, BPF_DETACHED);
+        bp__tc_serve(p, false);
+    }
+}
+
 static void fork_child(void) {
+    detach_backed(); /* every pool still locked: no call can see it half done */
     bp__wrap_unlock();
     bp__tid_unlock();
     bp__resv_unlock();

@@ -35,9 +35,31 @@ bool bp__gone_contains(const void *p) {
     return false;
 }
 
+/* A buffer of memory the program maps reached 0. In a fork() child, where
+ * the memory is shared with the parent, nothing happens: the buffer is no
+ * longer this process's to reuse. In an adopted pool the program hears of
+ * it; once the pool is destroyed, a segment whose last buffer went goes. */
+BP_COLD static void adopted_free(bp_seg *seg, uint32_t idx) {
+    bp_pool *pool = seg->pool;
+    uint32_t flags = ld_rlx(&pool->flags);
+    if (flags & BPF_DETACHED)
+        return;
+    if (!(flags & BPF_DEAD)) {
+        pool->backing.on_free(pool->backing.ctx, bp__seg_buf(seg, idx));
+        return;
+    }
+    bp__pool_lock(pool);
+    bp__seg_free_adopted(pool, seg); /* or a racing last release got there first */
+    bp__pool_maybe_free(pool);
+}
+
 /* The count of slot idx has just reached 0: the buffer goes home. */
 void bp__buffer_free_slow(bp_seg *seg, uint32_t idx) {
     bp_pool *pool = seg->pool;
+    if (BP_UNLIKELY(ld_rlx(&pool->flags) & (BPF_ADOPTED | BPF_DETACHED))) {
+        adopted_free(seg, idx);
+        return;
+    }
     if (ld_rlx(&pool->flags) & BPF_WIPE) /* BP_WIPE pools take no fast path: all come here */
         explicit_bzero(bp__seg_buf(seg, idx), seg->size);
     if (bp__seg_is_oversize(seg)) {

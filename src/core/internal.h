@@ -158,6 +158,7 @@ struct bp_seg {       /* the first line: what the fast paths read */
     uint32_t bin_off; /* byte offset of the tier's bin in a bp_tcache */
     uint32_t tier;    /* tier index; pool->ntiers for oversize */
     bool oversize;    /* one buffer of exactly the requested length, unmapped when free */
+    bool backed;      /* its buffers are memory the program mapped (bp_backing, adopted) */
     /* below: owned by the pool lock */
     uint32_t ncarved; /* slots handed out at least once */
     uint32_t nfree;   /* entries in freestk (free buffers in the depot) */
@@ -233,7 +234,10 @@ struct bp_tld {
 #define BPF_CHECKED 0x2u
 #define BPF_PRESSURE 0x4u /* at the memory budget: caches bypassed, every buffer shared */
 #define BPF_WIPE 0x10u    /* BP_WIPE: every final release clears the buffer (home.c) */
-#define BPF_SLOW (BPF_DEAD | BPF_CHECKED | BPF_PRESSURE | BPF_WIPE)
+#define BPF_ADOPTED 0x20u  /* BP_ADOPTED: segments the program mapped; no gets, no writes */
+#define BPF_DETACHED 0x40u /* a backed or adopted pool in a fork() child (fork.c): no gets,
+                              final releases do nothing, no page goes back */
+#define BPF_SLOW (BPF_DEAD | BPF_CHECKED | BPF_PRESSURE | BPF_WIPE | BPF_ADOPTED | BPF_DETACHED)
 #define BPF_STRICT 0x8u    /* BP_STRICT_LEN */
 #define BP_PRESSURE_MS 100 /* caches stay bypassed this long after a budget refusal */
 
@@ -288,6 +292,7 @@ struct bp_pool {
     void *error_ctx;
     void (*on_segment)(void *ctx, void *base, size_t len, int event); /* (lock held) */
     void *segment_ctx;
+    bp_backing backing; /* map == NULL and not BPF_ADOPTED: the library's own memory */
     bp_leaks leaks;            /* OFF, SAMPLE or ALL */
     struct bp_leak **leak_tab; /* sampled live buffers, by address (lock) */
     size_t leak_cap, leak_n;
@@ -498,6 +503,8 @@ BP_HIDDEN int bp__os_reserve_at(void *addr, size_t size);  /* exactly there, or 
 BP_HIDDEN int bp__os_commit(void *p, size_t size);         /* reserved -> read/write */
 BP_HIDDEN void bp__os_unmap(void *p, size_t size);
 BP_HIDDEN int bp__os_decommit(void *p, size_t size);
+BP_HIDDEN int bp__os_remove(void *p, size_t size);  /* shared file pages: gone from the file */
+BP_HIDDEN int bp__os_private(void *p, size_t size); /* fresh private zeros over a mapping */
 BP_HIDDEN void bp__os_retire(void *p, size_t size, size_t keep);
 BP_HIDDEN int bp__os_regrow(void *p, size_t keep, size_t size);
 BP_HIDDEN size_t bp__os_page(void);
@@ -547,6 +554,7 @@ BP_HIDDEN void *bp__resv_alloc(size_t bytes, bool *refused);
 BP_HIDDEN bool bp__resv_owns(const void *p);
 BP_HIDDEN void bp__resv_publish(bp_seg *seg);
 BP_HIDDEN void bp__resv_free(bp_seg *seg); /* unpublishes, returns the pages */
+BP_HIDDEN void bp__resv_forget(bp_seg *seg); /* unpublishes; the extent never serves again */
 BP_HIDDEN size_t bp__resv_reserved(void);  /* bytes of address space reserved */
 BP_HIDDEN void bp__resv_lock(void);        /* fork */
 BP_HIDDEN void bp__resv_unlock(void);
@@ -598,7 +606,17 @@ BP_HIDDEN bp_tcache **bp__tc_array_new(void); /* BP_TIDS x bp__tc_none, malloc'd
 /* segment.c */
 BP_HIDDEN bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier);
 BP_HIDDEN bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len);
+BP_HIDDEN bp_seg *bp__seg_new_adopted(bp_pool *pool, const bp_segment_desc *d,
+                                      int (*map)(void *ctx, void *addr, size_t len), void *ctx);
 BP_HIDDEN void bp__seg_free(bp_seg *seg);
+/* A destroyed adopted pool: its segments (only `only`, unless NULL) whose
+ * buffers are all free are freed; a segment no longer in the pool is no
+ * longer looked at. */
+BP_HIDDEN void bp__seg_free_adopted(bp_pool *pool, bp_seg *only);
+/* Does the pool's memory come from the program (bp_backing, BP_ADOPTED)? */
+static inline bool bp__pool_backed(const bp_pool *pool) {
+    return pool->backing.map || (ld_rlx(&pool->flags) & BPF_ADOPTED);
+}
 BP_HIDDEN size_t bp__seg_tier_bytes(size_t size, bool checked); /* one segment's mapping */
 BP_HIDDEN size_t bp__seg_oversize_bytes(size_t len);            /* 0: too long to map */
 /* The bytes of a segment's table of return watches (watch.c makes it). */

@@ -104,6 +104,22 @@ int bp__os_decommit(void *p, size_t size) {
     return madvise(p, size, MADV_DONTNEED) == 0 ? 0 : errno;
 }
 
+/* Pages of a shared file mapping (bp_backing): MADV_DONTNEED would only
+ * drop this process's view of them; MADV_REMOVE frees them in the file,
+ * and every process mapping it then reads zeros there. */
+int bp__os_remove(void *p, size_t size) {
+    if (os_should_fail())
+        return ENOMEM;
+    return madvise(p, size, MADV_REMOVE) == 0 ? 0 : errno;
+}
+
+/* Replaces whatever is mapped at [p, p + size) with private zero pages,
+ * readable and writable, in one call: no moment unmapped. */
+int bp__os_private(void *p, size_t size) {
+    void *m = mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    return m == MAP_FAILED ? errno : 0;
+}
+
 /* Retires a mapping without ever leaving its first `keep` bytes unmapped:
  * the rest is unmapped, and those pages are given back with MADV_DONTNEED,
  * which on an anonymous private mapping makes them read as zeros (no memory

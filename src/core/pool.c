@@ -23,7 +23,8 @@ static unsigned env_checked_flags(void) {
     return w == 8 ? BPF_CHECKED | BPF_STRICT : w >= 4 ? BPF_CHECKED : 0;
 }
 
-#define BP_CONFIG_FLAGS (BP_CHECKED | BP_NO_RECENT | BP_STRICT_LEN | BP_NO_BACKGROUND | BP_WIPE)
+#define BP_CONFIG_FLAGS                                                                            \
+    (BP_CHECKED | BP_NO_RECENT | BP_STRICT_LEN | BP_NO_BACKGROUND | BP_WIPE | BP_ADOPTED)
 
 static BP_TLS char config_why[160];
 static BP_TLS bool config_failed;
@@ -82,6 +83,21 @@ static int check_budget(bp_pool *pool, bool from_cfg) {
                             pool->max_bytes, need);
 }
 
+/* bp_backing: an owner's map (with an optional unmap), or an adopted
+ * pool's on_free. */
+static int apply_backing(bp_pool *pool, const bp_config *cfg) {
+    const bp_backing *b = cfg->backing;
+    bool adopted = cfg->flags & BP_ADOPTED;
+    if (!b)
+        return adopted ? bp__config_error(EINVAL, "BP_ADOPTED needs a backing with on_free") : 0;
+    if (adopted && (!b->on_free || b->map))
+        return bp__config_error(EINVAL, "BP_ADOPTED: backing needs on_free and no map");
+    if (!adopted && (!b->map || b->on_free))
+        return bp__config_error(EINVAL, "backing needs map (on_free is for BP_ADOPTED pools)");
+    pool->backing = *b;
+    return 0;
+}
+
 static int apply_config(bp_pool *pool, const bp_config *cfg) {
     static const bp_config zero;
     if (!cfg)
@@ -127,6 +143,14 @@ static int apply_config(bp_pool *pool, const bp_config *cfg) {
     pool->error_ctx = cfg->error_ctx;
     pool->on_segment = cfg->on_segment;
     pool->segment_ctx = cfg->segment_ctx;
+    if ((err = apply_backing(pool, cfg)) != 0)
+        return err;
+    if (cfg->flags & BP_ADOPTED) { /* read-only memory: nothing to check, wipe or record */
+        st_rlx(&pool->flags, BPF_ADOPTED);
+        pool->record = false;
+        pool->leaks = BP_LEAKS_OFF;
+        return 0;
+    }
     uint32_t flags = env_checked_flags();
     if (cfg->flags & BP_CHECKED)
         flags |= BPF_CHECKED;
@@ -204,7 +228,7 @@ bp_pool *bp__pool_new(const bp_config *cfg) {
     pthread_mutex_init(&pool->lock, NULL);
     bp__os_cond_init(&pool->room);
     bp__vg_pool_new(pool);
-    bp__tc_serve(pool, !(ld_rlx(&pool->flags) & (BPF_CHECKED | BPF_WIPE)));
+    bp__tc_serve(pool, !(ld_rlx(&pool->flags) & BPF_SLOW));
     pool->user_ref = true;
     st_rlx(&pool->next_decay_ms, bp__os_now_ms() + pool->decay_ms);
     bp__registry_add(pool);
@@ -259,6 +283,8 @@ size_t bp_pool_destroy(bp_pool *pool) {
     if (leaks && pool->leaks == BP_LEAKS_FAIL)
         bp__leak_fail_note(); /* the report went out above; the exit status says it too */
     bp__depot_trim(pool);
+    if (ld_rlx(&pool->flags) & BPF_ADOPTED)
+        bp__seg_free_adopted(pool, NULL); /* the rest go with their last buffer (home.c) */
     atomic_fetch_add(&bp__dead_epoch, 1); /* other threads sweep their caches */
     bp__pool_maybe_free(pool);
     return leaks;
@@ -269,6 +295,8 @@ int bp_pool_reserve(bp_pool *pool, size_t size, size_t count) {
         return bp__refuse(NULL, EINVAL, "bp_pool_reserve", NULL);
     if (size == 0 || size > pool->max_len)
         return bp__refuse(pool, EINVAL, "bp_pool_reserve", NULL);
+    if (ld_rlx(&pool->flags) & (BPF_ADOPTED | BPF_DETACHED))
+        return bp__refuse(pool, EPERM, "bp_pool_reserve", NULL);
     if (count == 0)
         return 0;
     uint32_t t = bp__tier_of(pool, size);

@@ -208,6 +208,8 @@ static void set_range(bp_seg *seg, bp_seg *val) {
 
 void bp__resv_publish(bp_seg *seg) { set_range(seg, seg); }
 
+void bp__resv_forget(bp_seg *seg) { set_range(seg, &bp__seg_none); }
+
 void bp__resv_free(bp_seg *seg) {
     set_range(seg, &bp__seg_none);
     size_t n, first = extent_of(seg, &n);

@@ -35,6 +35,13 @@ static size_t header_bytes(uint32_t nslots, bool checked, bool objects) {
 /* The header of a segment mapped at m: at its colour. */
 static bp_seg *seg_at(void *m) { return (bp_seg *)((uint8_t *)m + bp__seg_colour((uintptr_t)m)); }
 
+/* The bytes a backed segment's buffers span: whole pages from seg->base. */
+static size_t backed_bytes(const bp_seg *seg) {
+    return align_up((size_t)seg->nslots * seg->stride, bp__os_page());
+}
+
+static void seg_unmap(bp_seg *seg);
+
 /* ---- tombstones ------------------------------------------------------------ */
 
 typedef struct tomb {
@@ -88,18 +95,22 @@ static void *tomb_reuse(size_t map_bytes, size_t *keep, bool *refused) {
 }
 
 /* Mapping geometry for a tier of `size` bytes: stride, slots, first offset. */
-static void tier_geometry(size_t size, bool checked, bool objects, size_t *stride, uint32_t *nslots,
-                          size_t *first, size_t *map_bytes) {
+/* backed: the buffers start on a page and fill whole pages (the program
+ * maps them: bp_backing). */
+static void tier_geometry(size_t size, bool checked, bool objects, bool backed, size_t *stride,
+                          uint32_t *nslots, size_t *first, size_t *map_bytes) {
     size_t page = bp__os_page();
     size_t align = size >= page ? page : BP_ALIGN_MIN;
     size_t st = align_up(size + (checked ? bp__checked_gap(size, page) : 0), align);
     uint32_t n = st >= BP_SEG_PAYLOAD ? 1 : (uint32_t)(BP_SEG_PAYLOAD / st);
+    if (backed)
+        align = page;
     size_t off = align_up(header_bytes(n, checked, objects), align);
     /* Fit header and buffers in whole chunks; use the room left at the end. */
     size_t total = align_up(off + (size_t)n * st, BP_CHUNK);
-    while (off + (size_t)(n + 1) * st <= total) {
+    while (off + align_up((size_t)(n + 1) * st, backed ? page : 1) <= total) {
         size_t off2 = align_up(header_bytes(n + 1, checked, objects), align);
-        if (off2 + (size_t)(n + 1) * st > total)
+        if (off2 + align_up((size_t)(n + 1) * st, backed ? page : 1) > total)
             break;
         n++;
         off = off2;
@@ -120,7 +131,7 @@ size_t bp__seg_oversize_bytes(size_t len) {
 size_t bp__seg_tier_bytes(size_t size, bool checked) {
     size_t stride, first, map_bytes;
     uint32_t n;
-    tier_geometry(size, checked, false, &stride, &n, &first, &map_bytes);
+    tier_geometry(size, checked, false, false, &stride, &n, &first, &map_bytes);
     return map_bytes;
 }
 
@@ -188,7 +199,8 @@ bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
     bool checked = ld_rlx(&pool->flags) & BPF_CHECKED, objects = pool->objpool != NULL;
     size_t stride, first, map_bytes;
     uint32_t n;
-    tier_geometry(pool->sizes[tier], checked, objects, &stride, &n, &first, &map_bytes);
+    bool backed = pool->backing.map != NULL;
+    tier_geometry(pool->sizes[tier], checked, objects, backed, &stride, &n, &first, &map_bytes);
     bp_seg *seg = seg_map(pool, map_bytes, true);
     if (!seg)
         return NULL;
@@ -203,10 +215,68 @@ bp_seg *bp__seg_new_tier(bp_pool *pool, uint32_t tier) {
     seg->freestk = (uint32_t *)&seg->rc[n];
     seg->reqlen = checked ? seg->freestk + n : NULL;
     seg->inited = objects ? (uint8_t *)(seg->freestk + n + (checked ? n : 0)) : NULL;
+    if (backed) {
+        bp_segment_desc d = {seg->size, stride, n, tier};
+        seg->backed = true; /* a failed map may have mapped some: undone as the program's */
+        if (pool->backing.map(pool->backing.ctx, seg->base, backed_bytes(seg), &d) != 0) {
+            seg_unmap(seg); /* never published: no reader can have it */
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
     track_fresh(seg->base, (size_t)n * stride);
     seg_link(pool, seg);
     seg_event(seg, BP_SEGMENT_MAPPED);
     return seg;
+}
+
+/* A segment of an adopted pool: the header is ours, the buffers the
+ * program's map puts at seg->base (desc checked by the caller). Every slot
+ * is carved and free: nothing of it is ever in the depot, its buffers come
+ * alive through bp_claim only. */
+bp_seg *bp__seg_new_adopted(bp_pool *pool, const bp_segment_desc *d,
+                            int (*map)(void *ctx, void *addr, size_t len), void *ctx) {
+    bp__pool_assert_locked(pool);
+    size_t page = bp__os_page();
+    size_t first = align_up(header_bytes(d->nslots, false, false), page);
+    size_t bytes = align_up((size_t)d->nslots * d->stride, page);
+    bp_seg *seg = seg_map(pool, align_up(first + bytes, BP_CHUNK), true);
+    if (!seg)
+        return NULL;
+    seg->base = bp__seg_start(seg) + first;
+    seg->stride = d->stride;
+    seg->size = d->size;
+    seg->nslots = d->nslots;
+    seg->magic = d->nslots == 1 ? 0 : ((UINT64_C(1) << BP_IDX_SHIFT) + d->stride - 1) / d->stride;
+    seg->span = d->stride == d->size ? (uint64_t)d->nslots * d->stride : 0;
+    seg->ncarved = d->nslots;
+    seg->tier = 0; /* the pool's caches are always off: any bin reads as full */
+    seg->bin_off = bp__bin_off(0);
+    seg->freestk = (uint32_t *)&seg->rc[d->nslots];
+    seg->backed = true;
+    int err = map(ctx, seg->base, bytes);
+    if (err) {
+        seg_unmap(seg);
+        errno = err;
+        return NULL;
+    }
+    seg_link(pool, seg);
+    seg_event(seg, BP_SEGMENT_MAPPED);
+    return seg;
+}
+
+void bp__seg_free_adopted(bp_pool *pool, bp_seg *only) {
+    bp__pool_assert_locked(pool);
+    for (bp_seg *seg = pool->segs, *next; seg; seg = next) {
+        next = seg->next;
+        if (only && seg != only)
+            continue;
+        uint32_t live = 0;
+        for (uint32_t i = 0; i < seg->nslots && !live; i++)
+            live = ld_acq(&seg->rc[i]);
+        if (!live)
+            bp__seg_free(seg);
+    }
 }
 
 bp_seg *bp__seg_new_oversize(bp_pool *pool, size_t len) {
@@ -245,10 +315,27 @@ void bp__seg_free(bp_seg *seg) {
     pool->mapped -= seg->map_bytes;
     pool->nsegs--;
     pool->os_returned += seg->map_bytes;
-    size_t map_bytes = seg->map_bytes;
     _Atomic(struct bp_watcher *) *watch = ld_rlx(&seg->watch); /* no buffer is live: none fires */
     if (watch)
         bp__os_unmap(watch, bp__seg_watch_bytes(seg));
+    if (seg->backed && pool->backing.unmap && !(ld_rlx(&pool->flags) & BPF_DETACHED))
+        pool->backing.unmap(pool->backing.ctx, seg->base, backed_bytes(seg));
+    seg_unmap(seg);
+}
+
+/* Gives seg's mapping back; a backed segment's buffers become private
+ * zeros first, so the extent is the library's own memory again. */
+static void seg_unmap(bp_seg *seg) {
+    size_t map_bytes = seg->map_bytes;
+    if (seg->backed && bp__os_private(seg->base, backed_bytes(seg)) != 0) {
+        /* Out of mappings: the program's memory stays there, so the extent
+         * must never serve again. Unpublished and left as it is. */
+        if (bp__resv_owns(seg))
+            bp__resv_forget(seg);
+        else
+            bp__segmap_remove(seg);
+        return;
+    }
     uint8_t *m = bp__seg_start(seg);
     if (bp__resv_owns(seg)) { /* the extent stays mapped, reading as zeros */
         track_unmap(m, map_bytes);

@@ -214,12 +214,12 @@ char *bp_expvar_json(void) {
 }
 
 void bp__expvar_each_metrics(bp_ev_metrics_visit fn, void *ctx) {
-    bp_metric m[BP_METRICS_MAX];
+    static bp_metric m[BP_METRICS_ROOM]; /* registry lock held: one reader at a time */
     ev_lock();
     for (ev_entry *e = ev_list; e; e = e->next)
         if (e->metrics) {
-            size_t n = e->metrics(e->ctx, m, BP_METRICS_MAX);
-            fn(ctx, e->prefix, m, n < BP_METRICS_MAX ? n : BP_METRICS_MAX);
+            size_t n = e->metrics(e->ctx, m, BP_METRICS_ROOM);
+            fn(ctx, e->prefix, m, n < BP_METRICS_ROOM ? n : BP_METRICS_ROOM);
         }
     pthread_mutex_unlock(&ev_mu);
 }

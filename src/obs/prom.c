@@ -98,14 +98,29 @@ static void write_set(bp_sbuf *b, const prom_set *s) {
     }
 }
 
-/* [a-z_][a-z0-9_]*, 1..64 characters: a name no label or suffix can break. */
-static bool metric_name_ok(const char *n) {
+/* [a-z_][a-z0-9_]*, 1..64 characters: a name no label or suffix can break;
+ * then, optionally, one label: {[a-z_]+="[A-Za-z0-9_.-]*"} (up to 32
+ * characters). *base is the name's length before the label. */
+static bool metric_name_ok(const char *n, size_t *base) {
     size_t len = 0;
-    for (; n && n[len]; len++)
+    for (; n && n[len] && n[len] != '{'; len++)
         if (!((n[len] >= 'a' && n[len] <= 'z') || n[len] == '_' ||
               (len && n[len] >= '0' && n[len] <= '9')))
             return false;
-    return len >= 1 && len <= 64;
+    *base = len;
+    if (len < 1 || len > 64)
+        return false;
+    if (!n[len])
+        return true;
+    const char *l = n + len + 1, *q = l;
+    while ((*q >= 'a' && *q <= 'z') || *q == '_')
+        q++;
+    if (q == l || q[0] != '=' || q[1] != '"')
+        return false;
+    for (q += 2; (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+                 *q == '_' || *q == '.' || *q == '-';)
+        q++;
+    return q[0] == '"' && q[1] == '}' && !q[2] && q + 2 - (n + len) <= 32;
 }
 
 /* Whether a pool family is called `family` (after the counter suffix). */
@@ -141,7 +156,9 @@ static void write_metrics(bp_sbuf *b, prom_set *s) {
         }
         bp__sb_printf(b, "bytepool_%s{var=\"", x->family);
         label(b, x->var);
-        bp__sb_printf(b, "\"} %" PRIu64 "\n", x->m.value);
+        const char *extra = strchr(x->m.name, '{'); /* checked: label="value"} */
+        bp__sb_printf(b, "\"%s%s %" PRIu64 "\n", extra ? "," : "}", extra ? extra + 1 : "",
+                      x->m.value);
     }
 }
 
@@ -149,9 +166,11 @@ static void add_metrics(void *ctx, const char *name, const bp_metric *m, size_t 
     prom_set *s = ctx;
     for (size_t i = 0; i < n && !s->oom; i++) {
         prom_sample x = {NULL, {0}, m[i], s->nm};
-        if (!metric_name_ok(m[i].name))
+        size_t base;
+        if (!metric_name_ok(m[i].name, &base))
             continue;
-        snprintf(x.family, sizeof x.family, "%s%s", m[i].name, m[i].counter ? "_total" : "");
+        snprintf(x.family, sizeof x.family, "%.*s%s", (int)base, m[i].name,
+                 m[i].counter ? "_total" : "");
         if (pool_family(x.family))
             continue;
         prom_sample *more = grow(s->m, s->nm, &s->capm, sizeof(*s->m), 16);
