@@ -223,7 +223,10 @@ static int grant(bp_shm *s, bp_shm_peer to, const void *p, bp_shm_handle *h, ope
             return ENOBUFS;
         }
     }
-    if (!bp_retain(buf)) /* free, or not this pool's: bp_retain said why */
+    /* A free buffer is refused here, before bp_retain would (checked mode
+     * aborts there: a retain of a free buffer is a bug, an export of one an
+     * input this call refuses). */
+    if (bp_refcount(buf) == 0 || !bp_retain(buf))
         return EINVAL;
     uint32_t gi = pr->freel[--pr->nfree];
     ogrant *g = &pr->g[gi];
@@ -241,7 +244,7 @@ static int grant(bp_shm *s, bp_shm_peer to, const void *p, bp_shm_handle *h, ope
 }
 
 bp_shm_handle bp_shm_export(bp_shm *s, bp_shm_peer to, const void *p) {
-    if (!s || !s->owner) {
+    if (!s || !s->owner || getpid() != s->pid) { /* a fork() child: its lock may be held */
         errno = s ? EPERM : EINVAL;
         return 0;
     }
@@ -256,7 +259,7 @@ bp_shm_handle bp_shm_export(bp_shm *s, bp_shm_peer to, const void *p) {
 }
 
 int bp_shm_send(bp_shm *s, bp_shm_peer to, const void *p, size_t len) {
-    if (!s || !s->owner)
+    if (!s || !s->owner || getpid() != s->pid)
         return s ? EPERM : EINVAL;
     if (p && len > bp_cap(p))
         return EINVAL;
@@ -561,7 +564,9 @@ int shm_owner_poll(bp_shm *s, int timeout_ms) {
     struct epoll_event ev[32];
     int k = epoll_wait(s->epfd, ev, 32, wait);
     pthread_mutex_lock(&s->mu);
-    st_rlx(&s->sup->sleeping, 0);
+    /* Without a service thread, every return wakes bp_shm_fd: the program
+     * polls it, and nobody else would look. */
+    st_rlx(&s->sup->sleeping, s->threaded ? 0 : 1);
     for (int i = 0; i < k; i++) {
         uint32_t kind = (uint32_t)(ev[i].data.u64 >> 32), idx = (uint32_t)ev[i].data.u64;
         opeer *pr = idx <= BP_SHM_MAX_PEERS ? &s->peers[idx] : NULL;
