@@ -789,6 +789,11 @@ static void sixty_three_peers(void **state) {
  * Whatever the step, every grant comes back once (checked mode aborts on a
  * second release) and nothing stays referenced. */
 static void crash_at(int point, int n, int expect_swept) {
+#ifndef BP_SHM_CRASHPOINTS
+    (void)point, (void)n, (void)expect_swept;
+    printf("skip: built without BP_SHM_CRASHPOINTS\n");
+    skip();
+#endif
     bp_shm *s = owner(0, 0, 0);
     agent g = agent_new();
     call(&g, OP_CRASH, (uint64_t)point, (uint64_t)n);
@@ -857,6 +862,77 @@ static void crash_before_a_return_is_published(void **state) {
     crash_at(5, 2, 2); /* the second return written, not published */
 }
 
+/* The owner killed at its own points: a peer keeps what was delivered,
+ * reads it whole, hears EPIPE, and its releases are accepted. */
+static void owner_crash_at(const char *point, int n) {
+#ifndef BP_SHM_CRASHPOINTS
+    (void)point, (void)n;
+    printf("skip: built without BP_SHM_CRASHPOINTS\n");
+    skip();
+#endif
+    snprintf(path, sizeof path, "@bp-test-shm-owner-%d-%d", (int)getpid(), ++test_no);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    fflush(NULL);
+    pid_t o = fork();
+    if (o == 0) {
+        default_signals();
+        char v[96];
+        snprintf(v, sizeof v, "%s:%d", point, n);
+        setenv("BYTEPOOL_SHM_CRASH", v, 1);
+        bp_config pc = {.flags = BP_NO_BACKGROUND};
+        bp_shm_config c = {.flags = BP_SHM_NO_THREAD};
+        bp_shm *s = bp_shm_create(path, &pc, &c);
+        if (!s || write(ready[1], "r", 1) != 1)
+            _exit(1);
+        bp_shm_peer_stats ps;
+        while (bp_shm_peers(s, &ps, 1) == 0)
+            bp_shm_poll(s, 100);
+        for (int i = 0; i < 3; i++) {
+            void *p = filled(s, 1500, 200 + (uint64_t)i);
+            bp_shm_send(s, ps.peer, p, 1500);
+            bp_put(bp_shm_pool(s), p);
+        }
+        for (;;)
+            bp_shm_poll(s, -1);
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    bp_shm *s = bp_shm_attach(path, NULL);
+    assert_non_null(s);
+    void *got[3];
+    size_t len, n_got = 0;
+    while (n_got < 3) {
+        void *p = bp_shm_recv(s, &len, WAIT_MS);
+        if (!p)
+            break;
+        assert_int_equal(len, 1500);
+        assert_int_equal(*(uint64_t *)p, 200 + n_got);
+        got[n_got++] = p;
+        if (n_got == 1)
+            assert_int_equal(bp_release(got[0]), 0); /* a return for the owner to take */
+    }
+    if (n_got == 3)
+        assert_null(bp_shm_recv(s, &len, WAIT_MS));
+    assert_int_equal(errno, EPIPE);
+    int st;
+    assert_int_equal(waitpid(o, &st, 0), o);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    for (size_t i = 1; i < n_got; i++)
+        assert_int_equal(bp_release(got[i]), 0);
+    assert_int_equal(bp_shm_close(s, 0), 0);
+    close(ready[0]);
+    close(ready[1]);
+}
+
+static void owner_crash_points(void **state) {
+    (void)state;
+    NEED_SHM();
+    owner_crash_at("owner_grant_before_entry", 2); /* the second grant never published */
+    owner_crash_at("owner_send_before_publish", 3); /* the third delivery never published */
+    owner_crash_at("owner_return_before_free", 1);  /* a return read, its grant not freed */
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_DFL); /* the library must never raise it: a test would die of it */
     const struct CMUnitTest tests[] = {
@@ -876,6 +952,7 @@ int main(void) {
         cmocka_unit_test(crash_mid_import),
         cmocka_unit_test(crash_between_last_release_and_return),
         cmocka_unit_test(crash_before_a_return_is_published),
+        cmocka_unit_test(owner_crash_points),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -636,10 +636,16 @@ static int start_thread(bp_shm *s) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits: no signal lands there */
+    pthread_mutex_lock(&s->mu);
+    s->threaded = true; /* before the thread reads it */
+    pthread_mutex_unlock(&s->mu);
     int err = pthread_create(&s->thread, NULL, service, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (!err)
-        s->threaded = true;
+    if (err) {
+        pthread_mutex_lock(&s->mu);
+        s->threaded = false;
+        pthread_mutex_unlock(&s->mu);
+    }
     return err;
 }
 
