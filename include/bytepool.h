@@ -51,7 +51,7 @@ extern "C" {
 #endif
 
 #define BP_VERSION_MAJOR 0
-#define BP_VERSION_MINOR 4
+#define BP_VERSION_MINOR 5
 #define BP_VERSION_PATCH 0
 /* One number that compares in order: MAJOR * 10000 + MINOR * 100 + PATCH. */
 #define BP_VERSION_NUMBER (BP_VERSION_MAJOR * 10000 + BP_VERSION_MINOR * 100 + BP_VERSION_PATCH)

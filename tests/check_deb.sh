@@ -19,7 +19,7 @@ mkdir "$tmp/libbytepool"
   { tail -40 "$tmp/log"; echo "FAIL: dpkg-buildpackage"; exit 1; }
 arch=$(dpkg --print-architecture)
 ver=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Version)
-for p in libbytepool0 libbytepool-http0 libbytepool-uring0 libbytepool-dev; do
+for p in libbytepool0 libbytepool-http0 libbytepool-uring0 libbytepool-shm0 libbytepool-dev; do
   [ -f "$tmp/${p}_${ver}_$arch.deb" ] || { echo "FAIL: no $p package"; exit 1; }
 done
 has() { # package path-pattern
@@ -29,6 +29,10 @@ has() { # package path-pattern
 has libbytepool0 'libbytepool\.so\.0\.'
 has libbytepool-http0 'libbytepool_http\.so\.0\.'
 has libbytepool-uring0 'libbytepool_uring\.so\.0\.'
+has libbytepool-shm0 'libbytepool_shm\.so\.0\.'
+has libbytepool-dev 'include/bytepool_shm\.h$'
+has libbytepool-dev 'pkgconfig/bytepool_shm\.pc$'
+has libbytepool-dev 'man3/bp_shm_send\.3'
 has libbytepool-dev 'include/bytepool_uring\.h$'
 has libbytepool-dev 'pkgconfig/bytepool_uring\.pc$'
 has libbytepool-dev 'man3/bp_uring_bufs_take\.3'
@@ -41,7 +45,7 @@ has libbytepool-dev 'libbytepool\.a$'
 dpkg-deb -I "$tmp/libbytepool0_${ver}_$arch.deb" > "$tmp/info"
 grep -q 'Depends:.*libc6' "$tmp/info" ||
   { echo "FAIL: libbytepool0 has no shlibs dependencies"; exit 1; }
-for p in libbytepool0 libbytepool-http0 libbytepool-uring0; do
+for p in libbytepool0 libbytepool-http0 libbytepool-uring0 libbytepool-shm0; do
   dpkg-deb --ctrl-tarfile "$tmp/${p}_${ver}_$arch.deb" | tar xOf - ./symbols > "$tmp/$p.sym"
   diff -u "$src/debian/$p.symbols" "$tmp/$p.sym" ||
     { echo "FAIL: the exports of $p differ from debian/$p.symbols"; exit 1; }
@@ -55,5 +59,8 @@ LD_LIBRARY_PATH=$(dirname "$pc") "$tmp/app"
 cc -std=c11 -o "$tmp/uapp" "$src/tests/consumer/uring_main.c" \
   $(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs bytepool_uring)
 LD_LIBRARY_PATH=$(dirname "$pc") "$tmp/uapp"
+cc -std=c11 -o "$tmp/sapp" "$src/tests/consumer/shm_main.c" \
+  $(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs bytepool_shm)
+LD_LIBRARY_PATH=$(dirname "$pc") "$tmp/sapp"
 [ -z "$out" ] || { mkdir -p "$out" && cp "$tmp"/*.deb "$out/"; }
 echo "debian packages $ver: $(cd "$tmp" && ls *.deb | tr '\n' ' ')"

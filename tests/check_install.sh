@@ -38,6 +38,10 @@ if [ -f "$libdir/pkgconfig/bytepool_uring.pc" ]; then
   cc -std=c11 -o "$tmp/u1" "$src/uring_main.c" $(pkg-config --cflags --libs bytepool_uring)
   LD_LIBRARY_PATH="$libdir" "$tmp/u1"
 fi
+if [ -f "$libdir/pkgconfig/bytepool_shm.pc" ]; then
+  cc -std=c11 -o "$tmp/s1" "$src/shm_main.c" $(pkg-config --cflags --libs bytepool_shm)
+  LD_LIBRARY_PATH="$libdir" "$tmp/s1"
+fi
 cmake -S "$src" -B "$tmp/cb" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/cb" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$tmp/cb/consumer"
@@ -50,6 +54,11 @@ fi
 if [ -f "$libdir/pkgconfig/bytepool_uring.pc" ]; then
   [ -x "$tmp/cb/uring_consumer" ] || { echo "FAIL: find_package gave no bytepool::uring"; exit 1; }
   static_only "$tmp/cb/uring_consumer"
+fi
+if [ -f "$libdir/pkgconfig/bytepool_shm.pc" ]; then
+  [ -x "$tmp/cb/shm_consumer" ] || { echo "FAIL: find_package gave no bytepool::shm"; exit 1; }
+  LD_LIBRARY_PATH="$libdir" "$tmp/cb/shm_consumer"
+  static_only "$tmp/cb/shm_consumer_static"
 fi
 [ -f "$tmp/prefix/share/man/man3/bytepool.3" ] || { echo "FAIL: man pages not installed"; exit 1; }
 [ -f "$tmp/prefix/include/bytepool.hpp" ] || { echo "FAIL: bytepool.hpp not installed"; exit 1; }
