@@ -23,7 +23,7 @@ CTEST    := ctest --output-on-failure --timeout 300 -j $(JOBS)
 # build.ninja, and the next make must configure again, not fail on it.
 configure_dir = test -f $(1)/build.ninja || test -f $(1)/Makefile || cmake -S . -B $(1) $(GEN) $(2)
 
-.PHONY: bench-net bench-io deb test-arm64 all deps configure test test-normal test-asan test-tsan test-fuzz fuzz fuzz-build valgrind stress bench bench-full bench-deps demo install clean
+.PHONY: stress-shm bench-shm bench-net bench-io deb test-arm64 all deps configure test test-normal test-asan test-tsan test-fuzz fuzz fuzz-build valgrind stress bench bench-full bench-deps demo install clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -174,6 +174,18 @@ bench-net: deps all
 stress: all test-tsan
 	$(BUILD)/tests/stress --seconds 60 --threads 8
 	TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" $(BUILD)-tsan/tests/stress --seconds 60 --threads 4
+
+# The shared pool (libbytepool_shm), not in make test: 10,000 random
+# consumer kills with the demo (RSS and descriptors sampled), and the
+# benchmark against a UNIX socket, written to bench/results/shm.md.
+SHM_KILLS ?= 10000
+stress-shm: all
+	SAMPLE=1 tests/check_shm_kill.sh $(BUILD)/examples/shm_producer $(BUILD)/examples/shm_consumer $(SHM_KILLS)
+
+bench-shm: all
+	cmake --build $(BUILD) -j $(JOBS) --target shm_bench
+	$(BUILD)/bench/shm_bench --rounds 5 --out bench/results/shm.md
+	cat bench/results/shm.md
 
 # Nothing but a compiler, make and cmake; no root, no test packages. Builds
 # what it runs (the library and the example), not the tests or benchmarks.

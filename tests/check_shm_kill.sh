@@ -8,6 +8,10 @@
 #  2. a producer SIGKILLed mid-run: every consumer exits 0 within 10 s, and
 #     a new producer on the same path serves new consumers;
 #  3. no residue: nothing new in /dev/shm, no process of ours maps the pool.
+# With SAMPLE=1 (make stress-shm) the producer's resident memory and open
+# descriptors are sampled each second during 1: after a 30 s warm-up, the
+# highest RSS in the last tenth of the run must be at most 1.1x the highest
+# in the first tenth plus 8 MiB, and the descriptors at the end those at 30 s.
 #   check_shm_kill.sh PRODUCER CONSUMER [KILLS]
 set -u
 prod="$1"; cons="$2"; kills="${3:-300}"
@@ -36,6 +40,15 @@ start_consumer() { n=$((n + 1)); "$cons" --socket "$sock" --hold-ms 20 2>"$tmp/c
 wait_listen "$sock" 30 || fail "the producer does not listen"
 declare -a pids ids
 for i in 0 1 2 3; do start_consumer $i; done
+if [ "${SAMPLE:-0}" = 1 ]; then
+  # seconds since start, RSS in KiB, open descriptors: one line a second
+  ( t=0; while kill -0 "$p" 2>/dev/null; do
+      rss=$(awk '/^VmRSS/ {print $2}' /proc/$p/status 2>/dev/null)
+      fds=$(ls /proc/$p/fd 2>/dev/null | wc -l)
+      [ -n "$rss" ] && echo "$t $rss $fds"
+      sleep 1; t=$((t + 1)); done ) > "$tmp/samples" &
+  sampler=$!
+fi
 for k in $(seq 1 "$kills"); do
   sleep "0.$(printf '%03d' $((20 + RANDOM % 131)))"
   i=$((RANDOM % 4))
@@ -46,6 +59,19 @@ for k in $(seq 1 "$kills"); do
   rm -f "$tmp/c${ids[$i]}.err"   # killed mid-write: what it said does not count
   start_consumer $i
 done
+if [ "${SAMPLE:-0}" = 1 ]; then
+  kill "$sampler"; wait "$sampler" 2>/dev/null
+  # after the 30 s warm-up: first and last tenth of the samples
+  awk '$1 >= 30' "$tmp/samples" > "$tmp/warm"
+  ns=$(wc -l < "$tmp/warm"); tenth=$(( ns / 10 > 0 ? ns / 10 : 1 ))
+  [ "$ns" -ge 10 ] || fail "only $ns samples after the warm-up: run longer"
+  first=$(head -n "$tenth" "$tmp/warm" | awk 'm < $2 { m = $2 } END { print m }')
+  last=$(tail -n "$tenth" "$tmp/warm" | awk 'm < $2 { m = $2 } END { print m }')
+  fd30=$(head -1 "$tmp/warm" | awk '{print $3}'); fdend=$(tail -1 "$tmp/warm" | awk '{print $3}')
+  echo "rss: highest $first KiB in the first tenth, $last KiB in the last ($ns samples); descriptors $fd30 at 30 s, $fdend at the end"
+  [ "$last" -le $(( first * 11 / 10 + 8192 )) ] || fail "RSS grew: $first -> $last KiB"
+  [ "$fd30" = "$fdend" ] || fail "descriptors $fd30 at 30 s, $fdend at the end"
+fi
 for i in 0 1 2 3; do wait_attached "${pids[$i]}" || fail "consumer ${ids[$i]} never attached"; done
 for i in 0 1 2 3; do kill -TERM "${pids[$i]}"; done
 for i in 0 1 2 3; do

@@ -202,7 +202,7 @@ static int take_all_returns(bp_shm *s) {
 }
 
 static int grant(bp_shm *s, bp_shm_peer to, const void *p, bp_shm_handle *h, opeer **prp) {
-    if (getpid() != s->pid)
+    if (shm_forked(s))
         return EPERM;
     if (ld_rlx(&s->closing))
         return EPIPE;
@@ -215,9 +215,9 @@ static int grant(bp_shm *s, bp_shm_peer to, const void *p, bp_shm_handle *h, ope
     uint64_t off;
     if (!p || !find_buffer(s, p, &dir, &idx, &buf, &off))
         return EINVAL;
+    take_returns(s, pr); /* the sender takes its peer's returns: no wake-up needed */
     if (pr->nheld == pr->cap) {
-        take_returns(s, pr); /* maybe some are back already */
-        if (pr->nheld == pr->cap) {
+        {
             pr->cap_refused++;
             s->st.cap_refused++;
             return ENOBUFS;
@@ -233,7 +233,8 @@ static int grant(bp_shm *s, bp_shm_peer to, const void *p, bp_shm_handle *h, ope
     g->buf = buf;
     g->pos = pr->nheld;
     pr->held[pr->nheld++] = gi;
-    s->total_held++;
+    if (s->total_held++ == 0 && s->threaded)
+        shm_wake(s->wake_fd); /* the service thread sleeps without a timer when none is out */
     SHM_CRASH("owner_grant_before_entry");
     st_rel(&shm_a_grants(pr->a)[gi], shm_entry(g->gen, dir, idx)); /* FREE -> GRANTED */
     pr->granted++;
@@ -244,7 +245,7 @@ static int grant(bp_shm *s, bp_shm_peer to, const void *p, bp_shm_handle *h, ope
 }
 
 bp_shm_handle bp_shm_export(bp_shm *s, bp_shm_peer to, const void *p) {
-    if (!s || !s->owner || getpid() != s->pid) { /* a fork() child: its lock may be held */
+    if (!s || !s->owner || shm_forked(s)) { /* a fork() child: its lock may be held */
         errno = s ? EPERM : EINVAL;
         return 0;
     }
@@ -259,7 +260,7 @@ bp_shm_handle bp_shm_export(bp_shm *s, bp_shm_peer to, const void *p) {
 }
 
 int bp_shm_send(bp_shm *s, bp_shm_peer to, const void *p, size_t len) {
-    if (!s || !s->owner || getpid() != s->pid)
+    if (!s || !s->owner || shm_forked(s))
         return s ? EPERM : EINVAL;
     if (p && len > bp_cap(p))
         return EINVAL;
@@ -551,22 +552,30 @@ static int wait_ms(bp_shm *s, int timeout_ms) {
     return timeout_ms;
 }
 
+/* Returns do not wake the service thread: a busy stream would pay a system
+ * call and a context switch per buffer. Senders take their peer's returns as
+ * they send; the service thread looks at the rings itself while grants are
+ * out, 1 ms after it last found some, backing off to SHM_IDLE_MAX_MS while it
+ * finds none. An owner waiting for returns (a close, or one without a service
+ * thread, which polls bp_shm_fd) asks to be woken by each: `sleeping`. */
+#define SHM_IDLE_MAX_MS 64
+
 int shm_owner_poll(bp_shm *s, int timeout_ms) {
     notes ns = {.n = 0};
     pthread_mutex_lock(&s->mu);
-    /* Say we are about to sleep, then look: a peer that returns after this
-     * sees the flag and wakes us (the same two steps, mirrored). */
-    st_rlx(&s->sup->sleeping, 1);
+    bool wake_me = !s->threaded || ld_rlx(&s->closing);
+    /* Say we want waking, then look: a peer that returns after this sees
+     * the flag and wakes us (the same two steps, mirrored). */
+    st_rlx(&s->sup->sleeping, wake_me);
     atomic_thread_fence(memory_order_seq_cst);
     int done = take_all_returns(s);
     int wait = done || s->stop ? 0 : wait_ms(s, timeout_ms);
+    if (!wake_me && s->total_held && (wait < 0 || wait > s->idle_ms))
+        wait = s->idle_ms;
     pthread_mutex_unlock(&s->mu);
     struct epoll_event ev[32];
     int k = epoll_wait(s->epfd, ev, 32, wait);
     pthread_mutex_lock(&s->mu);
-    /* Without a service thread, every return wakes bp_shm_fd: the program
-     * polls it, and nobody else would look. */
-    st_rlx(&s->sup->sleeping, s->threaded ? 0 : 1);
     for (int i = 0; i < k; i++) {
         uint32_t kind = (uint32_t)(ev[i].data.u64 >> 32), idx = (uint32_t)ev[i].data.u64;
         opeer *pr = idx <= BP_SHM_MAX_PEERS ? &s->peers[idx] : NULL;
@@ -595,7 +604,9 @@ int shm_owner_poll(bp_shm *s, int timeout_ms) {
         }
         done++;
     }
-    done += take_all_returns(s);
+    int back = take_all_returns(s);
+    done += back;
+    s->idle_ms = back ? 1 : s->idle_ms < SHM_IDLE_MAX_MS ? 2 * s->idle_ms : SHM_IDLE_MAX_MS;
     check_detaching(s, &ns);
     pthread_mutex_unlock(&s->mu);
     tell(s, &ns);
@@ -607,7 +618,7 @@ int bp_shm_poll(bp_shm *s, int timeout_ms) {
         errno = EINVAL;
         return -1;
     }
-    if (!s->owner || s->threaded || getpid() != s->pid) {
+    if (!s->owner || s->threaded || shm_forked(s)) {
         errno = EPERM;
         return -1;
     }
@@ -857,6 +868,8 @@ static void teardown(bp_shm *s) {
 size_t shm_owner_shutdown(bp_shm *s, int timeout_ms) {
     pthread_mutex_lock(&s->mu);
     st_rel(&s->closing, true);
+    st_rlx(&s->sup->sleeping, 1); /* from now on every return wakes the owner */
+    shm_wake(s->wake_fd);         /* the service thread takes note at once */
     if (s->listen_fd >= 0) {
         epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listen_fd, NULL);
         close_fd(&s->listen_fd);

@@ -81,10 +81,8 @@ static mseg *mseg_of(bp_shm *s, uintptr_t a) {
 }
 
 static mseg *mseg_dir(bp_shm *s, uint32_t dir) {
-    for (uint32_t i = 0; i < s->nmsegs; i++)
-        if (s->msegs[i].dir == dir)
-            return &s->msegs[i];
-    return NULL;
+    uint32_t i = dir < SHM_DIR_MAX ? s->by_dir[dir] : 0;
+    return i ? &s->msegs[i - 1] : NULL;
 }
 
 /* Directory entry `dir`, checked against the file before anything is
@@ -135,6 +133,8 @@ static mseg *map_dir(bp_shm *s, uint32_t dir, int *err) {
     }
     s->msegs[i] = (mseg){(uintptr_t)base, bytes, e.size, e.stride, dir, e.nslots, kept};
     s->nmsegs++;
+    for (uint32_t k = i; k < s->nmsegs; k++) /* those after it moved up one */
+        s->by_dir[s->msegs[k].dir] = k + 1;
     return &s->msegs[i];
 }
 
@@ -185,7 +185,7 @@ static void *import_locked(bp_shm *s, bp_shm_handle h, int *err) {
 }
 
 void *bp_shm_import(bp_shm *s, bp_shm_handle h) {
-    if (!s || s->owner || getpid() != s->pid) {
+    if (!s || s->owner || shm_forked(s)) {
         errno = !s ? EINVAL : EPERM;
         return NULL;
     }
@@ -236,8 +236,33 @@ static void read_socket(bp_shm *s) {
     }
 }
 
+/* Before it sleeps, a receiver watches the ring for a while (lock
+ * dropped): in a busy stream the next delivery is microseconds away, and
+ * a sleep costs the sender an eventfd write and the receiver a wake-up. */
+#define SHM_SPIN_NS 50000
+
+static bool spin(bp_shm *s, uint64_t head, uint64_t deadline) {
+    pthread_mutex_unlock(&s->mu);
+    uint64_t until = shm_now_ns() + SHM_SPIN_NS;
+    if (until > deadline)
+        until = deadline;
+    bool got = false;
+    for (unsigned i = 1; !got; i++) {
+        got = ld_acq(&s->a->del_tail) != head;
+        if (!got && (i & 63) == 0 && shm_now_ns() >= until)
+            break;
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ volatile("yield");
+#endif
+    }
+    pthread_mutex_lock(&s->mu);
+    return got;
+}
+
 void *bp_shm_recv(bp_shm *s, size_t *len, int timeout_ms) {
-    if (!s || timeout_ms < -1 || s->owner || getpid() != s->pid) {
+    if (!s || timeout_ms < -1 || s->owner || shm_forked(s)) {
         errno = !s || timeout_ms < -1 ? EINVAL : EPERM;
         return NULL;
     }
@@ -270,6 +295,8 @@ void *bp_shm_recv(bp_shm *s, size_t *len, int timeout_ms) {
             errno = err;
             return NULL;
         }
+        if (spin(s, h, deadline))
+            continue; /* a delivery came while we looked: no system call */
         st_rlx(&s->b->sleeping, 1);
         atomic_thread_fence(memory_order_seq_cst); /* against the owner's publish */
         if (ld_acq(&s->a->del_tail) != h) {
@@ -378,7 +405,8 @@ static int mirror_new(bp_shm *s) {
     pc.backing = &b;
     s->mirror = bp_pool_new(&pc);
     s->imported = calloc(s->cap, sizeof(uint32_t));
-    return s->mirror && s->imported ? 0 : ENOMEM;
+    s->by_dir = calloc(SHM_DIR_MAX, sizeof(uint32_t));
+    return s->mirror && s->imported && s->by_dir ? 0 : ENOMEM;
 }
 
 bp_shm *bp_shm_attach_sized(const char *path, const bp_shm_config *cfg, size_t cfg_size) {
@@ -437,7 +465,7 @@ bp_shm *bp_shm_attach_sized(const char *path, const bp_shm_config *cfg, size_t c
 /* Says goodbye (the owner then sweeps whatever is left, which is nothing
  * when every reference went) and frees the peer's end. */
 static void detach(bp_shm *s) {
-    if (s->sock >= 0 && s->a && getpid() == s->pid) {
+    if (s->sock >= 0 && s->a && !shm_forked(s)) {
         shm_msg m = {.kind = MSG_BYE, .version = SHM_VERSION, .magic = SHM_MAGIC};
         shm_send_msg(s->sock, &m, NULL, 0);
     }
@@ -449,6 +477,7 @@ static void detach(bp_shm *s) {
         free((void *)s->msegs[i].kept);
     free(s->msegs);
     free(s->imported);
+    free(s->by_dir);
     if (s->a)
         munmap(s->a, s->a_bytes);
     if (s->b)

@@ -53,12 +53,20 @@ int shm_config(bp_shm_config *out, const bp_shm_config *cfg, size_t size) {
     return 0;
 }
 
+_Atomic unsigned shm_forks;
+static void forked(void) { atomic_fetch_add(&shm_forks, 1); }
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void atfork_register(void) { pthread_atfork(NULL, NULL, forked); }
+
 bp_shm *shm_alloc(bool owner) {
+    pthread_once(&atfork_once, atfork_register);
     bp_shm *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    s->fork_gen = ld_rlx(&shm_forks);
     s->owner = owner;
     s->pid = getpid();
+    s->idle_ms = 1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->dir_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -116,7 +124,7 @@ int bp_shm_stats_sized(bp_shm *s, bp_shm_stats *out, size_t out_size) {
 }
 
 size_t bp_shm_shutdown(bp_shm *s, int timeout_ms) {
-    if (!s || !s->owner || getpid() != s->pid || timeout_ms < -1) {
+    if (!s || !s->owner || shm_forked(s) || timeout_ms < -1) {
         errno = !s || timeout_ms < -1 ? EINVAL : EPERM;
         return 0;
     }
@@ -124,7 +132,7 @@ size_t bp_shm_shutdown(bp_shm *s, int timeout_ms) {
 }
 
 size_t bp_shm_close(bp_shm *s, int timeout_ms) {
-    if (!s || getpid() != s->pid)
+    if (!s || shm_forked(s))
         return 0; /* a fork() child's copy is the parent's: nothing to end here */
     return s->owner ? shm_owner_close(s, timeout_ms) : shm_peer_close(s);
 }

@@ -52,7 +52,8 @@ typedef struct shm_super {
     uint32_t version, page;
     uint64_t dir_off, data_off; /* the directory; the first segment's pages */
     _Alignas(64) _Atomic uint64_t ndir;     /* entries published: each before the count */
-    _Alignas(64) _Atomic uint32_t sleeping; /* the owner's service thread is about to wait */
+    _Alignas(64) _Atomic uint32_t sleeping; /* wake the owner on every return: it waits for
+                                               them (a close, or no service thread) */
 } shm_super;
 
 /* ---- a peer's files ------------------------------------------------------------ */
@@ -210,7 +211,8 @@ typedef struct mseg { /* peer: one mapped segment */
 
 struct bp_shm {
     bool owner;
-    pid_t pid; /* the process that made it: a fork() child is refused */
+    pid_t pid;         /* the process that made it */
+    unsigned fork_gen; /* shm_forks then: a fork() child is refused (shm_forked) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bp_shm_config cfg;
@@ -236,6 +238,7 @@ struct bp_shm {
     uint64_t total_held;
     pthread_t thread;
     bool threaded, stop, orphan; /* orphan: closed with grants out; the thread ends it */
+    int idle_ms;                 /* the service thread's next look at the return rings */
     bp_shm_stats st;
 
     /* peer */
@@ -247,11 +250,18 @@ struct bp_shm {
     bp_pool *mirror;
     mseg *msegs; /* by base address */
     uint32_t nmsegs, msegs_cap;
+    uint32_t *by_dir;   /* per directory index: its msegs[] index + 1, 0: not mapped */
     uint32_t *imported; /* per grant index: the generation imported + 1 */
     uint64_t ret_tail;  /* private copy of b->ret_tail (writes under mu) */
     bool owner_gone;
     uint64_t held_refs; /* buffers with a kept grant */
 };
+
+/* fork() children seen by this process (shm.c's atfork handler): a handle
+ * made before the last one is its parent's. A load, where getpid() is a
+ * system call (glibc caches it no more). */
+extern _Atomic unsigned shm_forks SHM_HIDDEN;
+static inline bool shm_forked(const bp_shm *s) { return ld_rlx(&shm_forks) != s->fork_gen; }
 
 /* owner.c / peer.c, for shm.c */
 SHM_HIDDEN size_t shm_owner_close(bp_shm *s, int timeout_ms);
