@@ -111,10 +111,12 @@ valgrind: deps
 
 # libFuzzer against the reference models: fuzz_ops (the core) for
 # FUZZ_SECONDS, fuzz_uring (the buffer ring's state machine, when liburing
-# is there) for FUZZ_URING_SECONDS. make test runs a 60-second smoke of the
-# two; make fuzz a long run. New inputs go to build-fuzz.
+# is there) for FUZZ_URING_SECONDS, fuzz_shm (the shared pool's counting,
+# peers dying at any step) for FUZZ_SHM_SECONDS. make test runs an 80-second
+# smoke of the three; make fuzz a long run. New inputs go to build-fuzz.
 FUZZ_SECONDS ?= 600
 FUZZ_URING_SECONDS ?= 300
+FUZZ_SHM_SECONDS ?= 300
 fuzz-build:
 	@export CC=clang; $(call configure_dir,$(BUILD)-fuzz,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBP_FUZZ=ON \
 	  -DBP_BUILD_TESTS=OFF -DBP_BUILD_EXAMPLES=OFF "-DBP_SANITIZE=fuzzer-no-link$(,)address$(,)undefined")
@@ -122,6 +124,7 @@ fuzz-build:
 	@if cmake --build $(BUILD)-fuzz --target help 2>/dev/null | grep -q fuzz_uring; then \
 	  cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_uring; \
 	else echo "liburing not found: fuzz_uring is not built"; fi
+	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_shm
 
 # One fuzzer run: $(1) target, $(2) seconds, $(3) seed corpus.
 fuzz_run = mkdir -p $(BUILD)-fuzz/corpus-$(1) && rc=0; \
@@ -134,9 +137,10 @@ fuzz: deps fuzz-build
 	@$(call fuzz_run,fuzz_ops,$(FUZZ_SECONDS),fuzz/corpus)
 	@if [ -x $(BUILD)-fuzz/fuzz/fuzz_uring ]; then \
 	  $(call fuzz_run,fuzz_uring,$(FUZZ_URING_SECONDS),fuzz/corpus-uring); fi
+	@$(call fuzz_run,fuzz_shm,$(FUZZ_SHM_SECONDS),fuzz/corpus-shm)
 
 test-fuzz: fuzz-build
-	$(MAKE) fuzz FUZZ_SECONDS=45 FUZZ_URING_SECONDS=15
+	$(MAKE) fuzz FUZZ_SECONDS=45 FUZZ_URING_SECONDS=15 FUZZ_SHM_SECONDS=20
 
 # Benchmarks against the peers (installs them as make test installs its
 # packages). bench: ~2 minutes; bench-full: more rounds, longer cells.

@@ -933,6 +933,36 @@ static void owner_crash_points(void **state) {
     owner_crash_at("owner_return_before_free", 1);  /* a return read, its grant not freed */
 }
 
+/* The model of tests/shm_model.h (fuzz_shm's) over the seed corpus and
+ * pseudo-random steps: peers attached from this process, killed between
+ * steps and at crash points, every count checked after every step. */
+#ifdef BP_SHM_CRASHPOINTS
+#define MODEL_CHECK(cond) assert_true(cond)
+#include "shm_model.h"
+#endif
+
+static void model_steps(void **state) {
+    (void)state;
+    NEED_SHM();
+#ifndef BP_SHM_CRASHPOINTS
+    printf("skip: built without BP_SHM_CRASHPOINTS\n");
+    skip();
+#else
+    unsigned char buf[600];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int run = 0; run < 40; run++) {
+        for (size_t i = 0; i < sizeof buf; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[i] = (unsigned char)x;
+            if (i % 3 == 0 && i < 9) /* attach three peers first */
+                buf[i] = 9, buf[i + 2] = (unsigned char)(i / 3);
+        }
+        model_bytes in = {buf, sizeof buf, 0};
+        model_run(&in);
+    }
+#endif
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_DFL); /* the library must never raise it: a test would die of it */
     const struct CMUnitTest tests[] = {
@@ -953,6 +983,7 @@ int main(void) {
         cmocka_unit_test(crash_between_last_release_and_return),
         cmocka_unit_test(crash_before_a_return_is_published),
         cmocka_unit_test(owner_crash_points),
+        cmocka_unit_test(model_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -939,3 +939,14 @@ size_t shm_owner_close(bp_shm *s, int timeout_ms) {
     teardown(s);
     return 0;
 }
+
+#ifdef BP_SHM_CRASHPOINTS
+void shm_test_peer_died(bp_shm *s, bp_shm_peer peer) {
+    uint32_t slot = peer & 63;
+    pthread_mutex_lock(&s->mu);
+    if (slot && slot <= s->cfg.max_peers && s->peers[slot].gen == peer >> 6 &&
+        s->peers[slot].state != PEER_FREE)
+        peer_gone(s, slot, false, NULL);
+    pthread_mutex_unlock(&s->mu);
+}
+#endif

@@ -274,7 +274,13 @@ static void crash_arm(void) {
     crash_at = strtol(colon + 1, NULL, 10);
 }
 
+void (*shm_crash_hook)(const char *name);
+
 void shm_crash_point(const char *name) {
+    if (shm_crash_hook) {
+        shm_crash_hook(name);
+        return;
+    }
     if (crash_at > 0 && !strcmp(name, crash_name) && atomic_fetch_add(&crash_seen, 1) + 1 == crash_at)
         raise(SIGKILL);
 }

@@ -163,6 +163,14 @@ SHM_HIDDEN bool shm_maps_inode(pid_t pid, uint64_t dev, uint64_t ino); /* /proc/
 /* crash.c: BP_SHM_CRASHPOINTS builds, BYTEPOOL_SHM_CRASH=point:n */
 #ifdef BP_SHM_CRASHPOINTS
 SHM_HIDDEN void shm_crash_point(const char *name);
+/* fuzz_shm's: called at every point instead of the environment's kill, so a
+ * peer in the fuzzer's own process "dies" there (it longjmps out). */
+extern void (*shm_crash_hook)(const char *name) SHM_HIDDEN;
+/* Test hooks (tests/shm_model.h): the owner hears that a peer died; a peer's
+ * end stops touching shared memory and lets go of its lock, as a killed
+ * process would. */
+SHM_HIDDEN void shm_test_peer_died(bp_shm *s, bp_shm_peer peer);
+SHM_HIDDEN void shm_test_abandon(bp_shm *s);
 #define SHM_CRASH(name) shm_crash_point(name)
 #else
 #define SHM_CRASH(name) ((void)0)
@@ -255,6 +263,7 @@ struct bp_shm {
     uint64_t ret_tail;  /* private copy of b->ret_tail (writes under mu) */
     bool owner_gone;
     uint64_t held_refs; /* buffers with a kept grant */
+    _Atomic bool dead;  /* test builds: abandoned, as if killed (shm_test_abandon) */
 };
 
 /* fork() children seen by this process (shm.c's atfork handler): a handle
