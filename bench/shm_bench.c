@@ -374,19 +374,23 @@ int main(int argc, char **argv) {
         fprintf(f, "| %zu B | %.0f | %.0f | %.1fx |\n", sizes[z], a, b, b / a);
     }
     double pm = median(ps, rounds), km = median(pk, rounds);
-    fprintf(f, "\nPing-pong, receiver asleep between records (64 B, answer on a pipe/socket; ns per "
-               "round trip): shm %.0f, UNIX stream %.0f (%.2fx).\n",
+    fprintf(f,
+            "\nPing-pong, receiver asleep between records (64 B, answer on a pipe/socket; ns per "
+            "round trip): shm %.0f, UNIX stream %.0f (%.2fx).\n",
             pm, km, km / pm);
-    fprintf(f, "\nSweep, a consumer holding 1,000 grants SIGKILLed 20 times (ms): death event to last "
-               "grant released median %.3f, max %.3f; kill() to every buffer back median %.3f, max "
-               "%.3f.\n",
+    fprintf(f,
+            "\nSweep, a consumer holding 1,000 grants SIGKILLed 20 times (ms): death event to last "
+            "grant released median %.3f, max %.3f; kill() to every buffer back median %.3f, max "
+            "%.3f.\n",
             median(ev, 20), evmax, median(kl, 20), klmax);
     double gpm = median(gp, rounds), gsm = median(gs, rounds);
-    fprintf(f, "\nOwner cost, bp_get + bp_put of 4 KiB (ns): shared pool %.2f, private pool %.2f "
-               "(%.2fx).\n",
+    fprintf(f,
+            "\nOwner cost, bp_get + bp_put of 4 KiB (ns): shared pool %.2f, private pool %.2f "
+            "(%.2fx).\n",
             gsm, gpm, gsm / gpm);
-    fprintf(f, "\nTargets: 64 KiB hand-off >= 10x the socket (%.1fx: %s); sweep median < 10 ms "
-               "(%s); owner get+put <= 1.1x private (%s).\n",
+    fprintf(f,
+            "\nTargets: 64 KiB hand-off >= 10x the socket (%.1fx: %s); sweep median < 10 ms "
+            "(%s); owner get+put <= 1.1x private (%s).\n",
             ratio64k, ratio64k >= 10 ? "met" : "missed", median(ev, 20) < 10 ? "met" : "missed",
             gsm / gpm <= 1.1 ? "met" : "missed");
     if (f != stdout)

@@ -100,6 +100,10 @@ int main(int argc, char **argv) {
             bp_shm_close(s, 0);
             return 2;
         }
+        if (verbose) { /* the port, for a caller that asked for port 0 */
+            printf("http %u\n", bp_http_port(server));
+            fflush(stdout);
+        }
     }
 #else
     if (http) {

@@ -53,8 +53,9 @@ typedef uint32_t bp_shm_peer;   /* slot 1..63 in the low 6 bits, the slot's gene
 /* on_peer events */
 #define BP_SHM_ATTACHED 1 /* a peer attached */
 #define BP_SHM_DETACHED 2 /* it detached in order (bp_shm_close, or its last release after) */
-#define BP_SHM_DIED 3     /* it died, or closed the socket and no longer maps the pool;
-                             its grants were swept */
+#define BP_SHM_DIED                                                                                \
+    3 /* it died, or closed the socket and no longer maps the pool;                                \
+         its grants were swept */
 
 typedef struct bp_shm_config {
     unsigned max_peers; /* owner: 1..63; 0: 16 */
@@ -93,8 +94,8 @@ typedef struct bp_shm_stats { /* owner and peer (fields that do not apply are 0)
  * (bad path or config; bp_config_error says why for pool_cfg), EADDRINUSE
  * (a live owner listens there), EACCES, ENOMEM, ENOSYS (no memfd or pidfd),
  * or another errno of socket, bind or memfd_create. Thread-safe. */
-BP_API bp_shm *bp_shm_create_sized(const char *path, const bp_config *pool_cfg, size_t pool_cfg_size,
-                                   const bp_shm_config *cfg, size_t cfg_size);
+BP_API bp_shm *bp_shm_create_sized(const char *path, const bp_config *pool_cfg,
+                                   size_t pool_cfg_size, const bp_shm_config *cfg, size_t cfg_size);
 #define bp_shm_create(path, pool_cfg, cfg)                                                         \
     bp_shm_create_sized((path), (pool_cfg), sizeof(bp_config), (cfg), sizeof(bp_shm_config))
 

@@ -62,8 +62,20 @@ static bp_shm_peer ev_wait(int event, int n) {
 /* ---- the agent: a peer process driven over pipes ---------------------------------- */
 
 enum {
-    OP_ATTACH = 1, OP_RECV, OP_IMPORT, OP_RELEASE, OP_REFCOUNT, OP_CLOSE, OP_WRITE,
-    OP_FORK, OP_EXEC, OP_STATS, OP_CRASH, OP_EXIT, OP_RETAIN, OP_IMPORT_ERR
+    OP_ATTACH = 1,
+    OP_RECV,
+    OP_IMPORT,
+    OP_RELEASE,
+    OP_REFCOUNT,
+    OP_CLOSE,
+    OP_WRITE,
+    OP_FORK,
+    OP_EXEC,
+    OP_STATS,
+    OP_CRASH,
+    OP_EXIT,
+    OP_RETAIN,
+    OP_IMPORT_ERR
 };
 typedef struct cmd {
     int op;
@@ -81,7 +93,7 @@ typedef struct agent {
 
 static char path[108];
 static const char *crash_points[] = {
-    "peer_attach_after_hello", "peer_attach_after_map", "peer_recv_after_take",
+    "peer_attach_after_hello", "peer_attach_after_map",      "peer_recv_after_take",
     "peer_import_after_claim", "peer_release_before_return", "peer_return_before_publish",
 };
 
@@ -326,8 +338,10 @@ static void attach_and_detach(void **state) {
     bp_shm_peer again = ev_wait(BP_SHM_ATTACHED, 2);
     assert_int_equal(again & 63, 1);
     assert_int_not_equal(again, peer);
-    assert_int_equal(bp_shm_export(s, peer, filled(s, 100, 1)), 0); /* the old id: gone */
+    void *a = filled(s, 100, 1);
+    assert_int_equal(bp_shm_export(s, peer, a), 0); /* the old id: gone */
     assert_int_equal(errno, ENOENT);
+    bp_put(bp_shm_pool(s), a);
     call(&h, OP_EXIT, 0, 0);
     agent_end(&h);
     ev_wait(BP_SHM_DIED, 1);
@@ -361,8 +375,8 @@ static void send_recv_import_and_interior(void **state) {
     assert_int_equal(r.y, 0xfeed);
     r = call(&g, OP_REFCOUNT, 1, 0);
     assert_int_equal(r.r, 1);
-    assert_int_equal(r.x, 8192 - 100); /* bp_cap from the pointer */
-    assert_int_equal(r.y, 100);        /* bp_base finds the start */
+    assert_int_equal(r.x, 8192 - 100);                     /* bp_cap from the pointer */
+    assert_int_equal(r.y, 100);                            /* bp_base finds the start */
     assert_int_equal(call(&g, OP_WRITE, 1, 0).r, SIGSEGV); /* read-only */
     assert_int_equal(stats(s).held, 2);
     /* retain and release in the peer stay in the peer */
@@ -380,7 +394,7 @@ static void send_recv_import_and_interior(void **state) {
     assert_int_equal(bp_refcount(a), 1);
     assert_int_equal(bp_refcount(b), 1);
     r = call(&g, OP_STATS, 0, 0);
-    assert_int_equal(r.x, 2);              /* imported */
+    assert_int_equal(r.x, 2);                /* imported */
     assert_int_equal(r.y, (0ull << 32) | 2); /* none surplus, two released */
     assert_int_equal(bp_put(bp_shm_pool(s), a), 0);
     assert_int_equal(bp_put(bp_shm_pool(s), b), 0);
@@ -406,7 +420,7 @@ static void two_grants_of_one_buffer(void **state) {
     assert_int_equal(call(&g, OP_IMPORT, h1, 0).r, 0);
     assert_int_equal(call(&g, OP_IMPORT, h2, 0).r, 1);
     assert_int_equal(call(&g, OP_REFCOUNT, 0, 0).r, 2); /* one buffer, two references */
-    wait_held(s, 1);                                     /* the second came back at once */
+    wait_held(s, 1);                                    /* the second came back at once */
     assert_int_equal(bp_refcount(a), 2);
     /* a handle is imported once */
     reply r = call(&g, OP_IMPORT_ERR, h1, 0);
@@ -482,7 +496,7 @@ static void refusals(void **state) {
     /* owner side */
     assert_int_equal(bp_shm_send(s, peer, foreign, 8), EINVAL);
     assert_int_equal(bp_shm_send(s, peer, NULL, 8), EINVAL);
-    assert_int_equal(bp_shm_send(s, peer, p, 513), EINVAL); /* past the buffer */
+    assert_int_equal(bp_shm_send(s, peer, p, 513), EINVAL);    /* past the buffer */
     assert_int_equal(bp_shm_send(s, peer + 64, p, 8), ENOENT); /* another generation */
     assert_int_equal(bp_shm_send(s, 2, p, 8), ENOENT);         /* a free slot */
     assert_int_equal(bp_shm_send(s, 9, p, 8), ENOENT);         /* past max_peers */
@@ -559,6 +573,33 @@ static void refusals(void **state) {
     assert_int_equal(r.err, ECONNREFUSED);
     call(&g4, OP_EXIT, 0, 0);
     agent_end(&g4);
+}
+
+/* Another user's process is refused (SO_PEERCRED), whatever the socket's
+ * mode: an abstract name has none. Needs root to become another user. */
+static void another_user_is_refused(void **state) {
+    (void)state;
+    NEED_SHM();
+    if (geteuid() != 0) {
+        printf("skip: not root: cannot run a peer as another user\n");
+        skip();
+    }
+    bp_shm *s = owner(0, 0, 0);
+    fflush(NULL);
+    pid_t c = fork();
+    if (c == 0) {
+        default_signals();
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(10);
+        bp_shm *p = bp_shm_attach(path, NULL);
+        _exit(p ? 11 : errno == EACCES ? 0 : 12);
+    }
+    int st;
+    waitpid(c, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(stats(s).attached, 0);
+    assert_int_equal(bp_shm_close(s, WAIT_MS), 0);
 }
 
 static void owner_close_with_grants_out(void **state) {
@@ -928,7 +969,7 @@ static void owner_crash_at(const char *point, int n) {
 static void owner_crash_points(void **state) {
     (void)state;
     NEED_SHM();
-    owner_crash_at("owner_grant_before_entry", 2); /* the second grant never published */
+    owner_crash_at("owner_grant_before_entry", 2);  /* the second grant never published */
     owner_crash_at("owner_send_before_publish", 3); /* the third delivery never published */
     owner_crash_at("owner_return_before_free", 1);  /* a return read, its grant not freed */
 }
@@ -963,14 +1004,27 @@ static void model_steps(void **state) {
 #endif
 }
 
+/* What /dev/shm holds, one name per line (the library must add nothing). */
+static char *dev_shm(void) {
+    FILE *f = popen("ls /dev/shm 2>/dev/null | sort", "r");
+    static char buf[1 << 16];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f)
+        pclose(f);
+    return strdup(buf);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_DFL); /* the library must never raise it: a test would die of it */
+    char *before = dev_shm();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(attach_and_detach),
         cmocka_unit_test(send_recv_import_and_interior),
         cmocka_unit_test(two_grants_of_one_buffer),
         cmocka_unit_test(cap_and_enobufs),
         cmocka_unit_test(refusals),
+        cmocka_unit_test(another_user_is_refused),
         cmocka_unit_test(owner_close_with_grants_out),
         cmocka_unit_test(owner_death),
         cmocka_unit_test(fork_child_is_detached),
@@ -985,5 +1039,28 @@ int main(void) {
         cmocka_unit_test(owner_crash_points),
         cmocka_unit_test(model_steps),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    /* No residue: nothing new in /dev/shm; every process this test started
+     * was waited for, and this one maps no pool any more. */
+    char *after = dev_shm();
+    int residue = strcmp(before, after) != 0;
+    if (residue)
+        fprintf(stderr, "residue in /dev/shm:\n%s\n(before:\n%s)\n", after, before);
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[512];
+    while (maps && fgets(line, sizeof line, maps))
+        if (strstr(line, "memfd:bytepool-shm")) {
+            fprintf(stderr, "still mapped: %s", line);
+            residue = 1;
+        }
+    if (maps)
+        fclose(maps);
+    int st;
+    if (waitpid(-1, &st, WNOHANG) != -1 || errno != ECHILD) {
+        fprintf(stderr, "a child process was left\n");
+        residue = 1;
+    }
+    free(before);
+    free(after);
+    return failed || residue;
 }

@@ -234,9 +234,10 @@ struct bp_tld {
 #define BPF_CHECKED 0x2u
 #define BPF_PRESSURE 0x4u /* at the memory budget: caches bypassed, every buffer shared */
 #define BPF_WIPE 0x10u    /* BP_WIPE: every final release clears the buffer (home.c) */
-#define BPF_ADOPTED 0x20u  /* BP_ADOPTED: segments the program mapped; no gets, no writes */
-#define BPF_DETACHED 0x40u /* a backed or adopted pool in a fork() child (fork.c): no gets,
-                              final releases do nothing, no page goes back */
+#define BPF_ADOPTED 0x20u /* BP_ADOPTED: segments the program mapped; no gets, no writes */
+#define BPF_DETACHED                                                                               \
+    0x40u /* a backed or adopted pool in a fork() child (fork.c): no gets,                         \
+             final releases do nothing, no page goes back */
 #define BPF_SLOW (BPF_DEAD | BPF_CHECKED | BPF_PRESSURE | BPF_WIPE | BPF_ADOPTED | BPF_DETACHED)
 #define BPF_STRICT 0x8u    /* BP_STRICT_LEN */
 #define BP_PRESSURE_MS 100 /* caches stay bypassed this long after a budget refusal */
@@ -292,7 +293,7 @@ struct bp_pool {
     void *error_ctx;
     void (*on_segment)(void *ctx, void *base, size_t len, int event); /* (lock held) */
     void *segment_ctx;
-    bp_backing backing; /* map == NULL and not BPF_ADOPTED: the library's own memory */
+    bp_backing backing;        /* map == NULL and not BPF_ADOPTED: the library's own memory */
     bp_leaks leaks;            /* OFF, SAMPLE or ALL */
     struct bp_leak **leak_tab; /* sampled live buffers, by address (lock) */
     size_t leak_cap, leak_n;
@@ -553,10 +554,10 @@ BP_HIDDEN _Noreturn void bp__abort(const char *fmt, ...);
 BP_HIDDEN void *bp__resv_alloc(size_t bytes, bool *refused);
 BP_HIDDEN bool bp__resv_owns(const void *p);
 BP_HIDDEN void bp__resv_publish(bp_seg *seg);
-BP_HIDDEN void bp__resv_free(bp_seg *seg); /* unpublishes, returns the pages */
+BP_HIDDEN void bp__resv_free(bp_seg *seg);   /* unpublishes, returns the pages */
 BP_HIDDEN void bp__resv_forget(bp_seg *seg); /* unpublishes; the extent never serves again */
-BP_HIDDEN size_t bp__resv_reserved(void);  /* bytes of address space reserved */
-BP_HIDDEN void bp__resv_lock(void);        /* fork */
+BP_HIDDEN size_t bp__resv_reserved(void);    /* bytes of address space reserved */
+BP_HIDDEN void bp__resv_lock(void);          /* fork */
 BP_HIDDEN void bp__resv_unlock(void);
 
 /* segmap.c */

@@ -98,7 +98,8 @@ static bool under_pressure(bp_pool *pool) {
     if (bp__os_now_ms() >= ld_rlx(&pool->pressure_until_ms)) {
         bp__pool_lock(pool);
         bool end = !pool->waiters && bp__os_now_ms() >= ld_rlx(&pool->pressure_until_ms);
-        if (end && (atomic_fetch_and(&pool->flags, ~BPF_PRESSURE) & (BPF_SLOW & ~BPF_PRESSURE)) == 0)
+        if (end &&
+            (atomic_fetch_and(&pool->flags, ~BPF_PRESSURE) & (BPF_SLOW & ~BPF_PRESSURE)) == 0)
             bp__tc_serve(pool, true);
         bp__pool_unlock(pool);
         if (end)

@@ -478,9 +478,14 @@ static void hello(bp_shm *s, int i, notes *ns) {
             err = errno;
     }
     if (!err) {
-        shm_msg w = {.kind = MSG_WELCOME, .version = SHM_VERSION, .slot = slot, .gen = pr->gen,
-                     .cap = pr->cap, .page = (uint32_t)sysconf(_SC_PAGESIZE),
-                     .a_bytes = shm_a_bytes(pr->cap), .b_bytes = shm_b_bytes(pr->cap),
+        shm_msg w = {.kind = MSG_WELCOME,
+                     .version = SHM_VERSION,
+                     .slot = slot,
+                     .gen = pr->gen,
+                     .cap = pr->cap,
+                     .page = (uint32_t)sysconf(_SC_PAGESIZE),
+                     .a_bytes = shm_a_bytes(pr->cap),
+                     .b_bytes = shm_b_bytes(pr->cap),
                      .magic = SHM_MAGIC};
         int out[5] = {ro_pool, ro_a, pr->fd_b, pr->efd, s->wake_fd};
         if (shm_send_msg(sock, &w, out, 5) != 0)
@@ -825,8 +830,8 @@ size_t bp_shm_peers_sized(bp_shm *s, bp_shm_peer_stats *out, size_t max, size_t 
         if (pr->state != PEER_LIVE && pr->state != PEER_DETACHING)
             continue;
         if (n < max) {
-            bp_shm_peer_stats ps = {peer_id(s, i), pr->pid, pr->nheld, pr->granted, pr->returned,
-                                    pr->swept, pr->cap_refused, pr->bad_returns};
+            bp_shm_peer_stats ps = {peer_id(s, i), pr->pid,   pr->nheld,       pr->granted,
+                                    pr->returned,  pr->swept, pr->cap_refused, pr->bad_returns};
             memset((char *)out + n * elem_size, 0, elem_size);
             memcpy((char *)out + n * elem_size, &ps, sizeof ps);
         }

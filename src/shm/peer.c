@@ -268,7 +268,8 @@ void *bp_shm_recv(bp_shm *s, size_t *len, int timeout_ms) {
         errno = !s || timeout_ms < -1 ? EINVAL : EPERM;
         return NULL;
     }
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t deadline =
+        timeout_ms < 0 ? UINT64_MAX : shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
     pthread_mutex_lock(&s->mu);
     for (;;) {
         uint64_t h = ld_rlx(&s->b->del_head), t = ld_acq(&s->a->del_tail);
@@ -422,7 +423,9 @@ bp_shm *bp_shm_attach_sized(const char *path, const bp_shm_config *cfg, size_t c
     }
     if (!err) {
         int pidfd = shm_pidfd_self();
-        shm_msg m = {.kind = MSG_HELLO, .version = SHM_VERSION, .pid = (int32_t)getpid(),
+        shm_msg m = {.kind = MSG_HELLO,
+                     .version = SHM_VERSION,
+                     .pid = (int32_t)getpid(),
                      .magic = SHM_MAGIC};
         err = pidfd < 0 ? (errno == ENOSYS ? ENOSYS : errno) : shm_send_msg(s->sock, &m, &pidfd, 1);
         if (pidfd >= 0)

@@ -140,22 +140,23 @@ size_t bp_shm_close(bp_shm *s, int timeout_ms) {
 /* ---- exports ------------------------------------------------------------------ */
 
 #define SHM_FIELDS(X)                                                                              \
-    X(peers, 0, "live peers")                                                                      \
-    X(attached, 1, "peers attached")                                                               \
-    X(detached, 1, "peers detached in order")                                                      \
-    X(died, 1, "peers that died")                                                                  \
-    X(sweeps, 1, "sweeps of a gone peer's grants")                                                 \
-    X(last_sweep_ns, 0, "nanoseconds the last sweep took from the death event")                    \
-    X(max_sweep_ns, 0, "nanoseconds the longest sweep took")                                       \
-    X(granted, 1, "grants given to peers")                                                         \
-    X(returned, 1, "grants returned by peers")                                                     \
-    X(swept, 1, "grants taken back from gone peers")                                               \
-    X(held, 0, "grants out now")                                                                   \
-    X(cap_refused, 1, "grants refused at a peer's cap")                                            \
-    X(bad_returns, 1, "returns refused: stale, duplicate or made up")                              \
-    X(imported, 1, "grants a peer imported")                                                       \
-    X(surplus_returned, 1, "grants a peer returned at once (it held the buffer)")                  \
-    X(released, 1, "kept grants a peer returned on its last release")
+    X(peers, peers, 0, "live peers")                                                               \
+    X(attached, attached, 1, "peers attached")                                                     \
+    X(detached, detached, 1, "peers detached in order")                                            \
+    X(died, died, 1, "peers that died")                                                            \
+    X(sweeps, sweeps, 1, "sweeps of a gone peer's grants")                                         \
+    X(last_sweep_ns, none, 0, "nanoseconds the last sweep took from the death event")              \
+    X(max_sweep_ns, none, 0, "nanoseconds the longest sweep took")                                 \
+    X(granted, granted, 1, "grants given to peers")                                                \
+    X(returned, returned, 1, "grants returned by peers")                                           \
+    X(swept, swept, 1, "grants taken back from gone peers")                                        \
+    X(held, held, 0, "grants out now")                                                             \
+    X(cap_refused, cap_refused, 1, "grants refused at a peer's cap")                               \
+    X(bad_returns, bad_returns, 1, "returns refused: stale, duplicate or made up")                 \
+    X(imported, imported, 1, "grants a peer imported")                                             \
+    X(surplus_returned, surplus_returned, 1,                                                       \
+      "grants a peer returned at once (it held the buffer)")                                       \
+    X(released, released, 1, "kept grants a peer returned on its last release")
 
 #define PEER_FIELDS(X)                                                                             \
     X(held, 0, "grants this peer holds")                                                           \
@@ -179,7 +180,7 @@ static char *shm_json(void *ctx) {
         return NULL;
 #define PUT(...) n += (size_t)snprintf(out + n, cap - n, __VA_ARGS__)
     PUT("{\"shm\":{\"role\":\"%s\"", s->owner ? "owner" : "peer");
-#define J(f, c, h) PUT(",\"" #f "\":%" PRIu64, st.f);
+#define J(f, n, c, h) PUT(",\"" #f "\":%" PRIu64, st.f);
     SHM_FIELDS(J)
 #undef J
     PUT(",\"peer_list\":[");
@@ -219,9 +220,10 @@ static size_t shm_metrics(void *ctx, bp_metric *out, size_t cap) {
     pthread_mutex_lock(&s->mu);
     stats_locked(s, &st);
     pthread_mutex_unlock(&s->mu);
-#define M(f, c, h)                                                                                 \
-    if (n < cap)                                                                                   \
-        out[n++] = (bp_metric){"shm_" #f, h, c, st.f};
+    /* (the sweep times, in nanoseconds, are not Prometheus' base unit: JSON only) */
+#define M(f, name, c, h)                                                                           \
+    if (n < cap && strcmp(#name, "none"))                                                          \
+        out[n++] = (bp_metric){"shm_" #name, h, c, st.f};
     SHM_FIELDS(M)
 #undef M
     for (size_t i = 0; i < np && i < BP_SHM_MAX_PEERS; i++) {
@@ -281,7 +283,8 @@ void shm_crash_point(const char *name) {
         shm_crash_hook(name);
         return;
     }
-    if (crash_at > 0 && !strcmp(name, crash_name) && atomic_fetch_add(&crash_seen, 1) + 1 == crash_at)
+    if (crash_at > 0 && !strcmp(name, crash_name) &&
+        atomic_fetch_add(&crash_seen, 1) + 1 == crash_at)
         raise(SIGKILL);
 }
 #endif

@@ -50,7 +50,7 @@ typedef struct shm_dir { /* one segment's buffers: immutable once published */
 typedef struct shm_super {
     uint64_t magic;
     uint32_t version, page;
-    uint64_t dir_off, data_off; /* the directory; the first segment's pages */
+    uint64_t dir_off, data_off;             /* the directory; the first segment's pages */
     _Alignas(64) _Atomic uint64_t ndir;     /* entries published: each before the count */
     _Alignas(64) _Atomic uint32_t sleeping; /* wake the owner on every return: it waits for
                                                them (a close, or no service thread) */
@@ -71,7 +71,7 @@ typedef struct shm_a { /* owner-written */
     /* then: _Atomic uint64_t grant[cap]; shm_del del[cap] */
 } shm_a;
 
-typedef struct shm_b { /* peer-written */
+typedef struct shm_b {                      /* peer-written */
     _Alignas(64) _Atomic uint64_t ret_tail; /* returns published */
     _Alignas(64) _Atomic uint64_t del_head; /* deliveries taken */
     _Atomic uint32_t sleeping;              /* the peer is about to wait in recv */
@@ -92,7 +92,9 @@ static inline _Atomic uint64_t *shm_b_rets(shm_b *b) {
 static inline size_t shm_a_bytes(uint32_t cap) {
     return SHM_A_HDR + (size_t)cap * (sizeof(uint64_t) + sizeof(shm_del));
 }
-static inline size_t shm_b_bytes(uint32_t cap) { return SHM_B_HDR + (size_t)cap * sizeof(uint64_t); }
+static inline size_t shm_b_bytes(uint32_t cap) {
+    return SHM_B_HDR + (size_t)cap * sizeof(uint64_t);
+}
 
 /* ---- grant entries, returns and handles ---------------------------------------
  * A grant entry (A's table, owner-written): bit 63 granted, then the
@@ -117,7 +119,9 @@ static inline uint64_t shm_ret(uint32_t gi, uint32_t gen) {
 static inline uint32_t shm_ret_gi(uint64_t r) { return (uint32_t)r & 0xffff; }
 static inline uint32_t shm_ret_gen(uint64_t r) { return (uint32_t)(r >> 16) & SHM_GEN_MASK; }
 /* peer_cap 65536: index 65535 and 16 bits; anything else set is junk */
-static inline bool shm_ret_ok(uint64_t r) { return (r & SHM_LIVE) && !(r >> (16 + SHM_GEN_BITS) & 0x1fffffff); }
+static inline bool shm_ret_ok(uint64_t r) {
+    return (r & SHM_LIVE) && !(r >> (16 + SHM_GEN_BITS) & 0x1fffffff);
+}
 
 static inline bp_shm_handle shm_handle(uint32_t slot, uint32_t gi, uint32_t gen, uint64_t off) {
     return (uint64_t)slot | (uint64_t)gi << 6 | (uint64_t)gen << 22 | off << 40;
@@ -137,9 +141,9 @@ static inline uint32_t shm_gen_next(uint32_t g) {
 enum { MSG_HELLO = 1, MSG_WELCOME, MSG_REFUSED, MSG_BYE, MSG_CLOSING };
 typedef struct shm_msg {
     uint32_t kind, version;
-    int32_t pid, err;       /* HELLO: the peer's pid; REFUSED: why */
-    uint32_t slot, gen;     /* WELCOME: the peer's slot and its generation */
-    uint32_t cap, page;     /* WELCOME: peer_cap; the owner's page size */
+    int32_t pid, err;   /* HELLO: the peer's pid; REFUSED: why */
+    uint32_t slot, gen; /* WELCOME: the peer's slot and its generation */
+    uint32_t cap, page; /* WELCOME: peer_cap; the owner's page size */
     uint64_t a_bytes, b_bytes;
     uint64_t magic;
 } shm_msg;

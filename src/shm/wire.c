@@ -85,8 +85,8 @@ int shm_recv_msg(int sock, shm_msg *m, int *fds, int *nfds, int flags) {
         char buf[CMSG_SPACE(8 * sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     int want = nfds ? *nfds : 0, got = 0;
     if (nfds)
         *nfds = 0;

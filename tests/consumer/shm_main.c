@@ -14,7 +14,8 @@ int main(void) {
     int ok = s != NULL;
     void *p = ok ? bp_get(bp_shm_pool(s), 100) : NULL;
     size_t len;
-    ok = ok && p && bp_shm_send(s, 1, p, 10) == ENOENT && !bp_shm_recv(s, &len, 0) && errno == EPERM;
+    ok =
+        ok && p && bp_shm_send(s, 1, p, 10) == ENOENT && !bp_shm_recv(s, &len, 0) && errno == EPERM;
     if (p)
         bp_put(bp_shm_pool(s), p);
     ok = ok && bp_shm_close(s, 0) == 0;
