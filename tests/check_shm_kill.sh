@@ -8,6 +8,7 @@
 #  2. a producer SIGKILLed mid-run: every consumer exits 0 within 10 s, and
 #     a new producer on the same path serves new consumers;
 #  3. no residue: nothing new in /dev/shm, no process of ours maps the pool.
+# KILL_MS_MAX (default 150) bounds the pause between kills (from 20 ms).
 # With SAMPLE=1 (make stress-shm) the producer's resident memory and open
 # descriptors are sampled each second during 1: after a 30 s warm-up, the
 # highest RSS in the last tenth of the run must be at most 1.1x the highest
@@ -50,7 +51,7 @@ if [ "${SAMPLE:-0}" = 1 ]; then
   sampler=$!
 fi
 for k in $(seq 1 "$kills"); do
-  sleep "0.$(printf '%03d' $((20 + RANDOM % 131)))"
+  sleep "0.$(printf '%03d' $((20 + RANDOM % (${KILL_MS_MAX:-150} - 19))))"
   i=$((RANDOM % 4))
   kill -9 "${pids[$i]}" 2>/dev/null
   wait "${pids[$i]}" 2>/dev/null

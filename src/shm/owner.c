@@ -233,8 +233,11 @@ static int grant(bp_shm *s, bp_shm_peer to, const void *p, bp_shm_handle *h, ope
     g->buf = buf;
     g->pos = pr->nheld;
     pr->held[pr->nheld++] = gi;
-    if (s->total_held++ == 0 && s->threaded)
-        shm_wake(s->wake_fd); /* the service thread sleeps without a timer when none is out */
+    s->total_held++;
+    if (s->untimed) { /* the service thread sleeps without a timer: now it needs one */
+        s->untimed = false;
+        shm_wake(s->wake_fd);
+    }
     SHM_CRASH("owner_grant_before_entry");
     st_rel(&shm_a_grants(pr->a)[gi], shm_entry(g->gen, dir, idx)); /* FREE -> GRANTED */
     pr->granted++;
@@ -577,6 +580,7 @@ int shm_owner_poll(bp_shm *s, int timeout_ms) {
     int wait = done || s->stop ? 0 : wait_ms(s, timeout_ms);
     if (!wake_me && s->total_held && (wait < 0 || wait > s->idle_ms))
         wait = s->idle_ms;
+    s->untimed = s->threaded && wait < 0; /* the next grant wakes it (once) */
     pthread_mutex_unlock(&s->mu);
     struct epoll_event ev[32];
     int k = epoll_wait(s->epfd, ev, 32, wait);

@@ -251,6 +251,7 @@ struct bp_shm {
     pthread_t thread;
     bool threaded, stop, orphan; /* orphan: closed with grants out; the thread ends it */
     int idle_ms;                 /* the service thread's next look at the return rings */
+    bool untimed;                /* it waits with no timer (nothing out): a grant wakes it */
     bp_shm_stats st;
 
     /* peer */
