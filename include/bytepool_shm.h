@@ -155,10 +155,12 @@ BP_API bp_shm *bp_shm_attach_sized(const char *path, const bp_shm_config *cfg, s
 BP_API void *bp_shm_recv(bp_shm *s, size_t *len, int timeout_ms);
 
 /* The buffer a handle names (with the offset it carries), holding one
- * reference for the caller. A handle is imported once. NULL with errno
- * EINVAL (not a handle: 0, garbage), ESTALE (a handle for another process,
- * already imported, or returned), EPIPE (the owner is gone and the grant
- * with it), EPERM. Thread-safe. */
+ * reference for the caller. A handle is imported once. After the owner died
+ * a handle it granted still imports: nobody will reuse that buffer. NULL
+ * with errno EINVAL (not a handle: 0, garbage), ESTALE (a handle for
+ * another process, already imported, or returned), EPIPE (this end is
+ * closing: bp_shm_close), EPERM (an owner's handle, a fork() child).
+ * Thread-safe. */
 BP_API void *bp_shm_import(bp_shm *s, bp_shm_handle h);
 
 /* ---- both ends ---------------------------------------------------------- */
