@@ -101,7 +101,8 @@ BP_API bp_shm *bp_shm_create_sized(const char *path, const bp_config *pool_cfg,
 
 /* The owner's pool: get buffers with bp_get (and the other get calls), fill
  * them, then export or send them. The pool belongs to the bp_shm: never
- * bp_pool_destroy it. NULL (errno EPERM) for a peer. */
+ * bp_pool_destroy it. NULL (errno EPERM) for a peer, EINVAL for NULL.
+ * Thread-safe. */
 BP_API bp_pool *bp_shm_pool(bp_shm *s);
 
 /* Grants the buffer containing p (any pointer inside it: the handle carries
@@ -189,7 +190,8 @@ BP_API int bp_shm_publish(bp_shm *s, const char *name);
  * waits up to timeout_ms (-1: forever) for the grants to come back or their
  * holders to die, and returns the grants still out. Exports and sends fail
  * with EPIPE from now on; bp_shm_close ends it (its own wait is then the
- * rest). 0 with errno EPERM for a peer or a fork() child, EINVAL. */
+ * rest). 0 with errno EPERM for a peer or a fork() child, EINVAL.
+ * Thread-safe; not against bp_shm_close. */
 BP_API size_t bp_shm_shutdown(bp_shm *s, int timeout_ms);
 
 /* Ends this process's use of the pool; s is not to be used again.
