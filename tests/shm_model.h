@@ -160,9 +160,15 @@ static void model_attach(model *m, int i) {
     pthread_t t;
     MODEL_CHECK(pthread_create(&t, NULL, model_attach_thread, &j) == 0);
     while (!__atomic_load_n(&j.done, __ATOMIC_ACQUIRE))
-        bp_shm_poll(m->owner, 10); /* the owner's side of the HELLO */
+        bp_shm_poll(m->owner, 1); /* the owner's side of the HELLO */
     pthread_join(t, NULL);
     MODEL_CHECK(j.s != NULL);
+    /* those polls took every return published so far, as a poll step does */
+    for (int z = 0; z < MODEL_PEERS; z++)
+        if (m->k[z].live)
+            model_taken(&m->k[z]);
+    for (int z = 0; z < MODEL_BUFS; z++)
+        model_gc(m, z);
     bp_shm_peer_stats ps[MODEL_PEERS];
     size_t n = bp_shm_peers(m->owner, ps, MODEL_PEERS);
     bp_shm_peer id = 0;
