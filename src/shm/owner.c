@@ -78,34 +78,25 @@ static int backing_map(void *ctx, void *addr, size_t len, const bp_segment_desc 
     uint64_t n = ld_rlx(&s->sup->ndir);
     if (n >= SHM_DIR_MAX || d->nslots > 65536 || d->size > BP_SHM_MAX_TIER)
         err = ENOSPC;
-    if (!err && s->nsegs == s->segs_cap) {
-        uint32_t cap = s->segs_cap ? 2 * s->segs_cap : 16;
-        oseg *g = realloc(s->segs, cap * sizeof(*g));
-        if (g) {
-            s->segs = g;
-            s->segs_cap = cap;
-        } else {
-            err = ENOMEM;
-        }
-    }
     uint64_t off = s->file_end;
     if (!err && ftruncate(s->pool_fd, (off_t)(off + len)) != 0)
         err = errno;
     if (!err && mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, s->pool_fd,
                      (off_t)off) == MAP_FAILED)
         err = errno;
+    shm_seg g = {(uintptr_t)addr,
+                 (uint64_t)d->nslots * d->stride,
+                 d->size,
+                 d->stride,
+                 (uint32_t)n,
+                 d->nslots,
+                 NULL};
+    if (!err && !shm_segs_add(&s->segs, &g))
+        err = ENOMEM;
     if (!err) {
         *dir_at(s, n) = (shm_dir){off, d->size, d->stride, d->nslots, d->tier};
         st_rel(&s->sup->ndir, n + 1);
         s->file_end = off + len;
-        uint32_t i = s->nsegs;
-        while (i > 0 && s->segs[i - 1].base > (uintptr_t)addr) {
-            s->segs[i] = s->segs[i - 1];
-            i--;
-        }
-        s->segs[i] = (oseg){(uintptr_t)addr, (uint64_t)d->nslots * d->stride, d->size, d->stride,
-                            (uint32_t)n};
-        s->nsegs++;
     }
     pthread_mutex_unlock(&s->dir_mu);
     return err;
@@ -115,27 +106,13 @@ static int backing_map(void *ctx, void *addr, size_t len, const bp_segment_desc 
  * and p's offset in it; false for anything not inside a shared buffer. */
 static bool find_buffer(bp_shm *s, const void *p, uint32_t *dir, uint32_t *slot, void **buf,
                         uint64_t *off) {
-    uintptr_t a = (uintptr_t)p;
-    bool ok = false;
     pthread_mutex_lock(&s->dir_mu);
-    uint32_t lo = 0, hi = s->nsegs;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (s->segs[mid].base <= a)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo > 0 && a - s->segs[lo - 1].base < s->segs[lo - 1].bytes) {
-        const oseg *g = &s->segs[lo - 1];
-        uint64_t i = (a - g->base) / g->stride, in = (a - g->base) % g->stride;
-        if (in < g->size) {
-            *dir = g->dir;
-            *slot = (uint32_t)i;
-            *buf = (void *)(g->base + i * g->stride);
-            *off = in;
-            ok = true;
-        }
+    const shm_seg *g = shm_segs_find(&s->segs, (uintptr_t)p, off);
+    bool ok = g && *off < g->size;
+    if (ok) {
+        *dir = g->dir;
+        *slot = (uint32_t)(((uintptr_t)p - g->base) / g->stride);
+        *buf = (void *)(g->base + (uint64_t)*slot * g->stride);
     }
     pthread_mutex_unlock(&s->dir_mu);
     return ok;
@@ -869,7 +846,7 @@ static void teardown(bp_shm *s) {
     close_fd(&s->listen_fd);
     if (s->pool)
         bp_pool_destroy(s->pool);
-    free(s->segs);
+    free(s->segs.v);
     close_fd(&s->wake_fd);
     shm_free(s);
 }

@@ -66,30 +66,16 @@ static int map_ro(void *ctx, void *addr, size_t len) {
     return p == MAP_FAILED ? errno : 0;
 }
 
-/* The mapped segment holding address a (binary search), or NULL. */
-static mseg *mseg_of(bp_shm *s, uintptr_t a) {
-    uint32_t lo = 0, hi = s->nmsegs;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (s->msegs[mid].base <= a)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    mseg *g = lo ? &s->msegs[lo - 1] : NULL;
-    return g && a - g->base < g->bytes ? g : NULL;
-}
-
-static mseg *mseg_dir(bp_shm *s, uint32_t dir) {
+static shm_seg *mseg_dir(bp_shm *s, uint32_t dir) {
     uint32_t i = dir < SHM_DIR_MAX ? s->by_dir[dir] : 0;
-    return i ? &s->msegs[i - 1] : NULL;
+    return i ? &s->msegs.v[i - 1] : NULL;
 }
 
 /* Directory entry `dir`, checked against the file before anything is
  * mapped (no SIGBUS: the file is sealed against shrinking), adopted into
  * the mirror pool. */
-static mseg *map_dir(bp_shm *s, uint32_t dir, int *err) {
-    mseg *have = mseg_dir(s, dir);
+static shm_seg *map_dir(bp_shm *s, uint32_t dir, int *err) {
+    shm_seg *have = mseg_dir(s, dir);
     if (have)
         return have;
     *err = EINVAL;
@@ -103,16 +89,6 @@ static mseg *map_dir(bp_shm *s, uint32_t dir, int *err) {
         e.nslots == 0 || e.nslots > 65536 || e.stride < e.size || e.size > BP_SHM_MAX_TIER ||
         bytes > file || e.file_off > file - ((bytes + page - 1) & ~(page - 1)))
         return NULL;
-    if (s->nmsegs == s->msegs_cap) {
-        uint32_t cap = s->msegs_cap ? 2 * s->msegs_cap : 16;
-        mseg *g = realloc(s->msegs, cap * sizeof(*g));
-        if (!g) {
-            *err = ENOMEM;
-            return NULL;
-        }
-        s->msegs = g;
-        s->msegs_cap = cap;
-    }
     _Atomic uint64_t *kept = calloc(e.nslots, sizeof(*kept));
     if (!kept) {
         *err = ENOMEM;
@@ -126,16 +102,16 @@ static mseg *map_dir(bp_shm *s, uint32_t dir, int *err) {
         free(kept);
         return NULL;
     }
-    uint32_t i = s->nmsegs;
-    while (i > 0 && s->msegs[i - 1].base > (uintptr_t)base) {
-        s->msegs[i] = s->msegs[i - 1];
-        i--;
+    shm_seg g = {(uintptr_t)base, bytes, e.size, e.stride, dir, e.nslots, kept};
+    shm_seg *at = shm_segs_add(&s->msegs, &g);
+    if (!at) { /* adopted, and stays so until the pool goes: harmless, unused */
+        free(kept);
+        *err = ENOMEM;
+        return NULL;
     }
-    s->msegs[i] = (mseg){(uintptr_t)base, bytes, e.size, e.stride, dir, e.nslots, kept};
-    s->nmsegs++;
-    for (uint32_t k = i; k < s->nmsegs; k++) /* those after it moved up one */
-        s->by_dir[s->msegs[k].dir] = k + 1;
-    return &s->msegs[i];
+    for (uint32_t k = (uint32_t)(at - s->msegs.v); k < s->msegs.n; k++) /* those after it moved */
+        s->by_dir[s->msegs.v[k].dir] = k + 1;
+    return at;
 }
 
 /* ---- import ------------------------------------------------------------------ */
@@ -151,7 +127,7 @@ static void *import_locked(bp_shm *s, bp_shm_handle h, int *err) {
     uint64_t e = ld_acq(&shm_a_grants(s->a)[gi]);
     if (!(e & SHM_LIVE) || shm_entry_gen(e) != gen || s->imported[gi] == gen + 1)
         return NULL; /* returned, swept, or imported already */
-    mseg *g = map_dir(s, shm_entry_dir(e), err);
+    shm_seg *g = map_dir(s, shm_entry_dir(e), err);
     uint32_t slot = shm_entry_slot(e);
     if (!g)
         return NULL;
@@ -207,8 +183,8 @@ static void on_free(void *ctx, void *buf) {
     if (ld_rlx(&s->dead))
         return; /* test builds: a "killed" peer returns nothing */
     pthread_mutex_lock(&s->mu);
-    mseg *g = mseg_of(s, (uintptr_t)buf);
-    uint64_t r = 0;
+    uint64_t r = 0, in;
+    shm_seg *g = shm_segs_find(&s->msegs, (uintptr_t)buf, &in);
     if (g) {
         _Atomic uint64_t *k = &g->kept[((uintptr_t)buf - g->base) / g->stride];
         r = ld_rlx(k);
@@ -478,9 +454,9 @@ static void detach(bp_shm *s) {
         close(s->sock);
     if (s->mirror)
         bp_pool_destroy(s->mirror); /* its segments' buffers are all free: unmapped */
-    for (uint32_t i = 0; i < s->nmsegs; i++)
-        free((void *)s->msegs[i].kept);
-    free(s->msegs);
+    for (uint32_t i = 0; i < s->msegs.n; i++)
+        free((void *)s->msegs.v[i].kept);
+    free(s->msegs.v);
     free(s->imported);
     free(s->by_dir);
     if (s->a)
@@ -513,10 +489,12 @@ size_t shm_peer_close(bp_shm *s) {
         }
     }
     size_t refs = 0;
-    for (uint32_t i = 0; i < s->nmsegs; i++)
-        for (uint32_t k = 0; k < s->msegs[i].nslots; k++)
-            if (ld_rlx(&s->msegs[i].kept[k]))
-                refs += bp_refcount((void *)(s->msegs[i].base + (size_t)k * s->msegs[i].stride));
+    for (uint32_t i = 0; i < s->msegs.n; i++) {
+        const shm_seg *g = &s->msegs.v[i];
+        for (uint32_t k = 0; k < g->nslots; k++)
+            if (ld_rlx(&g->kept[k]))
+                refs += bp_refcount((void *)(g->base + (size_t)k * g->stride));
+    }
     s->closing = true;
     bool done = s->held_refs == 0;
     pthread_mutex_unlock(&s->mu);

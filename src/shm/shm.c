@@ -96,6 +96,38 @@ void shm_free(bp_shm *s) {
     free(s);
 }
 
+shm_seg *shm_segs_find(const shm_segs *t, uintptr_t a, uint64_t *in) {
+    uint32_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (t->v[mid].base <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    shm_seg *g = lo ? &t->v[lo - 1] : NULL;
+    if (!g || a - g->base >= g->bytes)
+        return NULL;
+    *in = (a - g->base) % g->stride;
+    return g;
+}
+
+shm_seg *shm_segs_add(shm_segs *t, const shm_seg *g) {
+    if (t->n == t->cap) {
+        uint32_t cap = t->cap ? 2 * t->cap : 16;
+        shm_seg *v = realloc(t->v, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        t->v = v;
+        t->cap = cap;
+    }
+    uint32_t i = t->n++;
+    for (; i > 0 && t->v[i - 1].base > g->base; i--)
+        t->v[i] = t->v[i - 1];
+    t->v[i] = *g;
+    return &t->v[i];
+}
+
 int bp_shm_fd(bp_shm *s) {
     if (!s) {
         errno = EINVAL;

@@ -182,11 +182,22 @@ SHM_HIDDEN void shm_test_abandon(bp_shm *s);
 
 /* ---- each end's private state ---------------------------------------------------- */
 
-typedef struct oseg { /* owner: one segment of the pool, by address (export) */
-    uintptr_t base;
+typedef struct shm_seg { /* one segment of the pool as this process maps it */
+    uintptr_t base;      /* its first buffer here */
     uint64_t bytes, size, stride;
-    uint32_t dir;
-} oseg;
+    uint32_t dir, nslots;
+    _Atomic uint64_t *kept; /* peer: per slot, the kept grant (a return value), 0: none */
+} shm_seg;
+
+typedef struct shm_segs { /* by base address */
+    shm_seg *v;
+    uint32_t n, cap;
+} shm_segs;
+
+/* shm.c: the segment holding address a (and, in *in, a's offset from the
+ * start of its buffer), or NULL; a sorted insert (NULL: out of memory). */
+SHM_HIDDEN shm_seg *shm_segs_find(const shm_segs *t, uintptr_t a, uint64_t *in);
+SHM_HIDDEN shm_seg *shm_segs_add(shm_segs *t, const shm_seg *g);
 
 typedef struct ogrant { /* owner's truth about one grant */
     void *buf;          /* the buffer's start; NULL: FREE */
@@ -214,13 +225,6 @@ typedef struct opeer {
     uint64_t check_ms; /* DETACHING: when to look at its mappings again */
 } opeer;
 
-typedef struct mseg { /* peer: one mapped segment */
-    uintptr_t base;
-    uint64_t bytes, size, stride;
-    uint32_t dir, nslots;
-    _Atomic uint64_t *kept; /* per slot: the kept grant (a return value), 0: none */
-} mseg;
-
 struct bp_shm {
     bool owner;
     pid_t pid;         /* the process that made it */
@@ -242,8 +246,7 @@ struct bp_shm {
     char path[108];
     bool unlink_path;
     pthread_mutex_t dir_mu; /* segments: the pool's map callback and exports */
-    oseg *segs;
-    uint32_t nsegs, segs_cap;
+    shm_segs segs;          /* the pool's, for exports (dir_mu) */
     uint64_t file_end;
     opeer peers[BP_SHM_MAX_PEERS + 1];
     int pending[16]; /* accepted sockets before their HELLO */
@@ -261,9 +264,8 @@ struct bp_shm {
     shm_b *b;
     size_t a_bytes, b_bytes;
     bp_pool *mirror;
-    mseg *msegs; /* by base address */
-    uint32_t nmsegs, msegs_cap;
-    uint32_t *by_dir;   /* per directory index: its msegs[] index + 1, 0: not mapped */
+    shm_segs msegs;     /* mapped, by base address */
+    uint32_t *by_dir;   /* per directory index: its msegs.v[] index + 1, 0: not mapped */
     uint32_t *imported; /* per grant index: the generation imported + 1 */
     uint64_t ret_tail;  /* private copy of b->ret_tail (writes under mu) */
     bool owner_gone;
