@@ -206,11 +206,16 @@ static char *shm_json(void *ctx) {
     pthread_mutex_lock(&s->mu);
     stats_locked(s, &st);
     pthread_mutex_unlock(&s->mu);
-    size_t cap = 1024 + np * 256, n = 0;
+    /* every number at most 20 digits: 2 KiB holds the totals, 512 B a peer */
+    size_t cap = 2048 + np * 512, n = 0;
     char *out = malloc(cap);
     if (!out)
         return NULL;
-#define PUT(...) n += (size_t)snprintf(out + n, cap - n, __VA_ARGS__)
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        if (n < cap)                                                                               \
+            n += (size_t)snprintf(out + n, cap - n, __VA_ARGS__);                                  \
+    } while (0)
     PUT("{\"shm\":{\"role\":\"%s\"", s->owner ? "owner" : "peer");
 #define J(f, n, c, h) PUT(",\"" #f "\":%" PRIu64, st.f);
     SHM_FIELDS(J)
