@@ -32,7 +32,7 @@ static void crash_arm(void) {}
 int shm_config(bp_shm_config *out, const bp_shm_config *cfg, size_t size) {
     memset(out, 0, sizeof *out);
     if (cfg) {
-        if (size < offsetof(bp_shm_config, on_peer))
+        if (size < sizeof *out) /* the first layout (0.5) is today's */
             return EINVAL;
         for (size_t i = sizeof *out; i < size; i++)
             if (((const unsigned char *)cfg)[i])
@@ -144,7 +144,7 @@ static void stats_locked(bp_shm *s, bp_shm_stats *st) {
 }
 
 int bp_shm_stats_sized(bp_shm *s, bp_shm_stats *out, size_t out_size) {
-    if (!s || !out || out_size < offsetof(bp_shm_stats, imported))
+    if (!s || !out || out_size < sizeof(bp_shm_stats)) /* the first layout (0.5) is today's */
         return EINVAL;
     bp_shm_stats st;
     pthread_mutex_lock(&s->mu);
