@@ -175,7 +175,7 @@ typedef struct bp_pool bp_pool;
              checked mode (env BYTEPOOL_WIPE=1) */
 #define BP_ADOPTED                                                                                 \
     0x20u /* added in 0.5: the pool only holds segments of memory mapped by the                    \
-             program (bp_segment_adopt), which it reads and never writes: no                      \
+             program (bp_segment_adopt), which it reads and never writes: no                       \
              gets (EPERM), no checks, no wipes, no recent lengths; a final release                 \
              calls backing->on_free. libbytepool_shm's peers are such pools */
 
@@ -763,7 +763,7 @@ typedef struct bp_metric {
     int counter;      /* nonzero: a counter (the family gets _total); 0: a gauge */
     uint64_t value;
 } bp_metric;
-#define BP_METRICS_MAX 32 /* numbers every variable may give (0.5: cap is at least this) */
+#define BP_METRICS_MAX 32    /* numbers every variable may give (0.5: cap is at least this) */
 #define BP_METRICS_ROOM 1024 /* added in 0.5: the cap this library passes */
 
 /* bp_expvar_publish_func whose variable also has numbers in

@@ -244,6 +244,13 @@ static int agent_end(agent *g) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* A fresh agent attached as the owner's first peer of the test: its id. */
+static bp_shm_peer first_peer(agent *g) {
+    *g = agent_new();
+    call(g, OP_ATTACH, 0, 0);
+    return ev_wait(BP_SHM_ATTACHED, 1);
+}
+
 /* ---- the owner ---------------------------------------------------------------- */
 
 static int test_no = 0;
@@ -311,6 +318,42 @@ static bool have_shm(void) {
             skip();                                                                                \
         }                                                                                          \
     } while (0)
+
+/* The test's one agent exits without a goodbye: the owner sees it die,
+ * and then closes with no grant out. */
+static void end_in_death(bp_shm *s, agent *g) {
+    call(g, OP_EXIT, 0, 0);
+    agent_end(g);
+    ev_wait(BP_SHM_DIED, 1);
+    assert_int_equal(bp_shm_close(s, WAIT_MS), 0);
+}
+
+/* The body of an owner in a forked child (no threads there): it creates
+ * the pool at `path` (armed with BYTEPOOL_SHM_CRASH=crash when not NULL),
+ * writes "r" to ready, sends three records of len bytes tagged tag0.. to
+ * its first peer, writes "s", then serves until it is killed. */
+static _Noreturn void owner_child(int ready, const char *crash, size_t len, uint64_t tag0) {
+    default_signals();
+    if (crash)
+        setenv("BYTEPOOL_SHM_CRASH", crash, 1);
+    bp_config pc = {.flags = BP_NO_BACKGROUND};
+    bp_shm_config c = {.flags = BP_SHM_NO_THREAD};
+    bp_shm *s = bp_shm_create(path, &pc, &c);
+    if (!s || write(ready, "r", 1) != 1)
+        _exit(1);
+    bp_shm_peer_stats ps;
+    while (bp_shm_peers(s, &ps, 1) == 0)
+        bp_shm_poll(s, 100);
+    for (int i = 0; i < 3; i++) {
+        void *p = filled(s, len, tag0 + (uint64_t)i);
+        bp_shm_send(s, ps.peer, p, len);
+        bp_put(bp_shm_pool(s), p);
+    }
+    if (write(ready, "s", 1) != 1)
+        _exit(1);
+    for (;;)
+        bp_shm_poll(s, -1);
+}
 
 /* ---- tests ------------------------------------------------------------------- */
 
@@ -410,9 +453,8 @@ static void two_grants_of_one_buffer(void **state) {
     (void)state;
     NEED_SHM();
     bp_shm *s = owner(0, 0, 0);
-    agent g = agent_new();
-    call(&g, OP_ATTACH, 0, 0);
-    bp_shm_peer peer = ev_wait(BP_SHM_ATTACHED, 1);
+    agent g;
+    bp_shm_peer peer = first_peer(&g);
     uint8_t *a = filled(s, 4096, 7);
     bp_shm_handle h1 = bp_shm_export(s, peer, a), h2 = bp_shm_export(s, peer, a + 64);
     assert_true(h1 && h2 && h1 != h2);
@@ -438,19 +480,15 @@ static void two_grants_of_one_buffer(void **state) {
     assert_int_equal(st.granted, 2);
     assert_int_equal(st.returned, 2);
     bp_put(bp_shm_pool(s), a);
-    call(&g, OP_EXIT, 0, 0);
-    agent_end(&g);
-    ev_wait(BP_SHM_DIED, 1);
-    assert_int_equal(bp_shm_close(s, WAIT_MS), 0);
+    end_in_death(s, &g);
 }
 
 static void cap_and_enobufs(void **state) {
     (void)state;
     NEED_SHM();
     bp_shm *s = owner(4, 0, 0);
-    agent g = agent_new();
-    call(&g, OP_ATTACH, 0, 0);
-    bp_shm_peer peer = ev_wait(BP_SHM_ATTACHED, 1);
+    agent g;
+    bp_shm_peer peer = first_peer(&g);
     void *p[5];
     for (int i = 0; i < 5; i++)
         p[i] = filled(s, 256, (uint64_t)i);
@@ -488,9 +526,8 @@ static void refusals(void **state) {
     NEED_SHM();
     bp_shm *s = owner(0, 2, 0);
     bp_pool *pool = bp_shm_pool(s);
-    agent g = agent_new();
-    call(&g, OP_ATTACH, 0, 0);
-    bp_shm_peer peer = ev_wait(BP_SHM_ATTACHED, 1);
+    agent g;
+    bp_shm_peer peer = first_peer(&g);
     void *p = filled(s, 512, 1);
     char foreign[64];
     /* owner side */
@@ -606,9 +643,8 @@ static void owner_close_with_grants_out(void **state) {
     (void)state;
     NEED_SHM();
     bp_shm *s = owner(0, 0, 0);
-    agent g = agent_new();
-    call(&g, OP_ATTACH, 0, 0);
-    bp_shm_peer peer = ev_wait(BP_SHM_ATTACHED, 1);
+    agent g;
+    bp_shm_peer peer = first_peer(&g);
     void *a = filled(s, 300, 11), *b = filled(s, 300, 12);
     assert_int_equal(bp_shm_send(s, peer, a, 300), 0);
     assert_int_equal(bp_shm_send(s, peer, b, 300), 0);
@@ -642,28 +678,8 @@ static void owner_death(void **state) {
     assert_int_equal(pipe(ready), 0);
     fflush(NULL);
     pid_t o = fork();
-    if (o == 0) {
-        default_signals();
-        bp_config pc = {.flags = BP_NO_BACKGROUND};
-        bp_shm_config c = {.flags = BP_SHM_NO_THREAD}; /* no thread in a forked child */
-        bp_shm *s = bp_shm_create(path, &pc, &c);
-        if (!s)
-            _exit(1);
-        bp_shm_peer_stats ps;
-        if (write(ready[1], "r", 1) != 1)
-            _exit(1);
-        while (bp_shm_peers(s, &ps, 1) == 0)
-            bp_shm_poll(s, 100);
-        for (int i = 0; i < 3; i++) {
-            void *p = filled(s, 2000, 100 + (uint64_t)i);
-            bp_shm_send(s, ps.peer, p, 2000);
-            bp_put(bp_shm_pool(s), p);
-        }
-        if (write(ready[1], "s", 1) != 1)
-            _exit(1);
-        for (;;)
-            bp_shm_poll(s, -1);
-    }
+    if (o == 0)
+        owner_child(ready[1], NULL, 2000, 100);
     char c;
     assert_int_equal(read(ready[0], &c, 1), 1);
     bp_shm *s = bp_shm_attach(path, NULL);
@@ -701,9 +717,8 @@ static void fork_child_is_detached(void **state) {
     (void)state;
     NEED_SHM();
     bp_shm *s = owner(0, 0, 0);
-    agent g = agent_new();
-    call(&g, OP_ATTACH, 0, 0);
-    bp_shm_peer peer = ev_wait(BP_SHM_ATTACHED, 1);
+    agent g;
+    bp_shm_peer peer = first_peer(&g);
     void *a = filled(s, 700, 5);
     assert_int_equal(bp_shm_send(s, peer, a, 700), 0);
     assert_int_equal(call(&g, OP_RECV, WAIT_MS, 0).r, 0);
@@ -730,19 +745,15 @@ static void fork_child_is_detached(void **state) {
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_int_equal(bp_refcount(a), 1);
     bp_put(bp_shm_pool(s), a);
-    call(&g, OP_EXIT, 0, 0);
-    agent_end(&g);
-    ev_wait(BP_SHM_DIED, 1);
-    assert_int_equal(bp_shm_close(s, WAIT_MS), 0);
+    end_in_death(s, &g);
 }
 
 static void a_peer_that_execs(void **state) {
     (void)state;
     NEED_SHM();
     bp_shm *s = owner(0, 0, 0);
-    agent g = agent_new();
-    call(&g, OP_ATTACH, 0, 0);
-    bp_shm_peer peer = ev_wait(BP_SHM_ATTACHED, 1);
+    agent g;
+    bp_shm_peer peer = first_peer(&g);
     void *a = filled(s, 900, 9);
     assert_int_equal(bp_shm_send(s, peer, a, 900), 0);
     assert_int_equal(call(&g, OP_RECV, WAIT_MS, 0).r, 0);
@@ -917,25 +928,9 @@ static void owner_crash_at(const char *point, int n) {
     fflush(NULL);
     pid_t o = fork();
     if (o == 0) {
-        default_signals();
         char v[96];
         snprintf(v, sizeof v, "%s:%d", point, n);
-        setenv("BYTEPOOL_SHM_CRASH", v, 1);
-        bp_config pc = {.flags = BP_NO_BACKGROUND};
-        bp_shm_config c = {.flags = BP_SHM_NO_THREAD};
-        bp_shm *s = bp_shm_create(path, &pc, &c);
-        if (!s || write(ready[1], "r", 1) != 1)
-            _exit(1);
-        bp_shm_peer_stats ps;
-        while (bp_shm_peers(s, &ps, 1) == 0)
-            bp_shm_poll(s, 100);
-        for (int i = 0; i < 3; i++) {
-            void *p = filled(s, 1500, 200 + (uint64_t)i);
-            bp_shm_send(s, ps.peer, p, 1500);
-            bp_put(bp_shm_pool(s), p);
-        }
-        for (;;)
-            bp_shm_poll(s, -1);
+        owner_child(ready[1], v, 1500, 200);
     }
     char c;
     assert_int_equal(read(ready[0], &c, 1), 1);
