@@ -6,6 +6,7 @@
  * reclaimed. */
 #include "helpers.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -281,6 +282,88 @@ static void exit_never_waits_for_a_pool_lock(void **state) {
     }
 }
 
+/* The threads of this process. */
+static int thread_count(void) {
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* A push that returns once exit() has begun. */
+static _Atomic int push_released;
+static pthread_t pusher;
+static int threads_before; /* a sanitizer's own threads, and main */
+static void push_until_released(void *ctx, size_t len) {
+    (void)ctx;
+    (void)len;
+    atomic_store(&push_entered, 1);
+    while (!atomic_load(&push_released)) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void *push_nothing(void *arg) { return arg; }
+
+/* Registered before the library's own handler, so it runs after it: the
+ * purge thread has been told to stop and, busy, was not joined. The push
+ * returns, the purge thread's pass ends and the thread must end on its own.
+ * Exit status 3: it did not end within 30 s. Under ThreadSanitizer a thread
+ * that ended and that nobody joined or detached is reported at exit (status
+ * 66). */
+static void release_after_library_exit(void) {
+    atomic_store(&push_released, 1);
+    pthread_join(pusher, NULL);
+    double t0 = now_ms();
+    while (thread_count() > threads_before && now_ms() - t0 < 30000) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (thread_count() > threads_before)
+        _exit(3);
+}
+
+/* Child, run as a new program so that its exit handlers are its own: exit()
+ * begins while the purge thread is in a pass, waiting for a pool lock that a
+ * push holds, and the push returns during the exit. */
+static int exit_while_the_purge_thread_is_busy(void) {
+    static const bp_recorder rec = {NULL, push_until_released, read_none};
+    pthread_t first; /* ThreadSanitizer starts a thread of its own at the first */
+    pthread_create(&first, NULL, push_nothing, NULL);
+    pthread_join(first, NULL);
+    threads_before = thread_count();
+    atexit(release_after_library_exit);
+    bp_config cfg = {0};
+    cfg.flags = BP_CHECKED;
+    cfg.recorder = &rec;
+    cfg.decay_ms = 4;
+    bp_pool *pool = bp_pool_new(&cfg);
+    pthread_create(&pusher, NULL, get_into_push, pool);
+    while (!atomic_load(&push_entered))
+        sched_yield();
+    struct timespec ts = {0, 100 * 1000 * 1000}; /* the purge thread's passes reach the lock */
+    nanosleep(&ts, NULL);
+    exit(0);
+}
+
+static void a_busy_purge_thread_ends_by_itself_after_exit(void **state) {
+    (void)state;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/proc/self/exe", "test_background", "exit-while-busy", (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 /* A thread that stays alive but makes no call: the purge thread takes the
  * free buffers of its cache back, and the thread, woken, finds a working
  * cache. Without the drain, its 64 cached buffers pin their segment. */
@@ -421,7 +504,9 @@ static void drains_race_threads_that_wake_up(void **state) {
     assert_int_equal(bp_pool_destroy(pool), 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "exit-while-busy"))
+        return exit_while_the_purge_thread_is_busy();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(idle_memory_goes_back_with_no_call_at_all),
         cmocka_unit_test(without_background_only_calls_decay),
@@ -429,6 +514,7 @@ int main(void) {
         cmocka_unit_test(a_fork_child_has_its_own_purge_thread),
         cmocka_unit_test(destroyed_pool_memory_is_reclaimed_from_busy_threads),
         cmocka_unit_test(exit_never_waits_for_a_pool_lock),
+        cmocka_unit_test(a_busy_purge_thread_ends_by_itself_after_exit),
         cmocka_unit_test(idle_pages_of_a_busy_segment_go_back),
         cmocka_unit_test(an_idle_live_threads_cache_goes_back),
         cmocka_unit_test(drains_race_threads_that_wake_up),

@@ -5,8 +5,8 @@
  *
  * Decay used to run only inside later slow-path calls, so an idle pool kept
  * its memory for as long as it stayed idle. One thread per process (started
- * by the first pool that wants it, again in a fork() child, stopped and
- * joined at exit) wakes every quarter of the smallest decay_ms among the
+ * by the first pool that wants it, again in a fork() child, stopped at
+ * exit) wakes every quarter of the smallest decay_ms among the
  * pools and runs each pool's decay under its lock: idle segments and
  * hot-slot buffers go back within about 1.5x decay_ms.
  *
@@ -33,10 +33,9 @@
 #define BG_GRACE_MS 1000u
 
 static pthread_mutex_t bg_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t bg_cv;
+static pthread_cond_t bg_cv, bg_done_cv;
 static bool bg_running, bg_stop, bg_cv_ready, bg_atexit;
 static bool bg_busy; /* in a pass: maybe waiting for a pool lock (bg_mu) */
-static pthread_t bg_thr;
 static unsigned bg_period_ms = BG_MAX_PERIOD_MS;
 
 /* A quarter of decay_ms: an idle hot-slot buffer needs two passes to be
@@ -95,34 +94,40 @@ static void *bg_main(void *arg) {
         bg_busy = false;
         bg_period_ms = next;
     }
+    bg_running = false; /* after this, no pool is touched */
+    pthread_cond_broadcast(&bg_done_cv);
     pthread_mutex_unlock(&bg_mu);
     return NULL;
 }
 
 static void bg_cv_init(void) {
     bp__os_cond_init(&bg_cv);
+    bp__os_cond_init(&bg_done_cv);
     bg_cv_ready = true;
 }
 
 /* Exit never waits on a pool lock: a pass may be blocked on one that a
  * thread holds inside a user recorder's push (or forever, or the exit came
- * from a signal handler that interrupted a lock holder). The thread is
- * joined only when it is idle, waiting for its next period; busy, it is
- * left to the process's end, told to stop after its pass. And bg_mu itself
- * is only tried: the exit may have interrupted its holder. */
+ * from a signal handler that interrupted a lock holder). Exit waits for the
+ * thread to leave its loop only when it is idle, waiting for its next
+ * period; busy, it is left to the process's end, told to stop after its
+ * pass. And bg_mu itself is only tried: the exit may have interrupted its
+ * holder.
+ *
+ * The thread is detached from its start, and exit waits on bg_done_cv
+ * rather than joining: a thread left busy would otherwise end unjoined
+ * (ThreadSanitizer reports that at exit), and joining or detaching it
+ * later looks up its id, which in a fork() child can be the id of the
+ * parent's purge thread (ThreadSanitizer then refuses it as a duplicate). */
 static void bg_at_exit(void) {
     if (pthread_mutex_trylock(&bg_mu) != 0)
         return;
-    bool join = bg_running && !bg_busy;
+    bool wait = bg_running && !bg_busy;
     bg_stop = true;
     if (bg_cv_ready)
         pthread_cond_signal(&bg_cv);
-    pthread_mutex_unlock(&bg_mu);
-    if (!join)
-        return;
-    pthread_join(bg_thr, NULL);
-    pthread_mutex_lock(&bg_mu);
-    bg_running = false;
+    while (wait && bg_running)
+        pthread_cond_wait(&bg_done_cv, &bg_mu);
     pthread_mutex_unlock(&bg_mu);
 }
 
@@ -134,9 +139,14 @@ static void bg_launch(void) {
         bg_cv_init();
     sigset_t all, old;
     sigfillset(&all);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thr;
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    bg_running = pthread_create(&bg_thr, NULL, bg_main, NULL) == 0; /* else: calls still decay */
+    bg_running = pthread_create(&thr, &attr, bg_main, NULL) == 0; /* else: calls still decay */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
     if (bg_running && !bg_atexit)
         bg_atexit = atexit(bg_at_exit) == 0;
 }
