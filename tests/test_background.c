@@ -3,7 +3,8 @@
  * the OS within 2x decay_ms without any call on it; BP_NO_BACKGROUND keeps
  * the old behaviour; a fork() child gets a purge thread of its own; a
  * destroyed pool's buffers cached by a thread that never calls it again are
- * reclaimed. */
+ * reclaimed; exit never waits for a pool lock, and a purge thread left busy
+ * at exit ends by itself. */
 #include "helpers.h"
 
 #include <dirent.h>
@@ -312,7 +313,7 @@ static void push_until_released(void *ctx, size_t len) {
 static void *push_nothing(void *arg) { return arg; }
 
 /* Registered before the library's own handler, so it runs after it: the
- * purge thread has been told to stop and, busy, was not joined. The push
+ * purge thread has been told to stop and, busy, was not waited for. The push
  * returns, the purge thread's pass ends and the thread must end on its own.
  * Exit status 3: it did not end within 30 s. Under ThreadSanitizer a thread
  * that ended and that nobody joined or detached is reported at exit (status
