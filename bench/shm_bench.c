@@ -54,6 +54,16 @@ typedef struct hdr {
 static char path[64];
 static int test_no;
 
+/* The end of a timed cell: the time per record since t0, then the child
+ * is reaped and both ends of its pipe or socket pair closed. */
+static double cell_end(uint64_t t0, long n, pid_t c, const int fd[2]) {
+    double ns = (double)(now_ns() - t0) / (double)n;
+    waitpid(c, NULL, 0);
+    close(fd[0]);
+    close(fd[1]);
+    return ns;
+}
+
 static bp_shm *owner(void) {
     snprintf(path, sizeof path, "@bp-shm-bench-%d-%d", (int)getpid(), ++test_no);
     bp_config pc = {.flags = BP_NO_RECENT};
@@ -125,10 +135,7 @@ static double handoff_shm(size_t len, long n) {
     uint64_t sum;
     if (read(fds[0], &sum, sizeof sum) != (ssize_t)sizeof sum)
         exit(1);
-    double ns = (double)(now_ns() - t0) / (double)n;
-    waitpid(c, NULL, 0);
-    close(fds[0]);
-    close(fds[1]);
+    double ns = cell_end(t0, n, c, fds);
     bp_shm_close(s, 1000);
     return ns;
 }
@@ -217,10 +224,7 @@ static double pingpong_shm(long n) {
         if (read(back[0], &x, 1) != 1)
             exit(1);
     }
-    double ns = (double)(now_ns() - t0) / (double)n;
-    waitpid(c, NULL, 0);
-    close(back[0]);
-    close(back[1]);
+    double ns = cell_end(t0, n, c, back);
     bp_shm_close(s, 1000);
     return ns;
 }
@@ -244,11 +248,7 @@ static double pingpong_socket(long n) {
         if (full_io(sv[0], buf, 64, 1) || read(sv[0], &x, 1) != 1)
             exit(1);
     }
-    double ns = (double)(now_ns() - t0) / (double)n;
-    waitpid(c, NULL, 0);
-    close(sv[0]);
-    close(sv[1]);
-    return ns;
+    return cell_end(t0, n, c, sv);
 }
 
 /* ---- the sweep --------------------------------------------------------------------- */
